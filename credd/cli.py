@@ -1,0 +1,110 @@
+"""Argument parsing -> commands, and the one place that turns errors into exit codes.
+
+Each command lives in `credd/commands/` and is imported only when it runs,
+so `credd process` (spawned for every AWS CLI call) never pays for yaml,
+keyring or boto3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from credd import __version__
+from credd.context import Context
+from credd.errors import CreddError
+
+EPILOG = "Configuration: --config PATH, else $CREDD_CONFIG, else ~/.config/credd/config.yaml."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 through our own path, with its usage line."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"credd: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="credd", description="Keeps AWS credentials with MFA fresh.", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"credd {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="the config file")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+
+    init = _command(commands, "init", "init:run", "write a starter config (asks, or takes flags)")
+    init.add_argument("--source", metavar="NAME", help="the source (IAM user) name")
+    init.add_argument("--mfa-serial", metavar="ARN", help="the MFA device's ARN (omit for no MFA)")
+    init.add_argument("--mfa", choices=("totp", "command", "prompt"), help="how credd gets MFA codes")
+    init.add_argument("--mfa-command", metavar="CMD", help="for --mfa command: the program that prints a code")
+    init.add_argument("--region", metavar="REGION", help="the STS region (default us-east-1)")
+    init.add_argument("--session-profile", metavar="NAME", help="profile name for the session itself")
+    init.add_argument("--role", metavar="PROFILE=ARN", action="append", default=[],
+                      help="a role profile (repeat for more)")
+    init.add_argument("--sts-endpoint", metavar="URL", help=argparse.SUPPRESS)
+    init.add_argument("--force", action="store_true", help="replace an existing config")
+
+    config = _group(commands, "config", "the config file")
+    _command(config, "check", "config_check:run", "validate the config")
+
+    keys = _group(commands, "keys", "long-term access keys in the keyring")
+    keys_set = _command(keys, "set", "keys:set_key", "store SOURCE's long-term key (prompts, or two lines of stdin)")
+    keys_set.add_argument("source", metavar="SOURCE")
+    keys_rm = _command(keys, "rm", "keys:remove", "remove SOURCE's key, TOTP seed and cached session")
+    keys_rm.add_argument("source", metavar="SOURCE")
+    _command(keys, "ls", "keys:list_keys", "what the keyring holds for each source (masked)")
+
+    totp = _group(commands, "totp", "TOTP seeds in the keyring")
+    totp_set = _command(totp, "set", "totp:set_seed", "store SOURCE's TOTP seed (base32 or otpauth:// URI)")
+    totp_set.add_argument("source", metavar="SOURCE")
+
+    _command(commands, "demo", "demo:run", "the whole flow, self-contained, in a throw-away home")
+    return parser
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options accepted after the command too: `credd config check --config x.yaml`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="the config file")
+    return common
+
+
+def _command(group, name: str, target: str, help_text: str) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help_text, description=help_text, parents=[_common()])
+    parser.set_defaults(target=target)
+    return parser
+
+
+def _group(commands, name: str, help_text: str):
+    parser = commands.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(target=None, group=parser)
+    return parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+
+
+def main(argv: list[str] | None = None, context: Context | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "target", None) is None:
+        (getattr(args, "group", None) or parser).print_help(sys.stderr)
+        return 2
+    ctx = context or Context()
+    ctx.config_arg = args.config
+    module_name, function_name = args.target.split(":")
+    try:
+        module = importlib.import_module(f"credd.commands.{module_name}")
+        return getattr(module, function_name)(ctx, args) or 0
+    except CreddError as e:
+        print(f"credd: error: {e}", file=ctx.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("credd: interrupted", file=ctx.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # a bug: say so without a traceback that could hold a secret's neighbours
+        if os.environ.get("CREDD_DEBUG"):
+            raise
+        print(f"credd: internal error ({type(e).__name__}); this is a bug in credd. "
+              "Run again with CREDD_DEBUG=1 for details.", file=ctx.stderr)
+        return 1

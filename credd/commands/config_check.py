@@ -1,0 +1,18 @@
+"""`credd config check`: validate the config and say what it defines."""
+
+from __future__ import annotations
+
+import argparse
+
+from credd.context import Context
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    config = ctx.load_config()
+    for warning in config.warnings:
+        ctx.warn(f"{config.path}: {warning}")
+    sources = len(config.sources)
+    profiles = len(config.profiles)
+    ctx.say(f"{config.path}: ok ({sources} source{'s' * (sources != 1)}, "
+            f"{profiles} profile{'s' * (profiles != 1)})")
+    return 0

@@ -1,0 +1,67 @@
+"""`credd keys set|rm|ls`: long-term access keys in the keyring."""
+
+from __future__ import annotations
+
+import argparse
+
+from credd.config import NAME
+from credd.context import Context
+from credd.errors import UsageError
+from credd.model import Config, mask_key_id
+from credd.secret_formats import parse_access_key
+from credd.store import KINDS, SESSION, TOTP_SEED, backend_name
+from credd.terminal import ask_hidden, is_interactive, read_lines
+
+
+def known_source(config: Config, name: str) -> str:
+    """`name` if the config defines it, else a usage error that lists the ones it does."""
+    if name not in config.sources:
+        names = ", ".join(sorted(config.sources)) or "none"
+        raise UsageError(f"no source named {name!r} in {config.path} (sources: {names})")
+    return name
+
+
+def set_key(ctx: Context, args: argparse.Namespace) -> int:
+    config = ctx.load_config()
+    source = known_source(config, args.source)
+    store = ctx.open_store(config)  # before asking: no typing a secret into a keyring that is not there
+    if is_interactive(ctx.stdin):
+        key_id = ask_hidden(f"Access key ID for {source}: ", ctx.stdin)
+        secret = ask_hidden(f"Secret access key for {source}: ", ctx.stdin)
+    else:
+        key_id, secret = read_lines(ctx.stdin, ("access key id", "secret access key"))
+    key = parse_access_key(key_id, secret)
+    store.set_access_key(source, key)
+    # A session made with the previous key must not outlive its replacement.
+    store.delete(source, SESSION)
+    ctx.say(f"stored access key {mask_key_id(key.key_id)} for source {source} "
+            f"in the keyring ({backend_name(store.backend)})")
+    return 0
+
+
+def remove(ctx: Context, args: argparse.Namespace) -> int:
+    config = ctx.load_config()
+    # A source already deleted from the config may still have entries to clean up.
+    if not NAME.fullmatch(args.source):
+        raise UsageError(f"{args.source!r} is not a valid source name")
+    store = ctx.open_store(config)
+    removed = [kind for kind in KINDS if store.delete(args.source, kind)]
+    if removed:
+        ctx.say(f"removed from the keyring for source {args.source}: {', '.join(removed)}")
+    else:
+        ctx.say(f"the keyring held nothing for source {args.source}")
+    return 0
+
+
+def list_keys(ctx: Context, args: argparse.Namespace) -> int:
+    config = ctx.load_config()
+    store = ctx.open_store(config)
+    ctx.say(f"keyring: {backend_name(store.backend)}, service {config.keyring_service!r}")
+    for name in config.sources:
+        key = store.get_access_key(name)
+        key_text = mask_key_id(key.key_id) if key else "no key (credd keys set " + name + ")"
+        extras = [label for kind, label in ((TOTP_SEED, "TOTP seed"), (SESSION, "cached session"))
+                  if store.has(name, kind)]
+        ctx.say(f"  {name}: {key_text}" + (f"; {', '.join(extras)}" if extras else ""))
+    return 0
+

@@ -1,0 +1,29 @@
+"""`credd totp set`: a TOTP seed in the keyring, so credd can make MFA codes itself."""
+
+from __future__ import annotations
+
+import argparse
+
+from credd.commands.keys import known_source
+from credd.context import Context
+from credd.secret_formats import parse_totp_seed
+from credd.store import backend_name
+from credd.terminal import ask_hidden, is_interactive, read_lines
+
+
+def set_seed(ctx: Context, args: argparse.Namespace) -> int:
+    config = ctx.load_config()
+    source = known_source(config, args.source)
+    store = ctx.open_store(config)
+    if is_interactive(ctx.stdin):
+        text = ask_hidden(f"TOTP seed (base32 or otpauth:// URI) for {source}: ", ctx.stdin)
+    else:
+        (text,) = read_lines(ctx.stdin, ("TOTP seed",))
+    seed = parse_totp_seed(text)
+    store.set_totp_seed(source, seed)
+    ctx.say(f"stored the TOTP seed for source {source} in the keyring ({backend_name(store.backend)})")
+    method = config.sources[source].mfa
+    if method != "totp":
+        ctx.warn(f"source {source} has mfa: {method or 'none'}; set `mfa: totp` in {config.path} "
+                 "for credd to use this seed")
+    return 0

@@ -1,0 +1,449 @@
+"""YAML -> a validated `Config`, with errors that name the file, the line and the key.
+
+The YAML is composed into nodes (which keep their line numbers) rather than
+loaded into plain dicts, so that duplicate keys are caught (PyYAML silently
+keeps the last one) and every error can point at its line. Only scalars are
+ever constructed, with the safe constructor.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from credd import paths
+from credd.durations import format_duration, parse_duration
+from credd.errors import ConfigError
+from credd.model import Config, Profile, Source
+
+MAX_CONFIG_BYTES = 1 << 20
+
+# AWS's limits on DurationSeconds.
+SESSION_DURATION = (900, 36 * 3600)
+ROLE_DURATION = (900, 12 * 3600)
+# AWS caps a role assumed with session credentials (role chaining) at one hour.
+CHAINED_ROLE_MAX = 3600
+# botocore refreshes credentials with less than this left.
+BOTOCORE_REFRESH_WINDOW = 15 * 60
+
+DEFAULTS = {
+    "keyring_service": "credd",
+    "refresh_before": 20 * 60,
+    "session_duration": 12 * 3600,
+    "role_duration": 3600,
+    "region": "us-east-1",
+}
+
+# Source and profile names become INI section names and keyring entry names:
+# no brackets, colons, spaces or leading punctuation.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,63}")
+MFA_SERIAL = re.compile(r"[\w+=/:,.@-]{9,256}")
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+ROLE_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+ENDPOINT = re.compile(r"(https?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(/[^\s]*)?")
+LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]")
+
+TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles")
+SOURCE_KEYS = ("mfa_serial", "mfa", "mfa_command", "duration", "region", "sts_endpoint")
+PROFILE_KEYS = ("source", "role_arn", "role_session_name", "external_id", "duration", "write")
+MFA_METHODS = ("totp", "command", "prompt")
+MFA_COMMAND_EXAMPLE = "[ykman, oath, accounts, code, --single, aws]"
+
+
+def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> Config:
+    """Read and validate the config file at `path`; raise ConfigError on any problem."""
+    label = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(label, None, "", "no such file; run `credd init` to write one, or pass --config PATH") from None
+    except IsADirectoryError:
+        raise ConfigError(label, None, "", "is a directory, not a config file") from None
+    except OSError as e:
+        raise ConfigError(label, None, "", f"cannot read it: {e.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(label, None, "", f"is larger than {MAX_CONFIG_BYTES} bytes; this is not a credd config")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(label, line, "", "is not valid UTF-8 text") from None
+    return parse_config(text, label, path, env, platform, uid)
+
+
+def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], platform: str, uid: int) -> Config:
+    """Validate YAML `text`; `label` is how errors name the file."""
+    reader = _Reader(label, text)
+    root = reader.root()
+    top = reader.mapping(root, "")
+    reader.only_known(top, TOP_KEYS, "")
+
+    version = reader.optional(top, "version", "")
+    if version is not None and (reader.scalar(version, "version") != 1):
+        raise reader.error(version, "version", "only version 1 is supported; set `version: 1`")
+
+    sources = _sources(reader, top)
+    profiles = _profiles(reader, top, sources)
+    refresh_before = _refresh_before(reader, top, sources, profiles)
+
+    credentials_file = _path_setting(reader, top, "credentials_file", env) or paths.credentials_file(env)
+    socket = _socket(reader, top, env, platform, uid)
+
+    keyring_service = DEFAULTS["keyring_service"]
+    if "keyring_service" in top:
+        keyring_service = reader.string(top["keyring_service"][1], "keyring_service", re.compile(r"[\w.@+:/-]{1,128}"))
+
+    return Config(
+        path=path,
+        credentials_file=credentials_file,
+        socket=socket,
+        keyring_service=keyring_service,
+        refresh_before=refresh_before,
+        sources=sources,
+        profiles=profiles,
+        warnings=tuple(_warnings(sources, profiles, refresh_before)),
+    )
+
+
+def _sources(reader: _Reader, top: dict) -> dict[str, Source]:
+    node = reader.required(top, "sources", "", "define at least one source (an IAM user whose key credd keeps)")
+    entries = reader.mapping(node, "sources")
+    if not entries:
+        raise reader.error(node, "sources", "define at least one source (an IAM user whose key credd keeps)")
+    return {name: _source(reader, name, value) for name, (key_node, value) in reader.named(entries, "sources")}
+
+
+def _source(reader: _Reader, name: str, node: yaml.Node) -> Source:
+    key = f"sources.{name}"
+    fields = reader.mapping(node, key, allow_empty_value=True)
+    reader.only_known(fields, SOURCE_KEYS, key)
+
+    mfa_serial_node = reader.optional(fields, "mfa_serial", key)
+    mfa_serial = None
+    if mfa_serial_node is not None:
+        mfa_serial = reader.string(mfa_serial_node, f"{key}.mfa_serial", MFA_SERIAL,
+                                   "expected the MFA device's ARN, like arn:aws:iam::111111111111:mfa/alice")
+
+    mfa_node = reader.optional(fields, "mfa", key)
+    mfa = None
+    if mfa_node is not None:
+        mfa = reader.choice(mfa_node, f"{key}.mfa", MFA_METHODS)
+        if mfa_serial is None:
+            raise reader.error(mfa_node, f"{key}.mfa",
+                               f"mfa: {mfa} needs mfa_serial, the ARN of the MFA device "
+                               "(arn:aws:iam::ACCOUNT:mfa/NAME); remove `mfa` for a source without MFA")
+    elif mfa_serial is not None:
+        mfa = "prompt"  # the one method that needs nothing else set up
+
+    command_node = reader.optional(fields, "mfa_command", key)
+    mfa_command = None
+    if command_node is not None:
+        mfa_command = reader.string_list(command_node, f"{key}.mfa_command", MFA_COMMAND_EXAMPLE)
+        if mfa != "command":
+            raise reader.error(command_node, f"{key}.mfa_command",
+                               f"is only used with `mfa: command` (this source has mfa: {mfa or 'none'})")
+    elif mfa == "command":
+        raise reader.error(mfa_node, f"{key}.mfa",
+                           f"mfa: command needs mfa_command, the program that prints a code, as a list: "
+                           f"{MFA_COMMAND_EXAMPLE}")
+
+    duration = reader.duration(fields, "duration", key, DEFAULTS["session_duration"], SESSION_DURATION,
+                               "GetSessionToken")
+    region = DEFAULTS["region"]
+    if "region" in fields:
+        region = reader.string(fields["region"][1], f"{key}.region", REGION, "expected an AWS region like us-east-1")
+    endpoint = None
+    if "sts_endpoint" in fields:
+        endpoint = _endpoint(reader, fields["sts_endpoint"][1], f"{key}.sts_endpoint")
+    return Source(name, mfa_serial, mfa, mfa_command, duration, region, endpoint)
+
+
+def _endpoint(reader: _Reader, node: yaml.Node, key: str) -> str:
+    url = reader.string(node, key, ENDPOINT, "expected a URL like https://sts.us-east-1.amazonaws.com")
+    match = ENDPOINT.fullmatch(url)
+    assert match is not None
+    scheme, host = match.group(1), match.group(2)
+    # Plain HTTP would carry the temporary credentials in clear text; only a local
+    # STS (a test or a proxy on this machine) may use it.
+    if scheme == "http" and not LOOPBACK_HOSTS.fullmatch(host):
+        raise reader.error(node, key, f"plain http is only allowed to this machine (localhost); use https://{host}")
+    return url.rstrip("/")
+
+
+def _profiles(reader: _Reader, top: dict, sources: dict[str, Source]) -> dict[str, Profile]:
+    if "profiles" not in top:
+        return {}
+    entries = reader.mapping(top["profiles"][1], "profiles", allow_empty_value=True)
+    return {name: _profile(reader, name, value, sources) for name, (key_node, value) in reader.named(entries, "profiles")}
+
+
+def _profile(reader: _Reader, name: str, node: yaml.Node, sources: dict[str, Source]) -> Profile:
+    key = f"profiles.{name}"
+    fields = reader.mapping(node, key, allow_empty_value=True)
+    reader.only_known(fields, PROFILE_KEYS, key)
+
+    source_node = reader.required(fields, "source", key, "name the source (under `sources:`) this profile uses")
+    source = reader.string(source_node, f"{key}.source", NAME, "expected a source name")
+    if source not in sources:
+        hint = _did_you_mean(source, sources)
+        raise reader.error(source_node, f"{key}.source", f"no source named {source!r}{hint}")
+
+    role_node = reader.optional(fields, "role_arn", key)
+    role_arn = None
+    if role_node is not None:
+        role_arn = reader.string(role_node, f"{key}.role_arn", ROLE_ARN,
+                                 "expected a role ARN like arn:aws:iam::222222222222:role/Admin")
+    else:
+        for role_only in ("role_session_name", "external_id", "duration"):
+            if role_only in fields:
+                raise reader.error(fields[role_only][0], f"{key}.{role_only}",
+                                   f"only applies to a role (set role_arn); a session profile lasts as long as "
+                                   f"the session (sources.{source}.duration)")
+
+    session_name = f"credd-{source}"[:64]
+    if "role_session_name" in fields:
+        session_name = reader.string(fields["role_session_name"][1], f"{key}.role_session_name", ROLE_SESSION_NAME,
+                                     "expected 2 to 64 of letters, digits and _+=,.@-")
+    external_id = None
+    if "external_id" in fields:
+        external_id = reader.string(fields["external_id"][1], f"{key}.external_id", EXTERNAL_ID,
+                                    "expected 2 to 1224 of letters, digits and _+=,.@:/-")
+    duration = reader.duration(fields, "duration", key, DEFAULTS["role_duration"], ROLE_DURATION, "AssumeRole")
+    write = True
+    if "write" in fields:
+        write = reader.boolean(fields["write"][1], f"{key}.write")
+    return Profile(name, source, role_arn, session_name, external_id, duration, write)
+
+
+def _refresh_before(reader: _Reader, top: dict, sources: dict[str, Source], profiles: dict[str, Profile]) -> int:
+    if "refresh_before" not in top:
+        return DEFAULTS["refresh_before"]
+    node = top["refresh_before"][1]
+    seconds = reader.duration(top, "refresh_before", "", DEFAULTS["refresh_before"], (1, 36 * 3600), None)
+    for what, lifetime in _lifetimes(sources, profiles):
+        if seconds >= lifetime:
+            raise reader.error(node, "refresh_before",
+                               f"{format_duration(seconds)} is not shorter than {what} ({format_duration(lifetime)}), "
+                               "so credd would refresh without pause; make it shorter")
+    return seconds
+
+
+def _lifetimes(sources: dict[str, Source], profiles: dict[str, Profile]):
+    """What each credential lives for, as AWS will really grant it."""
+    for source in sources.values():
+        yield f"sources.{source.name}.duration", source.duration
+    for profile in profiles.values():
+        if profile.is_role:
+            yield f"profiles.{profile.name}.duration", min(profile.duration, CHAINED_ROLE_MAX)
+
+
+def _warnings(sources: dict[str, Source], profiles: dict[str, Profile], refresh_before: int):
+    if not profiles:
+        yield "no profiles: add one under `profiles:` so that credd has something to serve"
+    used = {profile.source for profile in profiles.values()}
+    for name in sources:
+        if profiles and name not in used:
+            yield f"sources.{name}: no profile uses this source"
+    for profile in profiles.values():
+        if profile.is_role and profile.duration > CHAINED_ROLE_MAX:
+            yield (f"profiles.{profile.name}.duration: {format_duration(profile.duration)} will be capped at 1h: AWS "
+                   "limits a role assumed with session credentials to one hour")
+    if refresh_before < BOTOCORE_REFRESH_WINDOW:
+        yield (f"refresh_before: {format_duration(refresh_before)} is under 15m; the AWS SDKs refresh credentials "
+               "with less than 15 minutes left, so they would call credd on every request for the last stretch")
+
+
+def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, uid: int) -> Path:
+    """`$CREDD_SOCKET`, else `socket:`, else the platform's default; short enough for sun_path.
+
+    The environment wins over the file so that `credd process`, which reads no
+    YAML, finds the same socket as the daemon when both are given the variable.
+    """
+    line = None
+    if env.get("CREDD_SOCKET"):
+        try:
+            socket = paths.expand(env["CREDD_SOCKET"], env)
+        except ValueError as e:
+            raise ConfigError(reader.label, None, "socket", f"$CREDD_SOCKET: {e}") from None
+        if not socket.is_absolute():
+            raise ConfigError(reader.label, None, "socket", f"$CREDD_SOCKET must be an absolute path, got {socket}")
+    elif "socket" in top:
+        socket = _path_setting(reader, top, "socket", env)
+        line = reader.line(top["socket"][1])
+    else:
+        socket = paths.default_socket(env, platform, uid)
+    limit = paths.SOCKET_PATH_MAX.get(platform, 103)
+    size = len(bytes(socket))
+    if size > limit:
+        raise ConfigError(reader.label, line, "socket",
+                          f"{socket} is {size} bytes long, but a Unix socket path may have at most {limit} here; "
+                          "set `socket:` (or $CREDD_SOCKET) to a shorter path")
+    return socket
+
+
+def _path_setting(reader: _Reader, top: dict, key: str, env: Mapping[str, str]) -> Path | None:
+    if key not in top:
+        return None
+    node = top[key][1]
+    raw = reader.string(node, key, re.compile(r"[^\x00-\x1f]{1,4096}"), "expected a path")
+    try:
+        path = paths.expand(raw, env)
+    except ValueError as e:
+        raise reader.error(node, key, str(e)) from None
+    if not path.is_absolute():
+        raise reader.error(node, key, f"{raw} is relative; give an absolute path or one starting with ~/")
+    return path
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Reader:
+    """Typed access to composed YAML nodes; every failure becomes a ConfigError."""
+
+    def __init__(self, label: str, text: str) -> None:
+        self.label = label
+        self.text = text
+        self.loader = yaml.SafeLoader(text)
+
+    def root(self) -> yaml.Node:
+        try:
+            node = self.loader.get_single_node()
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            line = mark.line + 1 if mark else None
+            problem = e.problem or e.context or "cannot parse"
+            raise ConfigError(self.label, line, "", f"YAML syntax error: {problem}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(self.label, None, "", f"YAML error: {e}") from None
+        except RecursionError:
+            raise ConfigError(self.label, None, "", "nested too deeply to be a credd config") from None
+        if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+            raise ConfigError(self.label, None, "", "the file is empty; run `credd init` to write a starter config")
+        return node
+
+    def line(self, node: yaml.Node) -> int:
+        return node.start_mark.line + 1
+
+    def error(self, node: yaml.Node, key: str, message: str) -> ConfigError:
+        return ConfigError(self.label, self.line(node), key, message)
+
+    def scalar(self, node: yaml.Node, key: str) -> object:
+        if not isinstance(node, yaml.ScalarNode):
+            kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+            raise self.error(node, key, f"expected a single value, got {kind}")
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as e:
+            raise self.error(node, key, f"cannot read this value ({getattr(e, 'problem', None) or e})") from None
+
+    def mapping(self, node: yaml.Node, key: str, allow_empty_value: bool = False) -> dict:
+        """Entries by name, each `(key_node, value_node)`; refuses duplicate and non-string keys."""
+        if allow_empty_value and isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, key, "expected a mapping of `name: value` lines")
+        entries: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.error(key_node, key or "<<", "YAML merge keys (<<) are not supported; write the keys out")
+            name = self.scalar(key_node, key or "(top level)")
+            if not isinstance(name, str):
+                raise self.error(key_node, key or "(top level)", f"keys must be names, got {name!r}")
+            full = f"{key}.{name}" if key else name
+            if name in entries:
+                first = self.line(entries[name][0])
+                raise self.error(key_node, full, f"duplicate key (first defined on line {first})")
+            entries[name] = (key_node, value_node)
+        return entries
+
+    def named(self, entries: dict, key: str):
+        """Entries whose names are valid source or profile names."""
+        for name, (key_node, value_node) in entries.items():
+            if not NAME.fullmatch(name):
+                raise self.error(key_node, f"{key}.{name}",
+                                 "a name may have up to 64 letters, digits and _.@+=,- and must start with a "
+                                 "letter or digit")
+            yield name, (key_node, value_node)
+
+    def only_known(self, entries: dict, known: tuple[str, ...], key: str) -> None:
+        for name, (key_node, _) in entries.items():
+            if name not in known:
+                full = f"{key}.{name}" if key else name
+                hint = _did_you_mean(name, known) or f" (known keys: {', '.join(known)})"
+                raise self.error(key_node, full, f"unknown key{hint}")
+
+    def optional(self, entries: dict, name: str, key: str) -> yaml.Node | None:
+        """The value node of `name`, or None when missing or null."""
+        if name not in entries:
+            return None
+        node = entries[name][1]
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            return None
+        return node
+
+    def required(self, entries: dict, name: str, key: str, why: str) -> yaml.Node:
+        node = self.optional(entries, name, key)
+        if node is None:
+            full = f"{key}.{name}" if key else name
+            where = entries[name][0] if name in entries else None
+            line = self.line(where) if where is not None else None
+            raise ConfigError(self.label, line, full, f"is required: {why}")
+        return node
+
+    def string(self, node: yaml.Node, key: str, pattern: re.Pattern[str], expected: str = "") -> str:
+        value = self.scalar(node, key)
+        if not isinstance(value, str):
+            raise self.error(node, key, f"{expected or 'expected text'}, got {value!r}")
+        if not pattern.fullmatch(value):
+            raise self.error(node, key, f"{expected or 'not a valid value'}, got {value!r}")
+        return value
+
+    def choice(self, node: yaml.Node, key: str, choices: tuple[str, ...]) -> str:
+        value = self.scalar(node, key)
+        if value not in choices:
+            raise self.error(node, key, f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    def boolean(self, node: yaml.Node, key: str) -> bool:
+        value = self.scalar(node, key)
+        if not isinstance(value, bool):
+            raise self.error(node, key, f"expected true or false, got {value!r}")
+        return value
+
+    def string_list(self, node: yaml.Node, key: str, example: str) -> tuple[str, ...]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.error(node, key, f"expected a list of arguments (credd runs it without a shell), like {example}")
+        items = []
+        for item in node.value:
+            value = self.scalar(item, key)
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise self.error(item, key, f"each argument must be text, got {value!r}")
+            items.append(str(value))
+        return tuple(items)
+
+    def duration(self, entries: dict, name: str, key: str, default: int, bounds: tuple[int, int],
+                 call: str | None) -> int:
+        node = self.optional(entries, name, key)
+        if node is None:
+            return default
+        full = f"{key}.{name}" if key else name
+        try:
+            seconds = parse_duration(self.scalar(node, full))
+        except ValueError as e:
+            raise self.error(node, full, str(e)) from None
+        low, high = bounds
+        if not low <= seconds <= high:
+            range_text = f"{format_duration(low)} and {format_duration(high)}"
+            what = f"AWS {call} accepts between {range_text}" if call else f"expected between {range_text}"
+            raise self.error(node, full, f"{format_duration(seconds)} is out of range: {what}")
+        return seconds

@@ -1,0 +1,51 @@
+"""What a command runs with: the environment, the streams, the platform.
+
+Commands take a `Context` instead of reaching for `os.environ`, `sys.stdin`
+or `sys.platform`, so tests can run them in-process with fakes, and the
+heavy modules (yaml, keyring) load only when a command needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from credd import paths
+
+if TYPE_CHECKING:
+    from credd.model import Config
+    from credd.store import Store
+
+
+@dataclass
+class Context:
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    stdin: IO[str] = field(default_factory=lambda: sys.stdin)
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    platform: str = sys.platform
+    uid: int = field(default_factory=os.getuid)
+    config_arg: str | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return paths.config_file(self.env, self.config_arg)
+
+    def load_config(self) -> Config:
+        from credd.config import load_config
+
+        return load_config(self.config_path, self.env, self.platform, self.uid)
+
+    def open_store(self, config: Config) -> Store:
+        from credd.store import Store, select_backend
+
+        return Store(select_backend(self.env).backend, config.keyring_service)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stdout)
+
+    def warn(self, text: str) -> None:
+        print(f"credd: warning: {text}", file=self.stderr)

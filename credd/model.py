@@ -1,0 +1,111 @@
+"""Plain data: the validated configuration and the secrets credd handles.
+
+No I/O here and no third-party imports, so every other module can use these
+types without pulling in boto3, keyring or yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+MfaMethod = Literal["totp", "command", "prompt"]
+
+
+class Secret:
+    """A string that never shows itself by accident.
+
+    `repr`, `str` and f-strings give a fixed mask, so a secret that ends up in
+    a log line, an exception or a traceback's locals shows nothing. Code that
+    really needs the value calls `reveal()`, which is easy to grep for.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("Secret wraps a str")
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self):  # no pickling a secret into some cache by accident
+        raise TypeError("a Secret cannot be pickled")
+
+
+def mask_key_id(key_id: str) -> str:
+    """`AKIAIOSFODNN7EXAMPLE` -> `AKIA…MPLE`: enough to tell keys apart."""
+    if len(key_id) <= 8:
+        return "…"
+    return f"{key_id[:4]}…{key_id[-4:]}"
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """A long-term IAM user access key."""
+
+    key_id: str
+    secret: Secret
+
+    def __repr__(self) -> str:
+        return f"AccessKey({mask_key_id(self.key_id)})"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A long-term IAM user identity and how to get its MFA codes."""
+
+    name: str
+    mfa_serial: str | None
+    mfa: MfaMethod | None
+    mfa_command: tuple[str, ...] | None
+    duration: int  # GetSessionToken DurationSeconds
+    region: str
+    sts_endpoint: str | None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What users ask for by name: a source's session, or a role assumed with it."""
+
+    name: str
+    source: str
+    role_arn: str | None
+    role_session_name: str
+    external_id: str | None
+    duration: int  # AssumeRole DurationSeconds (ignored for a session profile)
+    write: bool
+
+    @property
+    def is_role(self) -> bool:
+        return self.role_arn is not None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration with every default resolved."""
+
+    path: Path
+    credentials_file: Path
+    socket: Path
+    keyring_service: str
+    refresh_before: int  # seconds
+    sources: dict[str, Source]
+    profiles: dict[str, Profile]
+    warnings: tuple[str, ...] = field(default=())

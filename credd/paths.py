@@ -1,0 +1,84 @@
+"""Where things live by default, per platform.
+
+Pure functions of an environment mapping, a platform name and a home
+directory, so tests can ask "where would this go on macOS?" on Linux.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+# sun_path holds 108 bytes on Linux and 104 on macOS, the terminating NUL included.
+SOCKET_PATH_MAX = {"linux": 107, "darwin": 103}
+
+
+def home_of(env: Mapping[str, str]) -> Path:
+    return Path(env.get("HOME") or Path.home())
+
+
+def expand(path: str, env: Mapping[str, str]) -> Path:
+    """Expand a leading `~` and `$VAR`/`${VAR}` from `env`; refuse unset variables."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in env:
+            raise ValueError(f"${name} is not set in the environment")
+        return env[name]
+
+    text = re.sub(r"\$(?:\{(\w+)\}|(\w+))", substitute, path)
+    if text == "~" or text.startswith("~/"):
+        text = str(home_of(env)) + text[1:]
+    return Path(text)
+
+
+def config_file(env: Mapping[str, str], explicit: str | None = None) -> Path:
+    """`--config`, else `$CREDD_CONFIG`, else `$XDG_CONFIG_HOME/credd/config.yaml`."""
+    if explicit:
+        return expand(explicit, env)
+    if env.get("CREDD_CONFIG"):
+        return expand(env["CREDD_CONFIG"], env)
+    return _xdg(env, "XDG_CONFIG_HOME", ".config") / "credd" / "config.yaml"
+
+
+def credentials_file(env: Mapping[str, str]) -> Path:
+    """Where the AWS SDKs look: `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`."""
+    if env.get("AWS_SHARED_CREDENTIALS_FILE"):
+        return expand(env["AWS_SHARED_CREDENTIALS_FILE"], env)
+    return home_of(env) / ".aws" / "credentials"
+
+
+def aws_config_file(env: Mapping[str, str]) -> Path:
+    if env.get("AWS_CONFIG_FILE"):
+        return expand(env["AWS_CONFIG_FILE"], env)
+    return home_of(env) / ".aws" / "config"
+
+
+def default_socket(env: Mapping[str, str], platform: str, uid: int) -> Path:
+    """The socket path when neither `$CREDD_SOCKET` nor the config names one.
+
+    Linux: the per-user runtime dir systemd makes (`/run/user/UID`), else a
+    per-uid directory in /tmp (as tmux does; its owner and mode are checked
+    before use). macOS: under Application Support, which launchd agents and
+    terminals agree on, unlike `$TMPDIR`.
+    """
+    if platform == "darwin":
+        return home_of(env) / "Library" / "Application Support" / "credd" / "credd.sock"
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "credd" / "credd.sock"
+    return Path(f"/tmp/credd-{uid}") / "credd.sock"
+
+
+def state_dir(env: Mapping[str, str]) -> Path:
+    """`$XDG_STATE_HOME/credd`: small non-secret state such as the last MFA window used."""
+    return _xdg(env, "XDG_STATE_HOME", ".local/state") / "credd"
+
+
+def _xdg(env: Mapping[str, str], variable: str, fallback: str) -> Path:
+    value = env.get(variable)
+    # The XDG spec says relative values are invalid and must be ignored.
+    if value and Path(value).is_absolute():
+        return Path(value)
+    return home_of(env) / fallback

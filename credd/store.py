@@ -1,0 +1,191 @@
+"""The keyring: long-term keys, TOTP seeds and cached sessions, one entry each per source.
+
+Entries live under the config's `keyring_service`, with user names
+`SOURCE:access-key`, `SOURCE:totp-seed` and `SOURCE:session`. Values are JSON
+(or the bare seed). Nothing here logs or formats a secret; values come back
+wrapped in `Secret`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from credd.errors import KeyringError, NoSecureKeyringError
+from credd.model import AccessKey, Secret
+
+ACCESS_KEY = "access-key"
+TOTP_SEED = "totp-seed"
+SESSION = "session"
+KINDS = (ACCESS_KEY, TOTP_SEED, SESSION)
+
+HOW_TO_GET_ONE = (
+    "On Linux, install and start a Secret Service (gnome-keyring, or KeePassXC with its Secret Service "
+    "integration) in your login session; on a headless box, run credd under `dbus-run-session` with "
+    "`gnome-keyring-daemon --unlock`. To knowingly use another backend, name it in $PYTHON_KEYRING_BACKEND "
+    "or in keyring's keyringrc.cfg (`python -m keyring diagnose` shows where)."
+)
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend credd will use and whether the user named it."""
+
+    backend: object  # a keyring.backend.KeyringBackend
+    explicit: bool
+
+    @property
+    def name(self) -> str:
+        return backend_name(self.backend)
+
+
+def backend_name(backend: object) -> str:
+    cls = type(backend)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def is_plaintext(backend: object) -> bool:
+    """keyrings.alt's PlaintextKeyring (file or pyfs) keeps secrets readable on disk."""
+    return "plaintext" in type(backend).__name__.lower()
+
+
+def is_unusable(backend: object) -> bool:
+    """keyring's `fail` and `null` backends store nothing."""
+    return type(backend).__module__ in ("keyring.backends.fail", "keyring.backends.null")
+
+
+def select_backend(env: Mapping[str, str] = os.environ) -> BackendChoice:
+    """The keyring backend to use, refusing plain text unless the user chose it.
+
+    keyring picks a backend by priority on its own, and on a headless Linux box
+    with keyrings.alt installed that is the plain-text file. credd accepts such a
+    backend only when named in `$PYTHON_KEYRING_BACKEND` or keyring's config file.
+    An automatic choice of keyring's chainer is narrowed to the chain's first
+    (write) backend, so credd never reads a secret from a weaker backend below it.
+    """
+    import keyring
+    import keyring.core
+
+    explicit = bool(env.get("PYTHON_KEYRING_BACKEND"))
+    try:
+        if explicit:
+            backend = keyring.core.load_keyring(env["PYTHON_KEYRING_BACKEND"])
+        else:
+            backend = keyring.core.load_config()
+            explicit = backend is not None
+            if backend is None:
+                backend = keyring.get_keyring()
+    except Exception as e:  # keyring raises ImportError, RuntimeError, ValueError here
+        raise KeyringError(f"cannot load the keyring backend: {type(e).__name__}: {e}. {HOW_TO_GET_ONE}") from e
+
+    if not explicit and type(backend).__name__ == "ChainerBackend":
+        chain = list(getattr(backend, "backends", []))
+        backend = chain[0] if chain else backend
+    if is_unusable(backend):
+        raise NoSecureKeyringError(f"no keyring backend is available ({backend_name(backend)}). {HOW_TO_GET_ONE}")
+    if is_plaintext(backend) and not explicit:
+        raise NoSecureKeyringError(
+            f"the only keyring backend available, {backend_name(backend)}, keeps secrets in plain text on disk; "
+            f"credd refuses it unless you choose it explicitly. {HOW_TO_GET_ONE}"
+        )
+    return BackendChoice(backend, explicit)
+
+
+class Store:
+    """Reads and writes credd's secrets in one keyring backend under one service name."""
+
+    def __init__(self, backend: object, service: str) -> None:
+        self.backend = backend
+        self.service = service
+
+    # Long-term access keys --------------------------------------------------
+
+    def set_access_key(self, source: str, key: AccessKey) -> None:
+        value = json.dumps({"AccessKeyId": key.key_id, "SecretAccessKey": key.secret.reveal()})
+        self._set(source, ACCESS_KEY, value)
+
+    def get_access_key(self, source: str) -> AccessKey | None:
+        raw = self._get(source, ACCESS_KEY)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            return AccessKey(str(data["AccessKeyId"]), Secret(str(data["SecretAccessKey"])))
+        except (ValueError, KeyError, TypeError):
+            raise KeyringError(
+                f"the access key stored for source {source!r} is damaged; store it again with `credd keys set {source}`"
+            ) from None
+
+    # TOTP seeds -------------------------------------------------------------
+
+    def set_totp_seed(self, source: str, seed: Secret) -> None:
+        self._set(source, TOTP_SEED, seed.reveal())
+
+    def get_totp_seed(self, source: str) -> Secret | None:
+        raw = self._get(source, TOTP_SEED)
+        return None if raw is None else Secret(raw)
+
+    # Cached sessions (opaque JSON here; the STS engine owns the shape) ------
+
+    def set_session(self, source: str, session: Secret) -> None:
+        self._set(source, SESSION, session.reveal())
+
+    def get_session(self, source: str) -> Secret | None:
+        raw = self._get(source, SESSION)
+        return None if raw is None else Secret(raw)
+
+    # Housekeeping -----------------------------------------------------------
+
+    def has(self, source: str, kind: str) -> bool:
+        return self._get(source, kind) is not None
+
+    def delete(self, source: str, kind: str) -> bool:
+        """Remove one entry; True if there was one."""
+        import keyring.errors
+
+        if self._get(source, kind) is None:
+            return False
+        try:
+            self.backend.delete_password(self.service, _user(source, kind))
+        except keyring.errors.PasswordDeleteError:
+            return False
+        except Exception as e:
+            raise self._failure("delete", source, kind, e) from e
+        return True
+
+    def _set(self, source: str, kind: str, value: str) -> None:
+        try:
+            self.backend.set_password(self.service, _user(source, kind), value)
+        except Exception as e:
+            raise self._failure("store", source, kind, e) from e
+        # Some backends accept a write and drop it (a locked collection, a null
+        # backend named by mistake): read back before telling the user it is safe.
+        if self._get(source, kind) != value:
+            raise KeyringError(
+                f"the keyring ({backend_name(self.backend)}) accepted the {_what(kind)} of source {source!r} but "
+                "does not return it; check that it is unlocked and writable (`credd doctor`)"
+            )
+
+    def _get(self, source: str, kind: str) -> str | None:
+        try:
+            return self.backend.get_password(self.service, _user(source, kind))
+        except Exception as e:
+            raise self._failure("read", source, kind, e) from e
+
+    def _failure(self, action: str, source: str, kind: str, error: Exception) -> KeyringError:
+        # The backend's own message, never the value: keyring errors describe the
+        # backend state (locked, dismissed prompt), and no secret is passed to them.
+        return KeyringError(
+            f"cannot {action} the {_what(kind)} of source {source!r} in the keyring ({backend_name(self.backend)}): "
+            f"{type(error).__name__}: {error}. Unlock the keyring or see `credd doctor`."
+        )
+
+
+def _user(source: str, kind: str) -> str:
+    return f"{source}:{kind}"
+
+
+def _what(kind: str) -> str:
+    return {ACCESS_KEY: "access key", TOTP_SEED: "TOTP seed", SESSION: "cached session"}[kind]
