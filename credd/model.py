@@ -7,6 +7,7 @@ types without pulling in boto3, keyring or yaml.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -65,6 +66,19 @@ class AccessKey:
 
     def __repr__(self) -> str:
         return f"AccessKey({mask_key_id(self.key_id)})"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Temporary credentials from STS: a session's or an assumed role's."""
+
+    access_key_id: str
+    secret_access_key: Secret
+    session_token: Secret
+    expiration: datetime  # timezone-aware, UTC
+
+    def __repr__(self) -> str:
+        return f"Credentials({mask_key_id(self.access_key_id)}, expires {self.expiration.isoformat()})"
 
 
 @dataclass(frozen=True)

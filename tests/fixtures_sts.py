@@ -1,0 +1,1 @@
+"""Fixtures for the STS engine: a local STS (moto on loopback) and the strict STS front."""
