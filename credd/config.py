@@ -181,15 +181,16 @@ def _profiles(reader: _Reader, top: dict, sources: dict[str, Source]) -> dict[st
     if "profiles" not in top:
         return {}
     entries = reader.mapping(top["profiles"][1], "profiles", allow_empty_value=True)
-    return {name: _profile(reader, name, value, sources) for name, (key_node, value) in reader.named(entries, "profiles")}
+    return {name: _profile(reader, name, key_node, value, sources)
+            for name, (key_node, value) in reader.named(entries, "profiles")}
 
 
-def _profile(reader: _Reader, name: str, node: yaml.Node, sources: dict[str, Source]) -> Profile:
+def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, sources: dict[str, Source]) -> Profile:
     key = f"profiles.{name}"
     fields = reader.mapping(node, key, allow_empty_value=True)
     reader.only_known(fields, PROFILE_KEYS, key)
 
-    source_node = reader.required(fields, "source", key, "name the source (under `sources:`) this profile uses")
+    source_node = reader.required(fields, "source", key, "name the source (under `sources:`) this profile uses", name_node)
     source = reader.string(source_node, f"{key}.source", NAME, "expected a source name")
     if source not in sources:
         hint = _did_you_mean(source, sources)
@@ -352,6 +353,8 @@ class _Reader:
             return {}
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, key, "expected a mapping of `name: value` lines")
+        if node.tag != "tag:yaml.org,2002:map":
+            raise self.error(node, key, f"the YAML tag {node.tag} is not supported here")
         entries: dict = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -391,11 +394,12 @@ class _Reader:
             return None
         return node
 
-    def required(self, entries: dict, name: str, key: str, why: str) -> yaml.Node:
+    def required(self, entries: dict, name: str, key: str, why: str, parent: yaml.Node | None = None) -> yaml.Node:
+        """The value node of `name`; a missing one is reported at its key, else at `parent`."""
         node = self.optional(entries, name, key)
         if node is None:
             full = f"{key}.{name}" if key else name
-            where = entries[name][0] if name in entries else None
+            where = entries[name][0] if name in entries else parent
             line = self.line(where) if where is not None else None
             raise ConfigError(self.label, line, full, f"is required: {why}")
         return node

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -56,41 +57,49 @@ def is_unusable(backend: object) -> bool:
     return type(backend).__module__ in ("keyring.backends.fail", "keyring.backends.null")
 
 
-def select_backend(env: Mapping[str, str] = os.environ) -> BackendChoice:
-    """The keyring backend to use, refusing plain text unless the user chose it.
+# The OS keyrings credd finds on its own, in the order it tries them. Anything
+# else (keyrings.alt's files, a third-party plugin with a high priority) must be
+# named by the user: keyring's own priority-based pick would take a plain-text
+# file on a headless Linux box, and a stray plugin could claim every secret.
+SECURE_BACKENDS = {
+    "darwin": ("keyring.backends.macOS.Keyring",),
+    "linux": ("keyring.backends.SecretService.Keyring", "keyring.backends.kwallet.DBusKeyring"),
+}
 
-    keyring picks a backend by priority on its own, and on a headless Linux box
-    with keyrings.alt installed that is the plain-text file. credd accepts such a
-    backend only when named in `$PYTHON_KEYRING_BACKEND` or keyring's config file.
-    An automatic choice of keyring's chainer is narrowed to the chain's first
-    (write) backend, so credd never reads a secret from a weaker backend below it.
+
+def select_backend(env: Mapping[str, str] = os.environ, platform: str = sys.platform) -> BackendChoice:
+    """The keyring backend to use: the user's explicit choice, else the platform's OS keyring.
+
+    An explicit choice is `$PYTHON_KEYRING_BACKEND` or keyring's config file
+    (keyringrc.cfg); it may be any backend, plain text included, because the
+    user asked for it. Otherwise only the OS keyrings above are considered.
     """
-    import keyring
     import keyring.core
 
-    explicit = bool(env.get("PYTHON_KEYRING_BACKEND"))
     try:
-        if explicit:
+        if env.get("PYTHON_KEYRING_BACKEND"):
             backend = keyring.core.load_keyring(env["PYTHON_KEYRING_BACKEND"])
         else:
             backend = keyring.core.load_config()
-            explicit = backend is not None
-            if backend is None:
-                backend = keyring.get_keyring()
     except Exception as e:  # keyring raises ImportError, RuntimeError, ValueError here
-        raise KeyringError(f"cannot load the keyring backend: {type(e).__name__}: {e}. {HOW_TO_GET_ONE}") from e
+        raise KeyringError(f"cannot load the keyring backend you chose: {type(e).__name__}: {e}. "
+                           f"{HOW_TO_GET_ONE}") from e
+    if backend is not None:
+        if is_unusable(backend):
+            raise NoSecureKeyringError(f"the keyring backend you chose, {backend_name(backend)}, stores nothing. "
+                                       f"{HOW_TO_GET_ONE}")
+        return BackendChoice(backend, explicit=True)
 
-    if not explicit and type(backend).__name__ == "ChainerBackend":
-        chain = list(getattr(backend, "backends", []))
-        backend = chain[0] if chain else backend
-    if is_unusable(backend):
-        raise NoSecureKeyringError(f"no keyring backend is available ({backend_name(backend)}). {HOW_TO_GET_ONE}")
-    if is_plaintext(backend) and not explicit:
-        raise NoSecureKeyringError(
-            f"the only keyring backend available, {backend_name(backend)}, keeps secrets in plain text on disk; "
-            f"credd refuses it unless you choose it explicitly. {HOW_TO_GET_ONE}"
-        )
-    return BackendChoice(backend, explicit)
+    reasons = []
+    for name in SECURE_BACKENDS.get(platform, SECURE_BACKENDS["linux"]):
+        try:
+            return BackendChoice(keyring.core.load_keyring(name), explicit=False)
+        except Exception as e:  # not viable here: missing module, no D-Bus, no daemon
+            reasons.append(f"{name.split('.')[-2]}: {e}")
+    raise NoSecureKeyringError(
+        f"no secure keyring is available ({'; '.join(reasons)}), and credd does not fall back to a keyring "
+        f"that keeps secrets in plain text on disk unless you choose it. {HOW_TO_GET_ONE}"
+    )
 
 
 class Store:

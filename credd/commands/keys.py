@@ -9,7 +9,7 @@ from credd.context import Context
 from credd.errors import UsageError
 from credd.model import Config, mask_key_id
 from credd.secret_formats import parse_access_key
-from credd.store import KINDS, SESSION, TOTP_SEED, backend_name
+from credd.store import KINDS, SESSION, TOTP_SEED, backend_name, is_plaintext
 from credd.terminal import ask_hidden, is_interactive, read_lines
 
 
@@ -36,7 +36,14 @@ def set_key(ctx: Context, args: argparse.Namespace) -> int:
     store.delete(source, SESSION)
     ctx.say(f"stored access key {mask_key_id(key.key_id)} for source {source} "
             f"in the keyring ({backend_name(store.backend)})")
+    warn_if_plaintext(ctx, store)
     return 0
+
+
+def warn_if_plaintext(ctx: Context, store) -> None:
+    if is_plaintext(store.backend):
+        ctx.warn(f"{backend_name(store.backend)} keeps secrets in plain text on disk; you chose it, "
+                 "but a real keyring (Secret Service, macOS Keychain) protects them")
 
 
 def remove(ctx: Context, args: argparse.Namespace) -> int:

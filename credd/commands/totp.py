@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from credd.commands.keys import known_source
+from credd.commands.keys import known_source, warn_if_plaintext
 from credd.context import Context
 from credd.secret_formats import parse_totp_seed
 from credd.store import backend_name
@@ -22,6 +22,7 @@ def set_seed(ctx: Context, args: argparse.Namespace) -> int:
     seed = parse_totp_seed(text)
     store.set_totp_seed(source, seed)
     ctx.say(f"stored the TOTP seed for source {source} in the keyring ({backend_name(store.backend)})")
+    warn_if_plaintext(ctx, store)
     method = config.sources[source].mfa
     if method != "totp":
         ctx.warn(f"source {source} has mfa: {method or 'none'}; set `mfa: totp` in {config.path} "

@@ -1,0 +1,112 @@
+"""`credd init` from flags and through a real terminal; `keys set` prompts without echo."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from credd.config import load_config
+from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd
+
+
+def load(home: Home):
+    return load_config(home.config, home.env, "linux", 1000)
+
+
+def test_init_from_flags_writes_a_valid_private_config(home: Home):
+    result = run_credd(["init", "--source", "alice", "--mfa-serial", "arn:aws:iam::111111111111:mfa/alice",
+                        "--mfa", "totp", "--role", "prod-admin=arn:aws:iam::222222222222:role/Admin",
+                        "--role", "dev=arn:aws:iam::333333333333:role/Dev"], home)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {home.config}" in result.stdout and "credd totp set alice" in result.stdout
+    config = load(home)
+    assert config.sources["alice"].mfa == "totp"
+    assert {name: p.role_arn for name, p in config.profiles.items()} == {
+        "prod-admin": "arn:aws:iam::222222222222:role/Admin", "dev": "arn:aws:iam::333333333333:role/Dev"}
+    assert stat.S_IMODE(home.config.stat().st_mode) == 0o600
+    assert stat.S_IMODE(home.config.parent.stat().st_mode) == 0o700
+    assert run_credd(["config", "check"], home).returncode == 0
+
+
+def test_init_without_roles_makes_a_session_profile(home: Home):
+    assert run_credd(["init", "--source", "bob"], home).returncode == 0
+    config = load(home)
+    assert config.sources["bob"].mfa is None
+    assert list(config.profiles) == ["bob-session"]
+
+
+def test_init_command_mfa(home: Home):
+    result = run_credd(["init", "--source", "a", "--mfa-serial", "arn:aws:iam::111111111111:mfa/a", "--mfa",
+                        "command", "--mfa-command", "ykman oath accounts code --single 'my aws'"], home)
+    assert result.returncode == 0, result.stderr
+    assert load(home).sources["a"].mfa_command == ("ykman", "oath", "accounts", "code", "--single", "my aws")
+
+
+def test_init_keeps_an_existing_config(home: Home):
+    home.write_config("# mine\n")
+    result = run_credd(["init", "--source", "alice"], home)
+    assert result.returncode == 1 and "already exists" in result.stderr
+    assert home.config.read_text() == "# mine\n"
+    assert run_credd(["init", "--source", "alice", "--force"], home).returncode == 0
+    assert "alice" in load(home).sources
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "al ice"], "sources.al ice: a name may have up to 64"),
+    (["--source", "a", "--role", "nope"], "--role takes PROFILE=ARN"),
+    (["--source", "a", "--role", "p=Admin"], "profiles.p.role_arn: expected a role ARN"),
+    (["--source", "a", "--mfa", "totp"], "--mfa needs --mfa-serial"),
+    (["--source", "a", "--mfa-serial", "arn:aws:iam::111111111111:mfa/a", "--mfa", "command"], "needs --mfa-command"),
+])
+def test_init_bad_flags_write_nothing(home: Home, args, message):
+    result = run_credd(["init", *args], home)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not home.config.exists()
+
+
+def test_init_without_a_terminal_needs_flags(home: Home):
+    result = run_credd(["init"], home)
+    assert result.returncode == 2 and "not a terminal: pass at least --source NAME" in result.stderr
+
+
+def test_init_interactive_in_a_terminal(home: Home, terminal):
+    terminal.credd("init")
+    terminal.wait_for("Name for your IAM user (the source)")
+    terminal.type("alice")
+    terminal.wait_for("MFA device ARN")
+    terminal.type("not-an-arn!")  # refused, asked again
+    terminal.wait_for("that does not look like an MFA device ARN")
+    terminal.type("arn:aws:iam::111111111111:mfa/alice")
+    terminal.wait_for("How should credd get MFA codes")
+    terminal.type("")  # the default: prompt
+    terminal.wait_for("STS region [us-east-1]")
+    terminal.type("eu-west-1")
+    terminal.wait_for("Profile name for the session itself (empty for none) [alice-session]")
+    terminal.type("")
+    terminal.wait_for("Role profile name (empty to finish)")
+    terminal.type("prod-admin")
+    terminal.wait_for("Role ARN for prod-admin")
+    terminal.type("arn:aws:iam::222222222222:role/Admin")
+    terminal.type("")
+    assert terminal.exit_status() == 0
+    config = load(home)
+    alice = config.sources["alice"]
+    assert (alice.mfa_serial, alice.mfa, alice.region) == ("arn:aws:iam::111111111111:mfa/alice", "prompt", "eu-west-1")
+    assert config.profiles["prod-admin"].role_arn == "arn:aws:iam::222222222222:role/Admin"
+    assert config.profiles["alice-session"].source == "alice"
+    assert set(config.profiles) == {"alice-session", "prod-admin"}
+
+
+def test_keys_set_prompts_without_echo_in_a_terminal(plaintext_keyring: Home, terminal):
+    plaintext_keyring.write_config("sources:\n  alice: {}\nprofiles:\n  p: {source: alice}\n")
+    terminal.credd("keys", "set", "alice")
+    terminal.wait_for("Access key ID for alice:")
+    terminal.type(TEST_KEY_ID)
+    terminal.wait_for("Secret access key for alice:")
+    terminal.type(TEST_SECRET_KEY)
+    assert terminal.exit_status() == 0
+    screen = terminal.screen()
+    assert TEST_SECRET_KEY not in screen and TEST_KEY_ID not in screen  # nothing typed was echoed
+    assert "stored access key AKIA…MPLE for source alice" in screen
