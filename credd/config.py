@@ -86,7 +86,7 @@ def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], plat
     reader.only_known(top, TOP_KEYS, "")
 
     version = reader.optional(top, "version", "")
-    if version is not None and (reader.scalar(version, "version") != 1):
+    if version is not None and _is_not_one(reader.scalar(version, "version")):
         raise reader.error(version, "version", "only version 1 is supported; set `version: 1`")
 
     sources = _sources(reader, top)
@@ -110,6 +110,10 @@ def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], plat
         profiles=profiles,
         warnings=tuple(_warnings(sources, profiles, refresh_before)),
     )
+
+
+def _is_not_one(value: object) -> bool:
+    return isinstance(value, bool) or value != 1
 
 
 def _sources(reader: _Reader, top: dict) -> dict[str, Source]:

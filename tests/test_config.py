@@ -144,6 +144,7 @@ BAD = [
     ("duplicate field", "sources:\n  a:\n    region: us-east-1\n    region: eu-west-1\n" + OK_TAIL, 4,
      "sources.a.region: duplicate key (first defined on line 3)"),
     ("bad version", "version: 2\nsources: {a: {}}\n", 1, "version: only version 1 is supported; set `version: 1`"),
+    ("boolean version", "version: true\nsources: {a: {}}\n", 1, "version: only version 1 is supported; set `version: 1`"),
     ("no sources", OK_TAIL, None, "sources: is required: define at least one source (an IAM user whose key credd keeps)"),
     ("empty sources", "sources: {}\n", 1, "sources: define at least one source (an IAM user whose key credd keeps)"),
     ("sources is a list", "sources: [a]\n", 1, "sources: expected a mapping of `name: value` lines"),
