@@ -1,0 +1,100 @@
+"""The socket's wire format, shared by the daemon and its clients (the hook, the CLI).
+
+One JSON object per line each way, then the daemon closes the connection.
+Standard library only: `credd process` imports this on every AWS CLI call.
+
+Requests:  {"op": "credentials", "profile": NAME}
+           {"op": "status"} | {"op": "refresh", "profiles": [NAME, ...]}
+           {"op": "mfa", "source": NAME, "code": "123456"} | {"op": "ping"}
+Replies:   {"ok": true, ...} or {"ok": false, "error": KIND, "message": TEXT}
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+MAX_REQUEST = 16 * 1024  # bytes in one request line; anything longer is hostile
+MAX_REPLY = 4 * 1024 * 1024  # a status reply for many profiles stays far below this
+OPS = ("credentials", "status", "refresh", "mfa", "ping")
+
+
+class ProtocolError(Exception):
+    """A message that is not valid in this protocol; the text is safe to show and log."""
+
+
+class DaemonUnreachable(Exception):
+    """No daemon answers at the socket path."""
+
+
+def encode(message: dict) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_request(line: bytes) -> dict:
+    """Parse and validate one request line; raise ProtocolError with a short, secret-free reason."""
+    if len(line) > MAX_REQUEST:
+        raise ProtocolError(f"request longer than {MAX_REQUEST} bytes")
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        raise ProtocolError("request is not JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("request is not a JSON object")
+    op = message.get("op")
+    if op not in OPS:
+        raise ProtocolError(f"unknown op; expected one of {', '.join(OPS)}")
+    fields = {"credentials": {"profile": str}, "mfa": {"source": str, "code": str},
+              "refresh": {"profiles": list}}.get(op, {})
+    for name, kind in fields.items():
+        if not isinstance(message.get(name), kind):
+            raise ProtocolError(f"{op} needs {name!r} ({kind.__name__})")
+    if op == "refresh" and not all(isinstance(p, str) for p in message["profiles"]):
+        raise ProtocolError("refresh needs 'profiles' as a list of names")
+    return message
+
+
+def error_reply(kind: str, message: str) -> dict:
+    return {"ok": False, "error": kind, "message": message}
+
+
+def request(path: str, message: dict, timeout: float) -> dict:
+    """Send one request and return the reply; the whole exchange is bounded by `timeout` seconds.
+
+    Raises DaemonUnreachable when nothing listens at `path`, TimeoutError when
+    the daemon does not answer in time, ProtocolError on a reply that is not ours.
+    """
+    deadline = time.monotonic() + timeout
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.settimeout(timeout)
+        try:
+            client.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as e:
+            raise DaemonUnreachable(str(e)) from None
+        client.sendall(encode(message))
+        client.shutdown(socket.SHUT_WR)
+        data = bytearray()
+        while not data.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the daemon did not answer in time")
+            client.settimeout(remaining)
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > MAX_REPLY:
+                raise ProtocolError("reply too large")
+    except socket.timeout:
+        raise TimeoutError("the daemon did not answer in time") from None
+    finally:
+        client.close()
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise ProtocolError("the daemon's reply is not JSON (is something else listening on the socket?)") from None
+    if not isinstance(reply, dict) or "ok" not in reply:
+        raise ProtocolError("the daemon's reply is not a credd reply")
+    return reply

@@ -1,0 +1,173 @@
+"""The Unix socket server: one request per connection, bounded in size, time and number.
+
+A client of another user id is refused (peer credentials). A client that is
+slow, idle, half-closed, oversized or speaks garbage costs one connection slot
+for at most `read_timeout` seconds; everyone else goes on being served. The
+request handler is ordinary blocking code (it may wait on STS) and runs in a
+thread pool, so the event loop only ever moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+import stat
+import struct
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from credd import protocol
+from credd.errors import CreddError
+
+log = logging.getLogger("credd.server")
+
+Handler = Callable[[dict], dict]
+
+
+class SocketInUse(CreddError):
+    """Another daemon serves this socket."""
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The user id of the process at the other end, from the kernel (not from anything it says)."""
+    if hasattr(socket, "SO_PEERCRED"):  # Linux
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return struct.unpack("3i", raw)[1]
+    if sys.platform == "darwin":  # LOCAL_PEERCRED at SOL_LOCAL: struct xucred {u_int version; uid_t uid; ...}
+        raw = sock.getsockopt(0, 0x001, 76)
+        return struct.unpack_from("I", raw, 4)[0]
+    return None
+
+
+def prepare_directory(directory: Path, uid: int) -> None:
+    """Create the socket's directory 0700, or check that an existing one is ours and private.
+
+    The check uses lstat, so a symlink planted in place of the directory (say in
+    a shared /tmp) is refused rather than followed to a place of someone else's choosing.
+    """
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+        os.chmod(directory, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise CreddError(f"{directory} is not a directory (a symlink?); remove it, or set `socket:` elsewhere")
+    if info.st_uid != uid:
+        raise CreddError(f"{directory} belongs to uid {info.st_uid}, not you; remove it, or set `socket:` elsewhere")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise CreddError(f"{directory} is open to other users (mode {stat.S_IMODE(info.st_mode):o}); "
+                         f"run `chmod 700 {directory}`")
+
+
+class Listener:
+    """The bound socket plus the lock that makes this daemon the only one on it."""
+
+    def __init__(self, path: Path, uid: int) -> None:
+        self.path = path
+        prepare_directory(path.parent, uid)
+        self._lock = self._take_lock(path.with_name(path.name + ".lock"))
+        # We hold the lock, so whatever socket file is there belongs to a dead daemon.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        os.chmod(path, 0o600)
+        self.sock.listen(128)
+        self.sock.setblocking(False)
+
+    def _take_lock(self, lock_path: Path) -> int:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SocketInUse(f"another `credd serve` (pid {holder}) is already serving {self.path}; "
+                              "stop it first (`credd service status`), or give this one another socket") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return fd
+
+    def close(self) -> None:
+        """Remove the socket file, then give up the lock (in that order: no window for a stale file)."""
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        os.close(self._lock)
+
+
+class SocketServer:
+    def __init__(self, listener: Listener, handler: Handler, uid: int, *, read_timeout: float = 5.0,
+                 max_clients: int = 256, workers: int = 16) -> None:
+        self.listener = listener
+        self.handler = handler
+        self.uid = uid
+        self.read_timeout = read_timeout
+        self.max_clients = max_clients
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="credd-request")
+        self._clients = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._serve_client, sock=self.listener.sock,
+                                                       limit=protocol.MAX_REQUEST + 1)
+
+    async def close(self) -> None:
+        """Stop taking connections; requests already being handled finish first."""
+        if self._server is not None:
+            self._server.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown, True)
+        self.listener.close()
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients += 1
+        try:
+            reply = await self._reply_for(reader, writer)
+            if reply is not None:
+                writer.write(protocol.encode(reply))
+                await asyncio.wait_for(writer.drain(), self.read_timeout)
+        except (ConnectionError, asyncio.TimeoutError):
+            pass  # the client went away or would not read its reply: nothing to tell it
+        finally:
+            self._clients -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _reply_for(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> dict | None:
+        uid = peer_uid(writer.get_extra_info("socket"))
+        if uid != self.uid:
+            log.warning("refused a client of uid %s", uid)
+            return protocol.error_reply("forbidden", "this credd serves another user")
+        if self._clients > self.max_clients:
+            return protocol.error_reply("busy", "too many clients at once; try again")
+        try:
+            line = await asyncio.wait_for(reader.readline(), self.read_timeout)
+        except asyncio.TimeoutError:
+            return protocol.error_reply("timeout", f"no request within {self.read_timeout:g} s")
+        except (ValueError, asyncio.LimitOverrunError):
+            return protocol.error_reply("bad-request", f"request longer than {protocol.MAX_REQUEST} bytes")
+        if not line:
+            return None  # connected and closed without a word
+        try:
+            request = protocol.decode_request(line)
+        except protocol.ProtocolError as e:
+            return protocol.error_reply("bad-request", str(e))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, self._handle, request)
+
+    def _handle(self, request: dict) -> dict:
+        try:
+            return self.handler(request)
+        except CreddError as e:
+            return protocol.error_reply("failed", str(e))
+        except Exception as e:  # a bug: log its type, never its message (it may hold a value)
+            log.error("request %s failed: internal error %s", request.get("op"), type(e).__name__)
+            return protocol.error_reply("internal", f"internal error ({type(e).__name__}); see the daemon's log")

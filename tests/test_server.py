@@ -1,0 +1,240 @@
+"""The socket server under abuse: garbage, huge lines, idle and half-closed clients, crowds, strangers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import stat
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from credd import protocol
+from credd.errors import CreddError
+from credd.server import Listener, SocketInUse, SocketServer, prepare_directory
+
+
+class RunningServer:
+    """A SocketServer on its own event loop in a thread, as the daemon runs it."""
+
+    def __init__(self, path: Path, handler, **options) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.listener = Listener(path, os.getuid())
+        self.server = SocketServer(self.listener, handler, os.getuid(), **options)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(5)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def echo(request: dict) -> dict:
+    if request["op"] == "credentials" and request["profile"] == "boom":
+        raise RuntimeError("secret-looking internals")
+    if request["op"] == "credentials" and request["profile"] == "slow":
+        time.sleep(0.5)
+    return {"ok": True, "echo": request}
+
+
+@pytest.fixture
+def sock_path():
+    # Short: sun_path is 108 bytes, and pytest's tmp paths can be long.
+    root = Path(tempfile.mkdtemp(prefix="credd-s-"))
+    yield root / "d" / "credd.sock"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def server(sock_path):
+    running = RunningServer(sock_path, echo, read_timeout=0.5)
+    yield running
+    running.stop()
+
+
+def ask(path: Path, message: dict, timeout: float = 5) -> dict:
+    return protocol.request(str(path), message, timeout)
+
+
+def raw(path: Path, payload: bytes, shutdown: bool = True, timeout: float = 5) -> bytes:
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.settimeout(timeout)
+    client.connect(str(path))
+    try:
+        client.sendall(payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    if shutdown:
+        client.shutdown(socket.SHUT_WR)
+    data = b""
+    try:
+        while chunk := client.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    client.close()
+    return data
+
+
+def test_request_reply(server, sock_path):
+    assert ask(sock_path, {"op": "ping"}) == {"ok": True, "echo": {"op": "ping"}}
+
+
+def test_modes(server, sock_path):
+    assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(sock_path.parent).st_mode) == 0o700
+
+
+@pytest.mark.parametrize("payload, error", [
+    (b"garbage\n", "request is not JSON"),
+    (b"[1,2]\n", "request is not a JSON object"),
+    (b'{"op": "steal"}\n', "unknown op"),
+    (b'{"op": "credentials"}\n', "credentials needs 'profile'"),
+    (b'{"op": "mfa", "source": "a", "code": 123456}\n', "mfa needs 'code'"),
+    (b'{"op": "refresh", "profiles": [1]}\n', "list of names"),
+    (b"\xff\xfe\x00\n", "request is not JSON"),
+    (b"[" * 20000 + b"\n", "request longer than|request is not JSON"),
+])
+def test_garbage_gets_an_error(server, sock_path, payload, error):
+    reply = json.loads(raw(sock_path, payload))
+    assert reply["ok"] is False and reply["error"] == "bad-request"
+    assert __import__("re").search(error, reply["message"])
+    assert ask(sock_path, {"op": "ping"})["ok"]
+
+
+def test_ten_megabyte_line(server, sock_path):
+    data = raw(sock_path, b"x" * (10 * 1024 * 1024))
+    if data:  # the server may close before the client has finished sending
+        assert json.loads(data)["error"] == "bad-request"
+    assert ask(sock_path, {"op": "ping"})["ok"]
+
+
+def test_half_closed_without_newline_still_answered(server, sock_path):
+    reply = json.loads(raw(sock_path, b'{"op": "ping"}'))
+    assert reply["ok"] is True
+
+
+def test_idle_clients_time_out_and_do_not_block_others(server, sock_path):
+    idle = []
+    for _ in range(20):
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(sock_path))
+        client.sendall(b'{"op": "pi')  # never finished
+        idle.append(client)
+    started = time.monotonic()
+    assert ask(sock_path, {"op": "ping"})["ok"]
+    assert time.monotonic() - started < 0.4  # not queued behind the idle ones
+    idle[0].settimeout(5)
+    reply = json.loads(idle[0].recv(65536))
+    assert reply["error"] == "timeout"
+    for client in idle:
+        client.close()
+
+
+def test_connect_and_close_without_a_word(server, sock_path):
+    for _ in range(50):
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(sock_path))
+        client.close()
+    assert ask(sock_path, {"op": "ping"})["ok"]
+
+
+def test_a_hundred_concurrent_clients(server, sock_path):
+    def one(i: int) -> dict:
+        return ask(sock_path, {"op": "credentials", "profile": f"p{i}"})
+
+    with ThreadPoolExecutor(100) as pool:
+        replies = list(pool.map(one, range(100)))
+    assert [r["echo"]["profile"] for r in replies] == [f"p{i}" for i in range(100)]
+
+
+def test_slow_handler_does_not_block_others(server, sock_path):
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(ask, sock_path, {"op": "credentials", "profile": "slow"})
+        time.sleep(0.05)
+        started = time.monotonic()
+        assert ask(sock_path, {"op": "ping"})["ok"]
+        assert time.monotonic() - started < 0.3
+        assert slow.result()["ok"]
+
+
+def test_handler_bug_is_an_error_reply_without_internals(server, sock_path):
+    reply = ask(sock_path, {"op": "credentials", "profile": "boom"})
+    assert reply == {"ok": False, "error": "internal", "message": "internal error (RuntimeError); see the daemon's log"}
+    assert ask(sock_path, {"op": "ping"})["ok"]
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user (CI runs as root)")
+def test_a_client_of_another_user_is_refused(server, sock_path):
+    # Let the stranger reach the socket at all: the peer check must hold on its own.
+    os.chmod(sock_path.parent.parent, 0o755)
+    os.chmod(sock_path.parent, 0o755)
+    os.chmod(sock_path, 0o666)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child becomes nobody and asks for credentials
+        os.close(read_end)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            reply = json.dumps(ask(sock_path, {"op": "credentials", "profile": "p"}))
+        except Exception as e:
+            reply = json.dumps({"child-error": repr(e)})
+        os.write(write_end, reply.encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        reply = json.loads(pipe.read())
+    assert reply == {"ok": False, "error": "forbidden", "message": "this credd serves another user"}
+    assert ask(sock_path, {"op": "ping"})["ok"]
+
+
+def test_second_server_on_the_same_socket_is_refused(server, sock_path):
+    with pytest.raises(SocketInUse, match=rf"another `credd serve` \(pid {os.getpid()}\) is already serving"):
+        Listener(sock_path, os.getuid())
+    assert ask(sock_path, {"op": "ping"})["ok"]  # the first one keeps its socket
+
+
+def test_stale_socket_file_is_replaced(sock_path):
+    sock_path.parent.mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(sock_path))
+    stale.close()  # the file stays, nobody listens: a daemon that died by SIGKILL
+    running = RunningServer(sock_path, echo)
+    try:
+        assert ask(sock_path, {"op": "ping"})["ok"]
+    finally:
+        running.stop()
+    assert not sock_path.exists()
+
+
+def test_unreachable_daemon(sock_path):
+    with pytest.raises(protocol.DaemonUnreachable):
+        ask(sock_path, {"op": "ping"})
+
+
+def test_directory_checks(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(CreddError, match="is not a directory"):
+        prepare_directory(link, os.getuid())
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    with pytest.raises(CreddError, match="open to other users"):
+        prepare_directory(open_dir, os.getuid())
+    with pytest.raises(CreddError, match="belongs to uid"):
+        prepare_directory(target, os.getuid() + 1)
