@@ -1,0 +1,55 @@
+"""Pure scheduling decisions: when to refresh, whether a credential may be served, how long to back off.
+
+No clock and no randomness of its own: callers pass `now` and a `random`
+callable, so every decision is a plain function tests can walk through time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+# Never hand out a credential that could expire before the caller has used it.
+SERVE_MARGIN = timedelta(seconds=60)
+# Spread refreshes of many profiles over up to this long, so they do not hit STS in one burst.
+MAX_JITTER = timedelta(seconds=60)
+BACKOFF_BASE = timedelta(seconds=15)
+BACKOFF_CAP = timedelta(minutes=15)
+# A wall clock that moved this much more than the monotonic clock means a suspend, or someone set the time.
+CLOCK_JUMP = timedelta(seconds=30)
+
+
+def is_fresh(expiration: datetime, now: datetime, refresh_before: timedelta) -> bool:
+    """More than `refresh_before` left: serve without refreshing."""
+    return expiration - now > refresh_before
+
+
+def is_servable(expiration: datetime, now: datetime) -> bool:
+    """Still usable for a call made now: the fallback when a refresh fails."""
+    return expiration - now > SERVE_MARGIN
+
+
+def refresh_at(expiration: datetime, refresh_before: timedelta, now: datetime,
+               random: Callable[[], float]) -> datetime:
+    """When to refresh a credential expiring at `expiration`: `refresh_before` ahead, less some jitter.
+
+    The jitter is at most a tenth of `refresh_before` (and a minute), so the
+    credential is still fresh when the refresh runs. Never in the past.
+    """
+    jitter = min(MAX_JITTER, refresh_before / 10) * random()
+    return max(now, expiration - refresh_before - jitter)
+
+
+def backoff(failures: int, random: Callable[[], float]) -> timedelta:
+    """The wait after the `failures`-th failure in a row: exponential, capped, with jitter in its upper half."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, failures - 1)))
+    return ceiling * (0.5 + random() / 2)
+
+
+def clock_jumped(wall_elapsed: timedelta, monotonic_elapsed: timedelta) -> bool:
+    """True when the wall clock moved unlike the monotonic one (a laptop woke up, or the time was set).
+
+    Linux's monotonic clock stops during suspend, and so do the timed waits of
+    APScheduler: a jump means scheduled refreshes may be overdue.
+    """
+    return abs(wall_elapsed - monotonic_elapsed) > CLOCK_JUMP

@@ -1,0 +1,47 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from credd.refresh import (BACKOFF_CAP, backoff, clock_jumped, is_fresh, is_servable, refresh_at)
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+TWENTY_MIN = timedelta(minutes=20)
+
+
+def test_fresh_and_servable_edges():
+    assert is_fresh(NOW + timedelta(minutes=21), NOW, TWENTY_MIN)
+    assert not is_fresh(NOW + TWENTY_MIN, NOW, TWENTY_MIN)
+    assert is_servable(NOW + timedelta(seconds=61), NOW)
+    assert not is_servable(NOW + timedelta(seconds=60), NOW)
+    assert not is_servable(NOW - timedelta(seconds=1), NOW)
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 1.0])
+def test_refresh_at_is_ahead_of_expiry_within_the_jitter(draw):
+    expiration = NOW + timedelta(hours=1)
+    when = refresh_at(expiration, TWENTY_MIN, NOW, lambda: draw)
+    assert when == expiration - TWENTY_MIN - timedelta(minutes=1) * draw
+    assert expiration - when > timedelta(minutes=15)  # still worth serving to botocore when it runs
+
+
+def test_refresh_at_never_in_the_past():
+    assert refresh_at(NOW + timedelta(minutes=5), TWENTY_MIN, NOW, lambda: 0.5) == NOW
+
+
+def test_jitter_is_small_for_a_small_refresh_before():
+    when = refresh_at(NOW + timedelta(hours=1), timedelta(minutes=5), NOW, lambda: 1.0)
+    assert when == NOW + timedelta(minutes=55) - timedelta(seconds=30)
+
+
+def test_backoff_grows_then_caps():
+    upper = [backoff(n, lambda: 1.0) for n in range(1, 12)]
+    assert upper[:4] == [timedelta(seconds=s) for s in (15, 30, 60, 120)]
+    assert upper[-1] == BACKOFF_CAP and all(a <= b for a, b in zip(upper, upper[1:]))
+    assert backoff(3, lambda: 0.0) == timedelta(seconds=30)  # jitter stays in the upper half
+
+
+def test_clock_jump():
+    assert not clock_jumped(timedelta(seconds=10), timedelta(seconds=10))
+    assert not clock_jumped(timedelta(seconds=35), timedelta(seconds=10))
+    assert clock_jumped(timedelta(hours=8), timedelta(seconds=10))  # slept through the night
+    assert clock_jumped(timedelta(minutes=-5), timedelta(seconds=10))  # set back
