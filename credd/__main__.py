@@ -2,6 +2,6 @@
 
 import sys
 
-from credd.cli import main
+from credd.entry import main
 
 sys.exit(main())

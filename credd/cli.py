@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="the config file")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
+    process = _command(commands, "process", "process:run",
+                       "the credential_process hook: prints PROFILE's credentials as JSON")
+    process.add_argument("profile", metavar="PROFILE")
+
     init = _command(commands, "init", "init:run", "write a starter config (asks, or takes flags)")
     init.add_argument("--source", metavar="NAME", help="the source (IAM user) name")
     init.add_argument("--mfa-serial", metavar="ARN", help="the MFA device's ARN (omit for no MFA)")

@@ -93,7 +93,7 @@ def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], plat
     profiles = _profiles(reader, top, sources)
     refresh_before = _refresh_before(reader, top, sources, profiles)
 
-    credentials_file = _path_setting(reader, top, "credentials_file", env) or paths.credentials_file(env)
+    credentials_file = _path_setting(reader, top, "credentials_file", env) or Path(paths.credentials_file(env))
     socket = _socket(reader, top, env, platform, uid)
 
     keyring_service = DEFAULTS["keyring_service"]
@@ -274,7 +274,7 @@ def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, u
     line = None
     if env.get("CREDD_SOCKET"):
         try:
-            socket = paths.expand(env["CREDD_SOCKET"], env)
+            socket = Path(paths.expand(env["CREDD_SOCKET"], env))
         except ValueError as e:
             raise ConfigError(reader.label, None, "socket", f"$CREDD_SOCKET: {e}") from None
         if not socket.is_absolute():
@@ -283,7 +283,7 @@ def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, u
         socket = _path_setting(reader, top, "socket", env)
         line = reader.line(top["socket"][1])
     else:
-        socket = paths.default_socket(env, platform, uid)
+        socket = Path(paths.default_socket(env, platform, uid))
     limit = paths.SOCKET_PATH_MAX.get(platform, 103)
     size = len(bytes(socket))
     if size > limit:
@@ -299,7 +299,7 @@ def _path_setting(reader: _Reader, top: dict, key: str, env: Mapping[str, str]) 
     node = top[key][1]
     raw = reader.string(node, key, re.compile(r"[^\x00-\x1f]{1,4096}"), "expected a path")
     try:
-        path = paths.expand(raw, env)
+        path = Path(paths.expand(raw, env))
     except ValueError as e:
         raise reader.error(node, key, str(e)) from None
     if not path.is_absolute():

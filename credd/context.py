@@ -32,7 +32,7 @@ class Context:
 
     @property
     def config_path(self) -> Path:
-        return paths.config_file(self.env, self.config_arg)
+        return Path(paths.config_file(self.env, self.config_arg))
 
     def load_config(self) -> Config:
         from credd.config import load_config

@@ -1,25 +1,26 @@
 """Where things live by default, per platform.
 
-Pure functions of an environment mapping, a platform name and a home
-directory, so tests can ask "where would this go on macOS?" on Linux.
+Pure functions of an environment mapping, a platform name and a uid, so tests
+can ask "where would this go on macOS?" on Linux. Strings and `os.path` only,
+no pathlib or re at import: `credd process` uses this on every AWS CLI call.
 """
 
 from __future__ import annotations
 
-import re
+import os.path
 from collections.abc import Mapping
-from pathlib import Path
 
 # sun_path holds 108 bytes on Linux and 104 on macOS, the terminating NUL included.
 SOCKET_PATH_MAX = {"linux": 107, "darwin": 103}
 
 
-def home_of(env: Mapping[str, str]) -> Path:
-    return Path(env.get("HOME") or Path.home())
+def home_of(env: Mapping[str, str]) -> str:
+    return env.get("HOME") or os.path.expanduser("~")
 
 
-def expand(path: str, env: Mapping[str, str]) -> Path:
+def expand(path: str, env: Mapping[str, str]) -> str:
     """Expand a leading `~` and `$VAR`/`${VAR}` from `env`; refuse unset variables."""
+    import re
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
@@ -29,33 +30,33 @@ def expand(path: str, env: Mapping[str, str]) -> Path:
 
     text = re.sub(r"\$(?:\{(\w+)\}|(\w+))", substitute, path)
     if text == "~" or text.startswith("~/"):
-        text = str(home_of(env)) + text[1:]
-    return Path(text)
+        text = home_of(env) + text[1:]
+    return text
 
 
-def config_file(env: Mapping[str, str], explicit: str | None = None) -> Path:
+def config_file(env: Mapping[str, str], explicit: str | None = None) -> str:
     """`--config`, else `$CREDD_CONFIG`, else `$XDG_CONFIG_HOME/credd/config.yaml`."""
     if explicit:
         return expand(explicit, env)
     if env.get("CREDD_CONFIG"):
         return expand(env["CREDD_CONFIG"], env)
-    return _xdg(env, "XDG_CONFIG_HOME", ".config") / "credd" / "config.yaml"
+    return os.path.join(_xdg(env, "XDG_CONFIG_HOME", ".config"), "credd", "config.yaml")
 
 
-def credentials_file(env: Mapping[str, str]) -> Path:
+def credentials_file(env: Mapping[str, str]) -> str:
     """Where the AWS SDKs look: `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`."""
     if env.get("AWS_SHARED_CREDENTIALS_FILE"):
         return expand(env["AWS_SHARED_CREDENTIALS_FILE"], env)
-    return home_of(env) / ".aws" / "credentials"
+    return os.path.join(home_of(env), ".aws", "credentials")
 
 
-def aws_config_file(env: Mapping[str, str]) -> Path:
+def aws_config_file(env: Mapping[str, str]) -> str:
     if env.get("AWS_CONFIG_FILE"):
         return expand(env["AWS_CONFIG_FILE"], env)
-    return home_of(env) / ".aws" / "config"
+    return os.path.join(home_of(env), ".aws", "config")
 
 
-def default_socket(env: Mapping[str, str], platform: str, uid: int) -> Path:
+def default_socket(env: Mapping[str, str], platform: str, uid: int) -> str:
     """The socket path when neither `$CREDD_SOCKET` nor the config names one.
 
     Linux: the per-user runtime dir systemd makes (`/run/user/UID`), else a
@@ -64,21 +65,21 @@ def default_socket(env: Mapping[str, str], platform: str, uid: int) -> Path:
     terminals agree on, unlike `$TMPDIR`.
     """
     if platform == "darwin":
-        return home_of(env) / "Library" / "Application Support" / "credd" / "credd.sock"
+        return os.path.join(home_of(env), "Library", "Application Support", "credd", "credd.sock")
     runtime = env.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return Path(runtime) / "credd" / "credd.sock"
-    return Path(f"/tmp/credd-{uid}") / "credd.sock"
+    if runtime and os.path.isabs(runtime):
+        return os.path.join(runtime, "credd", "credd.sock")
+    return f"/tmp/credd-{uid}/credd.sock"
 
 
-def state_dir(env: Mapping[str, str]) -> Path:
+def state_dir(env: Mapping[str, str]) -> str:
     """`$XDG_STATE_HOME/credd`: small non-secret state such as the last MFA window used."""
-    return _xdg(env, "XDG_STATE_HOME", ".local/state") / "credd"
+    return os.path.join(_xdg(env, "XDG_STATE_HOME", os.path.join(".local", "state")), "credd")
 
 
-def _xdg(env: Mapping[str, str], variable: str, fallback: str) -> Path:
+def _xdg(env: Mapping[str, str], variable: str, fallback: str) -> str:
     value = env.get(variable)
     # The XDG spec says relative values are invalid and must be ignored.
-    if value and Path(value).is_absolute():
-        return Path(value)
-    return home_of(env) / fallback
+    if value and os.path.isabs(value):
+        return value
+    return os.path.join(home_of(env), fallback)
