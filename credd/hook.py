@@ -126,14 +126,22 @@ def _checked(credentials: object) -> dict:
 def _prompt_tty(prompt: str) -> str | None:
     """Read a code from the controlling terminal, if there is one (the AWS CLI owns stdin and stdout)."""
     try:
-        tty = open("/dev/tty", "r+", encoding="utf-8")
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         return None
-    with tty:
-        tty.write(prompt)
-        tty.flush()
-        code = tty.readline().strip()
-    return code or None
+    try:
+        os.write(fd, prompt.encode())
+        line = b""
+        while not line.endswith(b"\n") and len(line) < 256:
+            chunk = os.read(fd, 256)
+            if not chunk:
+                break
+            line += chunk
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return line.decode(errors="replace").strip() or None
 
 
 def _timeout(env: Mapping[str, str]) -> float:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return Home(root, dict(os.environ))
+
+
+@pytest.fixture
+def sock_path():
+    """A short socket path (sun_path is 108 bytes; pytest's tmp paths can be long), removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="credd-s-"))
+    yield root / "d" / "credd.sock"
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

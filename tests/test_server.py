@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import shutil
 import socket
 import stat
-import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,25 +14,8 @@ import pytest
 
 from credd import protocol
 from credd.errors import CreddError
-from credd.server import Listener, SocketInUse, SocketServer, prepare_directory
-
-
-class RunningServer:
-    """A SocketServer on its own event loop in a thread, as the daemon runs it."""
-
-    def __init__(self, path: Path, handler, **options) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.listener = Listener(path, os.getuid())
-        self.server = SocketServer(self.listener, handler, os.getuid(), **options)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(5)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+from credd.server import Listener, SocketInUse, prepare_directory
+from tests.socket_helpers import RunningServer
 
 
 def echo(request: dict) -> dict:
@@ -45,14 +24,6 @@ def echo(request: dict) -> dict:
     if request["op"] == "credentials" and request["profile"] == "slow":
         time.sleep(0.5)
     return {"ok": True, "echo": request}
-
-
-@pytest.fixture
-def sock_path():
-    # Short: sun_path is 108 bytes, and pytest's tmp paths can be long.
-    root = Path(tempfile.mkdtemp(prefix="credd-s-"))
-    yield root / "d" / "credd.sock"
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

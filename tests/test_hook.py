@@ -1,0 +1,143 @@
+"""`credd process`, the real command, against a real socket server with scripted replies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import Home, run_credd
+from tests.socket_helpers import RunningServer
+
+CREDENTIALS = {
+    "Version": 1,
+    "AccessKeyId": "ASIAEXAMPLEEXAMPLE12",
+    "SecretAccessKey": "hook-test-secret",
+    "SessionToken": "hook-test-token",
+    "Expiration": "2026-11-22T13:45:00Z",
+}
+
+
+class Script:
+    """The daemon's side: replies chosen by the test, requests recorded."""
+
+    def __init__(self, *replies: dict, delay: float = 0.0) -> None:
+        self.replies = list(replies)
+        self.requests: list[dict] = []
+        self.delay = delay
+
+    def __call__(self, request: dict) -> dict:
+        self.requests.append(request)
+        time.sleep(self.delay)
+        return self.replies.pop(0)
+
+
+@pytest.fixture
+def daemon(sock_path):
+    servers = []
+
+    def start(*replies: dict, delay: float = 0.0) -> Script:
+        script = Script(*replies, delay=delay)
+        servers.append(RunningServer(sock_path, script))
+        return script
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def hook(home: Home, sock_path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_credd(["process", *args], home, extra_env={"CREDD_SOCKET": str(sock_path), **env})
+
+
+def test_prints_exactly_the_credential_process_json(home, daemon, sock_path):
+    script = daemon({"ok": True, "credentials": dict(CREDENTIALS, Extra="dropped")})
+    result = hook(home, sock_path, "prod-admin")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == CREDENTIALS
+    assert list(json.loads(result.stdout)) == ["Version", "AccessKeyId", "SecretAccessKey", "SessionToken",
+                                              "Expiration"]
+    assert result.stderr == ""
+    assert script.requests == [{"op": "credentials", "profile": "prod-admin"}]
+
+
+def test_daemon_error_is_one_line_on_stderr(home, daemon, sock_path):
+    daemon({"ok": False, "error": "failed", "message": "profile 'x' is not in /c.yaml; add it under profiles:"})
+    result = hook(home, sock_path, "x")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "credd: profile 'x' is not in /c.yaml; add it under profiles:\n"
+
+
+def test_daemon_not_running(home, sock_path):
+    result = hook(home, sock_path, "p")
+    assert result.returncode == 1
+    assert result.stderr == (f"credd: the credd daemon is not running (nothing listens at {sock_path}); start it "
+                             "with `credd service install` (starts at login) or `credd serve` (in a terminal)\n")
+
+
+def test_bounded_wait(home, daemon, sock_path):
+    daemon({"ok": True, "credentials": CREDENTIALS}, delay=3)
+    started = time.monotonic()
+    result = hook(home, sock_path, "p", CREDD_PROCESS_TIMEOUT="1")
+    assert time.monotonic() - started < 2.5
+    assert result.returncode == 1 and "did not answer within 1 s" in result.stderr
+
+
+@pytest.mark.parametrize("credentials", [
+    None, {}, dict(CREDENTIALS, Version=2), dict(CREDENTIALS, SessionToken=""), dict(CREDENTIALS, Expiration=5),
+])
+def test_never_half_a_credential(home, daemon, sock_path, credentials):
+    daemon({"ok": True, "credentials": credentials})
+    result = hook(home, sock_path, "p")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "credentials" in result.stderr
+
+
+def test_mfa_needed_without_a_terminal_says_what_to_run(home, daemon, sock_path):
+    daemon({"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"})
+    result = subprocess.run([sys.executable, "-m", "credd", "process", "prod-admin"], capture_output=True, text=True,
+                            env=dict(home.env, CREDD_SOCKET=str(sock_path)), start_new_session=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == ("credd: profile prod-admin needs an MFA code for source alice: run `credd mfa alice` in a "
+                             "terminal, then try again\n")
+
+
+def test_mfa_prompt_on_the_terminal(home, daemon, sock_path, terminal):
+    script = daemon({"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"},
+                    {"ok": True}, {"ok": True, "credentials": CREDENTIALS})
+    terminal.env["CREDD_SOCKET"] = str(sock_path)
+    # As the AWS CLI runs it: stdout is a pipe, the terminal is only the controlling tty.
+    terminal.start(["sh", "-c", f"{sys.executable} -m credd process prod-admin | cat > {home.root}/out.json"])
+    terminal.wait_for("credd: MFA code for alice (profile prod-admin):")
+    terminal.type("123456")
+    assert terminal.exit_status() == 0
+    assert json.loads((home.root / "out.json").read_text()) == CREDENTIALS
+    assert script.requests[1] == {"op": "mfa", "source": "alice", "code": "123456"}
+
+
+def test_socket_from_the_config_file(home, daemon, sock_path):
+    home.write_config(f"version: 1\nsocket: '{sock_path}'   # mine\nsources: {{a: {{}}}}\n")
+    daemon({"ok": True, "credentials": CREDENTIALS})
+    result = run_credd(["process", "p"], home)
+    assert result.returncode == 0, result.stderr
+
+
+def test_imports_only_the_standard_library(home, sock_path):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "credd", "process", "p"], capture_output=True,
+                            text=True, env=dict(home.env, CREDD_SOCKET=str(sock_path)), timeout=30)
+    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    top_level = {name.split(".")[0] for name in modules} - {"imported package", ""}
+    third_party = {name for name in top_level if name not in sys.stdlib_module_names and name != "credd"
+                   and not name.startswith(("__editable__", "_distutils_hack", "sitecustomize", "_virtualenv"))}
+    assert third_party == set()
+    assert "credd.hook" in modules
+    assert not {"credd.cli", "argparse", "pathlib", "yaml", "keyring", "boto3"} & modules - _site_imports()
+
+
+def _site_imports() -> set[str]:
+    """What this interpreter imports before running any code (an editable install adds pathlib there)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True)
+    return {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
