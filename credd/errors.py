@@ -7,6 +7,11 @@ what to do about it. `cli.main` prints the message and exits with the class's
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from credd.model import Failure
+
 
 class CreddError(Exception):
     """An operation failed for a reason the user can act on (exit 1)."""
@@ -43,3 +48,33 @@ class KeyringError(CreddError):
 
 class NoSecureKeyringError(KeyringError):
     """Only a plain-text keyring, or none at all, is available."""
+
+
+class RefreshError(CreddError):
+    """Credentials could not be refreshed; `failure` keeps the kind and the advice for `status`."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class StsError(RefreshError):
+    """An STS call failed, or STS sent a reply credd cannot use."""
+
+
+class MfaError(RefreshError):
+    """No MFA code could be had, or AWS rejected the ones credd had."""
+
+
+class CredentialsFileError(CreddError):
+    """The shared credentials file cannot be read or safely changed: names the file, the line and the fix.
+
+    Never quotes a line of the file: any line may hold a secret.
+    """
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.detail = message
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Literal
 
@@ -123,3 +124,37 @@ class Config:
     sources: dict[str, Source]
     profiles: dict[str, Profile]
     warnings: tuple[str, ...] = field(default=())
+
+
+class FailureKind(str, Enum):
+    """Why credentials could not be had. Each kind has its own remedy, so `status` can say what to do."""
+
+    MFA_NEEDED = "mfa_needed"            # a `prompt` source waits for the user to hand in a code
+    MFA_INVALID = "mfa_invalid"          # AWS rejected the code: wrong, expired or used before
+    MFA_UNAVAILABLE = "mfa_unavailable"  # no code could be made: no TOTP seed, mfa_command failed
+    KEY_MISSING = "key_missing"          # no long-term key in the keyring
+    KEY_INVALID = "key_invalid"          # AWS refused the long-term key: wrong, deactivated or deleted
+    EXPIRED_TOKEN = "expired_token"      # AWS refused the session: expired or revoked; a new one is needed
+    ACCESS_DENIED = "access_denied"      # AWS denied the call (most often AssumeRole on one role)
+    THROTTLED = "throttled"              # STS throttled every attempt
+    SERVER = "server"                    # STS failed (5xx) on every attempt
+    NETWORK = "network"                  # STS could not be reached, or did not answer in time
+    CLOCK = "clock"                      # AWS says this machine's clock is off
+    BAD_REPLY = "bad_reply"              # STS answered with something credd cannot use
+    KEYRING = "keyring"                  # the keyring refused (locked, dismissed prompt)
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A refresh that did not work: what `status` shows and what the scheduler needs to decide.
+
+    `message` is one line that names the source or profile and what to do; it
+    never holds a secret or an MFA code. `retryable` says whether trying again
+    later, without the user doing anything, may succeed.
+    """
+
+    kind: FailureKind
+    message: str
+    retryable: bool
+    aws_code: str | None = None  # the STS error code, when STS gave one

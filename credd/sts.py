@@ -1,0 +1,267 @@
+"""STS through botocore: the clients, the two calls credd makes, and what their errors mean.
+
+Retries of throttling, 5xx and dropped or timed-out connections are
+botocore's `standard` mode (exponential backoff with jitter); credd adds
+none of its own at this level, and 4xx replies other than throttling are
+not retried. Whatever comes back is checked as hostile input: a reply with
+missing, mistyped or already-expired credentials is an error with a
+message, never a traceback, and no value from it is ever shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from credd import __version__
+from credd.errors import StsError
+from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, Secret, Source
+
+# botocore's `total_max_attempts` counts the first try: 5 survives four throttled
+# replies in a row (its client-config `max_attempts` counts retries only, 4 here).
+TOTAL_ATTEMPTS = 5
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
+# The longest any STS credential lives (GetSessionToken's 36 h) and some slack:
+# an Expiration beyond it is a bogus reply that would stop credd from refreshing.
+LONGEST_LIFE = timedelta(hours=37)
+
+KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
+# Values go into an INI file and HTTP headers: printable ASCII, no white space.
+TOKEN = re.compile(r"[\x21-\x7e]{16,16384}")
+
+MFA_REJECTED = "MultiFactorAuthentication failed"
+KEY_REFUSED = {"InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException",
+               "InvalidAccessKeyId", "AuthFailure", "IncompleteSignature"}
+TOKEN_EXPIRED = {"ExpiredToken", "ExpiredTokenException"}
+CLOCK_SKEW = {"RequestExpired", "RequestTimeTooSkewed", "RequestInTheFuture"}
+# What botocore's parser lets escape when a 200 reply is XML of the wrong shape or
+# holds a bad timestamp; raised from the call, they can only come from the reply.
+REPLY_SHAPE_ERRORS = (KeyError, IndexError, ValueError, TypeError, AttributeError)
+THROTTLED = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+             "RequestThrottledException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One STS call, for messages: which operation, on whose behalf."""
+
+    operation: str  # "GetSessionToken" or "AssumeRole"
+    source: str
+    profile: str | None = None
+
+    @property
+    def who(self) -> str:
+        return f"profile {self.profile!r}" if self.profile else f"source {self.source!r}"
+
+
+class StsClients:
+    """Makes STS clients: one botocore session for all of them, standard retries, bounded timeouts.
+
+    Clients are thread-safe once made, so one client serves every AssumeRole
+    of a refresh; making them is serialised because botocore sessions are not.
+    """
+
+    def __init__(self, *, total_attempts: int = TOTAL_ATTEMPTS, connect_timeout: float = CONNECT_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT, pool_size: int = 10) -> None:
+        if total_attempts < 4:
+            raise ValueError("STS clients need at least 4 attempts to ride out three throttled replies")
+        self.total_attempts = total_attempts
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.pool_size = pool_size
+        self._session = None
+        self._lock = threading.Lock()
+        quiet_botocore()
+
+    def for_key(self, source: Source, key: AccessKey):
+        """A client signing with the source's long-term key (for GetSessionToken)."""
+        return self._client(source, key.key_id, key.secret, None)
+
+    def for_session(self, source: Source, session: Credentials):
+        """A client signing with the source's session (for AssumeRole)."""
+        return self._client(source, session.access_key_id, session.secret_access_key, session.session_token)
+
+    def _client(self, source: Source, key_id: str, secret: Secret, token: Secret | None):
+        from botocore.config import Config
+
+        config = Config(
+            region_name=source.region,
+            retries={"mode": "standard", "total_max_attempts": self.total_attempts},
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            max_pool_connections=self.pool_size,
+            user_agent_extra=f"credd/{__version__}",
+        )
+        try:
+            with self._lock:
+                if self._session is None:
+                    import botocore.session
+
+                    self._session = botocore.session.Session()
+                return self._session.create_client(
+                    "sts", region_name=source.region, endpoint_url=source.sts_endpoint, config=config,
+                    aws_access_key_id=key_id, aws_secret_access_key=secret.reveal(),
+                    aws_session_token=token.reveal() if token is not None else None,
+                )
+        except Exception as e:  # ProfileNotFound from $AWS_PROFILE, an endpoint botocore refuses, ...
+            problem = f"{type(e).__name__}: {_one_line(str(e))}"
+            raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: cannot set up an STS client: {problem}",
+                                   retryable=False)) from None
+
+
+def quiet_botocore() -> None:
+    """Pin botocore's own log level at WARNING: its DEBUG lines hold request bodies (the TOTP code),
+    the session token header and whole STS replies. Its own level, not the effective one, so that
+    a root logger set to DEBUG later (`--debug`, pytest's caplog) does not let them through."""
+    botocore_log = logging.getLogger("botocore")
+    if botocore_log.level < logging.WARNING:  # NOTSET (0) included
+        botocore_log.setLevel(logging.WARNING)
+
+
+# The two calls -----------------------------------------------------------------
+
+def get_session_token(client, source: Source, code: Secret | None, now: datetime) -> Credentials:
+    """The source's session; `code` is required exactly when the source has an MFA device."""
+    params: dict[str, object] = {"DurationSeconds": source.duration}
+    if source.mfa_serial is not None:
+        if code is None:
+            raise ValueError("a source with mfa_serial needs a code")
+        params.update(SerialNumber=source.mfa_serial, TokenCode=code.reveal())
+    call = Call("GetSessionToken", source.name)
+    return parse_credentials(_send(client, call, params), now, call)
+
+
+def assume_role(client, profile: Profile, duration: int, now: datetime) -> Credentials:
+    """The role of `profile`, assumed with the client's (session) credentials for `duration` seconds."""
+    params: dict[str, object] = {
+        "RoleArn": profile.role_arn,
+        "RoleSessionName": profile.role_session_name,
+        "DurationSeconds": duration,
+    }
+    if profile.external_id is not None:
+        params["ExternalId"] = profile.external_id
+    call = Call("AssumeRole", profile.source, profile.name)
+    return parse_credentials(_send(client, call, params), now, call)
+
+
+def _send(client, call: Call, params: dict[str, object]) -> object:
+    method = {"GetSessionToken": client.get_session_token, "AssumeRole": client.assume_role}[call.operation]
+    try:
+        return method(**params)
+    except Exception as e:  # every way a call can fail becomes a Failure; the cause may quote the code
+        raise StsError(classify(e, call)) from None
+
+
+# Replies: hostile input --------------------------------------------------------
+
+def parse_credentials(reply: object, now: datetime, call: Call) -> Credentials:
+    """The credentials in a GetSessionToken/AssumeRole reply, or StsError naming what is wrong with it."""
+    fields = reply.get("Credentials") if isinstance(reply, dict) else None
+    if not isinstance(fields, dict):
+        raise _bad_reply(call, "it holds no Credentials")
+    key_id = _text(fields, "AccessKeyId", KEY_ID, call)
+    secret = _text(fields, "SecretAccessKey", TOKEN, call)
+    token = _text(fields, "SessionToken", TOKEN, call)
+    expiration = fields.get("Expiration")
+    if not isinstance(expiration, datetime):
+        raise _bad_reply(call, "its Expiration is missing or not a time")
+    if expiration.tzinfo is None or expiration.utcoffset() is None:
+        raise _bad_reply(call, "its Expiration has no time zone")
+    expiration = expiration.astimezone(timezone.utc)
+    if expiration <= now:
+        raise _bad_reply(call, f"its credentials expired already ({expiration:%Y-%m-%dT%H:%M:%SZ}); "
+                               "check this machine's clock (`credd doctor`)")
+    if expiration > now + LONGEST_LIFE:
+        raise _bad_reply(call, f"its Expiration ({expiration:%Y-%m-%dT%H:%M:%SZ}) is further ahead than STS allows")
+    return Credentials(key_id, Secret(secret), Secret(token), expiration)
+
+
+def _text(fields: dict, name: str, pattern: re.Pattern[str], call: Call) -> str:
+    value = fields.get(name)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise _bad_reply(call, f"its {name} is missing or malformed")  # never the value: it may be a secret
+    return value
+
+
+def _bad_reply(call: Call, problem: str) -> StsError:
+    return StsError(Failure(FailureKind.BAD_REPLY,
+                            f"{call.who}: STS answered {call.operation} with a reply credd cannot use: {problem}",
+                            retryable=True))
+
+
+# Errors: what they mean and what to do -----------------------------------------
+
+def classify(error: BaseException, call: Call) -> Failure:
+    """What `error` from an STS call means for the user, and whether trying again later may help."""
+    from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(error, bx.ClientError):
+        return _client_error(error, call)
+    if isinstance(error, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
+        return _network(call, f"STS did not answer in time ({type(error).__name__})")
+    if isinstance(error, bx.SSLError):
+        return _network(call, "the TLS connection to STS failed; a proxy or captive portal in the way? "
+                              "($AWS_CA_BUNDLE names extra CA certificates)")
+    if isinstance(error, (bx.ConnectionError, bx.HTTPClientError)):
+        return _network(call, f"cannot reach STS ({type(error).__name__})")
+    if isinstance(error, (ResponseParserError, *REPLY_SHAPE_ERRORS)):
+        return Failure(FailureKind.BAD_REPLY, f"{call.who}: STS answered {call.operation} with a reply that "
+                                              f"does not parse ({type(error).__name__}); credd tries again later",
+                       retryable=True)
+    if isinstance(error, bx.ParamValidationError):  # its text may quote a parameter: the TOTP code
+        return Failure(FailureKind.OTHER, f"{call.who}: credd built an invalid {call.operation} request "
+                                          "(a bug in credd; please report it)", retryable=False)
+    if isinstance(error, bx.BotoCoreError):
+        return Failure(FailureKind.OTHER, f"{call.who}: {call.operation}: {_one_line(str(error))}", retryable=False)
+    return Failure(FailureKind.OTHER, f"{call.who}: {call.operation} failed: {type(error).__name__}",
+                   retryable=False)
+
+
+def _client_error(error, call: Call) -> Failure:
+    details = error.response.get("Error", {}) if isinstance(error.response, dict) else {}
+    code = str(details.get("Code") or "")
+    said = _one_line(str(details.get("Message") or ""))
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    what = f"{call.who}: STS refused {call.operation} ({code or status}{': ' + said if said else ''})"
+
+    def failure(kind: FailureKind, advice: str, retryable: bool) -> Failure:
+        return Failure(kind, f"{what}; {advice}", retryable, code or None)
+
+    if code == "AccessDenied" and MFA_REJECTED in said:
+        return failure(FailureKind.MFA_INVALID, "the MFA code was wrong, expired or used before", retryable=False)
+    if code in CLOCK_SKEW or "Signature expired" in said:
+        return failure(FailureKind.CLOCK, "this machine's clock is off; set it right (`credd doctor`)", True)
+    if code in KEY_REFUSED and call.operation == "GetSessionToken":
+        return failure(FailureKind.KEY_INVALID, f"the access key is wrong, deactivated or deleted: store a "
+                                                f"working one with `credd keys set {call.source}`", retryable=False)
+    if code in KEY_REFUSED or code in TOKEN_EXPIRED:
+        return failure(FailureKind.EXPIRED_TOKEN, f"the session of source {call.source!r} is expired or revoked; "
+                                                  "credd gets a new one", retryable=True)
+    if code in THROTTLED or status == 429:
+        return failure(FailureKind.THROTTLED, f"still throttled after {TOTAL_ATTEMPTS} attempts; "
+                                              "credd tries again later", retryable=True)
+    if status >= 500:
+        return failure(FailureKind.SERVER, "STS failed on every attempt; credd tries again later", retryable=True)
+    if code == "AccessDenied":
+        advice = ("check the role's trust policy and that your user may assume it" if call.operation == "AssumeRole"
+                  else "check your user's IAM policies")
+        return failure(FailureKind.ACCESS_DENIED, advice, retryable=False)
+    if code == "RegionDisabledException":
+        return failure(FailureKind.OTHER, f"activate STS in this region, or set another sources.{call.source}.region",
+                       retryable=False)
+    return failure(FailureKind.OTHER, "see the AWS documentation of this error", retryable=False)
+
+
+def _network(call: Call, problem: str) -> Failure:
+    return Failure(FailureKind.NETWORK, f"{call.who}: {call.operation}: {problem}; credd tries again later "
+                                        "and serves credentials that are still valid meanwhile", retryable=True)
+
+
+def _one_line(text: str) -> str:
+    """A server's message made safe for one log line: no control characters, bounded."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:300]

@@ -1,0 +1,288 @@
+"""A strict STS front: an HTTP server on loopback that checks what AWS checks and moto does not.
+
+It sits before moto's server and forwards what it accepts. On the way it
+  - checks `TokenCode` against the device's TOTP seed for the front's clock
+    (only the current window) and refuses a code used before, with the real
+    AWS error (`AccessDenied`, "MultiFactorAuthentication failed with invalid
+    MFA one time pass code. ");
+  - gives every session its own `ASIA…` key (moto hands out one fixed example
+    key for every GetSessionToken) and refuses it once expired (`ExpiredToken`)
+    or revoked, and refuses GetSessionToken signed with a session;
+  - refuses revoked long-term keys (`InvalidClientTokenId`,
+    `SignatureDoesNotMatch`), denied roles (`AccessDenied`) and role chaining
+    beyond one hour (`ValidationError`), as AWS does;
+  - counts requests per Action and keeps them for assertions;
+  - can add a fixed latency to every reply, as a real STS's round trip;
+  - injects faults on request: throttling, 500s, timeouts, dropped
+    connections before or after moto handled the call, rewritten replies.
+
+The clock is an argument (`now`), so a test that walks a frozen clock and
+the front agree on which 30-second window a code belongs to.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import secrets
+import string
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+from xml.sax.saxutils import escape
+
+import pyotp
+
+MFA_FAILED = "MultiFactorAuthentication failed with invalid MFA one time pass code. "
+FAULTS = ("throttle", "server_error", "timeout", "drop", "drop_after", "rewrite")
+ERRORS = {  # code -> (HTTP status, AWS's message)
+    "InvalidClientTokenId": (403, "The security token included in the request is invalid."),
+    "SignatureDoesNotMatch": (403, "The request signature we calculated does not match the signature you "
+                                   "provided. Check your AWS Secret Access Key and signing method. Consult the "
+                                   "service documentation for details."),
+    "ExpiredToken": (400, "The security token included in the request is expired"),
+    "Throttling": (400, "Rate exceeded"),
+    "InternalFailure": (500, "An internal error occurred."),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    action: str
+    key_id: str | None
+    params: dict[str, str]
+
+
+@dataclass
+class Fault:
+    kind: str
+    action: str | None
+    times: float
+    rewrite: Callable[[bytes], bytes] | None = None
+
+
+class StsFront:
+    def __init__(self, upstream: str, *, now: Callable[[], float] = time.time,
+                 seeds: Mapping[str, str] | None = None, hold: float = 5.0, latency: float = 0.0) -> None:
+        self.upstream = urlsplit(upstream)
+        self.now = now
+        self.seeds = dict(seeds or {})
+        self.hold = hold  # how long a "timeout" keeps the client waiting
+        self.latency = latency  # added to every reply, as a round trip to a real STS is
+        self.calls: Counter[str] = Counter()
+        self.requests: list[Request] = []
+        self.accepted_codes: list[tuple[str, int, str]] = []  # (serial, window, code)
+        self.issued: list[tuple[str, str, str]] = []  # (key id, secret, token) of sessions handed out
+        self.sessions: dict[str, datetime] = {}  # session key id -> expiration
+        self.revoked: dict[str, str] = {}  # key id -> error code
+        self.denied_roles: set[str] = set()
+        self._used: set[tuple[str, int]] = set()
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+
+    # Control --------------------------------------------------------------------
+
+    def start(self) -> StsFront:
+        front = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.front = front
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._released.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> StsFront:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def inject(self, kind: str, action: str | None = None, times: float = 1,
+               rewrite: Callable[[bytes], bytes] | None = None) -> None:
+        """Apply fault `kind` to the next `times` requests (of `action`, or any); float('inf') for ever."""
+        assert kind in FAULTS, kind
+        with self._lock:
+            self._faults.append(Fault(kind, action, times, rewrite))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def revoke(self, key_id: str, code: str = "InvalidClientTokenId") -> None:
+        self.revoked[key_id] = code
+
+    def burn(self, serial: str, timestamp: float) -> None:
+        """Mark the code of `timestamp`'s window as used, as if another tool had sent it."""
+        with self._lock:
+            self._used.add((serial, int(timestamp // 30)))
+
+    def count(self, action: str) -> int:
+        with self._lock:
+            return self.calls[action]
+
+    def of(self, action: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.action == action]
+
+    # Decisions (called by the handler threads) ----------------------------------
+
+    def _record(self, request: Request) -> Fault | None:
+        with self._lock:
+            self.calls[request.action] += 1
+            self.requests.append(request)
+            for fault in self._faults:
+                if fault.action in (None, request.action) and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _refusal(self, request: Request) -> tuple[str, str] | None:
+        """(error code, message) when AWS would refuse this request."""
+        key_id, params = request.key_id or "", request.params
+        if key_id in self.revoked:
+            code = self.revoked[key_id]
+            return code, ERRORS[code][1]
+        if key_id in self.sessions:
+            if self.now() >= self.sessions[key_id].timestamp():
+                return "ExpiredToken", ERRORS["ExpiredToken"][1]
+            if request.action == "GetSessionToken":
+                return "AccessDenied", "Cannot call GetSessionToken with session credentials"
+            if request.action == "AssumeRole" and int(params.get("DurationSeconds", "3600")) > 3600:
+                return "ValidationError", ("The requested DurationSeconds exceeds the 1 hour session limit for "
+                                           "roles assumed by role chaining.")
+        if request.action == "GetSessionToken" and ("SerialNumber" in params or "TokenCode" in params):
+            if not self._accept_code(params.get("SerialNumber", ""), params.get("TokenCode", "")):
+                return "AccessDenied", MFA_FAILED
+        if request.action == "AssumeRole" and params.get("RoleArn") in self.denied_roles:
+            return "AccessDenied", (f"User: arn:aws:iam::111111111111:user/test is not authorized to perform: "
+                                    f"sts:AssumeRole on resource: {params.get('RoleArn')}")
+        return None
+
+    def _accept_code(self, serial: str, code: str) -> bool:
+        now = self.now()
+        window = int(now // 30)
+        seed = self.seeds.get(serial)
+        with self._lock:
+            if seed is None or code != pyotp.TOTP(seed).at(window * 30) or (serial, window) in self._used:
+                return False
+            self._used.add((serial, window))
+            self.accepted_codes.append((serial, window, code))
+        return True
+
+    def _issue_session(self, body: bytes) -> bytes:
+        """Give the session moto made its own key, secret and token, and remember when it expires."""
+        text = body.decode()
+        expiration = re.search(r"<Expiration>([^<]+)</Expiration>", text)
+        key_id = "ASIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+        secret = secrets.token_urlsafe(30).replace("-", "+").replace("_", "/")[:40]
+        token = "FwoG" + secrets.token_urlsafe(150).replace("-", "+").replace("_", "/")
+        if expiration is None:
+            return body
+        with self._lock:
+            self.sessions[key_id] = datetime.fromisoformat(expiration.group(1).replace("Z", "+00:00"))
+            self.issued.append((key_id, secret, token))
+        for tag, value in (("AccessKeyId", key_id), ("SecretAccessKey", secret), ("SessionToken", token)):
+            text = re.sub(f"<{tag}>[^<]*</{tag}>", f"<{tag}>{value}</{tag}>", text)
+        return text.encode()
+
+    def _forward(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, str, bytes]:
+        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=10)
+        try:
+            forwarded = {k: v for k, v in headers.items() if k.lower() not in ("connection", "keep-alive")}
+            connection.request("POST", "/", body=body, headers=forwarded)
+            response = connection.getresponse()
+            return response.status, response.getheader("Content-Type", "text/xml"), response.read()
+        finally:
+            connection.close()
+
+
+def error_body(code: str, message: str) -> bytes:
+    kind = "Receiver" if ERRORS.get(code, (400,))[0] >= 500 else "Sender"
+    return (f'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>{kind}</Type>'
+            f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
+            f"<RequestId>{secrets.token_hex(16)}</RequestId></ErrorResponse>").encode()
+
+
+def status_of(code: str) -> int:
+    if code in ERRORS:
+        return ERRORS[code][0]
+    return 403 if code == "AccessDenied" else 400
+
+
+class _Handler(BaseHTTPRequestHandler):
+    front: StsFront
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without this, Nagle's algorithm and the
+    # client's delayed ACK stall every reply by 40 ms, and the figures measure that.
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: tests read the front's counters
+        pass
+
+    def do_POST(self) -> None:
+        front = self.front
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        credential = re.search(r"Credential=([A-Z0-9]+)/", self.headers.get("Authorization", ""))
+        request = Request(params.get("Action", "?"), credential.group(1) if credential else None, params)
+        fault = front._record(request)
+        kind = fault.kind if fault else None
+        if front.latency:
+            time.sleep(front.latency)
+        if kind == "drop":
+            return self._drop()
+        if kind == "timeout":
+            front._released.wait(front.hold)
+            return self._drop()
+        if kind == "throttle":
+            return self._error("Throttling", ERRORS["Throttling"][1])
+        if kind == "server_error":
+            return self._error("InternalFailure", ERRORS["InternalFailure"][1])
+        refusal = front._refusal(request)
+        if refusal is not None:
+            return self._error(*refusal)
+        status, content_type, reply = front._forward(body, dict(self.headers))
+        if status == 200 and request.action == "GetSessionToken":
+            reply = front._issue_session(reply)
+        if kind == "drop_after":
+            return self._drop()
+        if kind == "rewrite" and fault is not None and fault.rewrite is not None:
+            reply = fault.rewrite(reply)
+        self._reply(status, content_type, reply)
+
+    def _error(self, code: str, message: str) -> None:
+        self._reply(status_of(code), "text/xml", error_body(code, message))
+
+    def _reply(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _drop(self) -> None:
+        """Close without a byte of reply, as a dead link or a crashed proxy does."""
+        self.close_connection = True
+

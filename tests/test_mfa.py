@@ -1,0 +1,214 @@
+"""MFA code sources and the no-reuse window: pure window arithmetic, the state file, real commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+
+import pyotp
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from credd import mfa
+from credd.errors import MfaError, SecretFormatError
+from credd.model import FailureKind, Secret, Source
+from tests.conftest import TEST_TOTP_SEED
+
+SERIAL = "arn:aws:iam::111111111111:mfa/alice"
+T0 = 1_906_977_600.0  # a window boundary (2030-06-06T08:00:00Z)
+
+
+def source(mfa_method: str = "totp", command: tuple[str, ...] | None = None) -> Source:
+    return Source("alice", SERIAL, mfa_method, command, 43200, "us-east-1", None)
+
+
+# The window: pure ------------------------------------------------------------------
+
+@pytest.mark.parametrize("now, last, expected", [
+    (T0 + 5, None, 0),  # never used: this window
+    (T0 + 5, -1, 0),  # used the previous one: this one is free
+    (T0 + 5, 0, 1),  # used this one: the next
+    (T0 + 29.9, 0, 1),
+    (T0 + 30, 0, 1),  # the next has started
+    (T0 + 5, 1, 2),  # a retry already took the next one
+    (T0 + 5, 50, 0),  # far in the future: the clock was set back; do not wait for hours
+])
+def test_next_window(now, last, expected):
+    base = mfa.window_at(T0)
+    assert mfa.next_window(now, None if last is None else base + last) == base + expected
+
+
+def test_seconds_until():
+    window = mfa.window_at(T0)
+    assert mfa.seconds_until(T0 + 5, window + 1) == 25
+    assert mfa.seconds_until(T0 + 5, window) == 0
+
+
+@given(now=st.floats(min_value=0, max_value=4e9), offset=st.integers(min_value=-10_000, max_value=20))
+def test_next_window_never_reuses_and_never_waits_long(now, offset):
+    last = mfa.window_at(now) + offset
+    chosen = mfa.next_window(now, last)
+    assert chosen >= mfa.window_at(now)
+    assert chosen > last or last + 1 - mfa.window_at(now) > mfa.MAX_WINDOWS_AHEAD
+    assert mfa.seconds_until(now, chosen) <= mfa.WINDOW * mfa.MAX_WINDOWS_AHEAD
+
+
+# The state file ------------------------------------------------------------------
+
+def test_claims_in_one_window_get_consecutive_windows(tmp_path):
+    windows = mfa.UsedWindows(tmp_path / "state" / "mfa-windows.json")
+    first = windows.claim(SERIAL, T0 + 5)
+    assert windows.claim(SERIAL, T0 + 6) == first + 1
+    assert windows.claim("arn:aws:iam::111111111111:mfa/bob", T0 + 6) == first  # per device
+
+
+def test_the_last_window_survives_a_restart_and_holds_no_secret(tmp_path):
+    path = tmp_path / "mfa-windows.json"
+    first = mfa.UsedWindows(path).claim(SERIAL, T0 + 5)
+    assert mfa.UsedWindows(path).claim(SERIAL, T0 + 6) == first + 1
+    data = json.loads(path.read_text())
+    assert data == {"version": 1, "last_window": {SERIAL: first + 1}}
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_record_never_moves_back(tmp_path):
+    windows = mfa.UsedWindows(tmp_path / "w.json")
+    windows.record(SERIAL, 100)
+    windows.record(SERIAL, 90)
+    assert windows.last_used(SERIAL) == 100
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"last_window": {"x": "7"}}', '{"last_window": 3}'])
+def test_a_damaged_state_file_is_ignored(tmp_path, content):
+    path = tmp_path / "w.json"
+    path.write_text(content)
+    windows = mfa.UsedWindows(path)
+    assert windows.claim(SERIAL, T0 + 5) == mfa.window_at(T0)
+    assert json.loads(path.read_text())["last_window"] == {SERIAL: mfa.window_at(T0)}
+
+
+def test_an_unwritable_state_file_is_logged_and_memory_still_holds(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    windows = mfa.UsedWindows(blocker / "sub" / "w.json")  # a directory that cannot exist
+    first = windows.claim(SERIAL, T0 + 5)
+    assert windows.claim(SERIAL, T0 + 5) == first + 1
+    assert "cannot write the MFA window state file" in caplog.text
+
+
+def test_concurrent_claims_never_share_a_window(tmp_path):
+    windows = mfa.UsedWindows(tmp_path / "w.json")
+    claimed: list[int] = []
+    threads = [threading.Thread(target=lambda: claimed.append(windows.claim(SERIAL, T0 + 1))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == list(range(mfa.window_at(T0), mfa.window_at(T0) + 8))
+
+
+# totp --------------------------------------------------------------------------------
+
+def test_totp_makes_the_code_of_the_claimed_window():
+    driver = mfa.TotpDriver(lambda name: Secret(TEST_TOTP_SEED))
+    window = mfa.window_at(T0) + 1
+    assert driver.code(source(), window).reveal() == pyotp.TOTP(TEST_TOTP_SEED).at(T0 + 30)
+
+
+@pytest.mark.parametrize("seed, fix", [(None, "no TOTP seed"), (Secret("not base32!"), "damaged")])
+def test_totp_without_a_usable_seed_says_how_to_store_one(seed, fix):
+    with pytest.raises(MfaError) as caught:
+        mfa.TotpDriver(lambda name: seed).code(source(), 1)
+    assert caught.value.failure.kind is FailureKind.MFA_UNAVAILABLE
+    assert fix in str(caught.value) and "credd totp set alice" in str(caught.value)
+    assert "not base32" not in str(caught.value)
+
+
+# command -------------------------------------------------------------------------------
+
+def python(code: str) -> tuple[str, ...]:
+    return (sys.executable, "-c", code)
+
+
+@pytest.mark.parametrize("output, code", [
+    ("123456\n", "123456"),
+    ("Touch your key\n  654321  \n", "654321"),
+    ("111111\nnoise\n222222\ntrailing words\n", "222222"),  # the last 6-digit line
+    ("1234567\n12345\ncode: 123456\n", None),  # a line that is only a code
+    ("", None),
+])
+def test_last_code(output, code):
+    assert mfa.last_code(output) == code
+
+
+def test_command_prints_the_code_and_its_stderr_goes_to_the_log_masked(caplog):
+    caplog.set_level(logging.INFO, "credd.mfa")
+    command = python("import sys; print('Touch your key 987654', file=sys.stderr); print('aws'); print('123456')")
+    assert mfa.CommandDriver(timeout=10).code(source("command", command), 0).reveal() == "123456"
+    assert "Touch your key ******" in caplog.text
+    assert "987654" not in caplog.text and "123456" not in caplog.text
+
+
+def test_command_runs_without_a_shell():
+    command = python("import sys; print(sys.argv[1]); print('123456')") + ("$(exit 3); `false` | x",)
+    assert mfa.CommandDriver(timeout=10).code(source("command", command), 0).reveal() == "123456"
+
+
+@pytest.mark.parametrize("command, problem, retryable", [
+    (python("import sys; sys.exit(3)"), "exited with status 3", True),
+    (python("print('no code here')"), "printed no line with a 6-digit code", False),
+    (("/nonexistent/ykman", "oath"), "was not found", False),
+    (python("import time; time.sleep(30)"), "did not finish within 0.5 s", True),
+])
+def test_a_failing_command_is_a_clear_error(command, problem, retryable):
+    with pytest.raises(MfaError) as caught:
+        mfa.CommandDriver(timeout=0.5).code(source("command", command), 0)
+    assert caught.value.failure.kind is FailureKind.MFA_UNAVAILABLE
+    assert problem in str(caught.value) and "alice" in str(caught.value)
+    assert caught.value.failure.retryable is retryable
+
+
+# prompt --------------------------------------------------------------------------------
+
+def test_a_handed_in_code_is_taken_once():
+    inbox = mfa.CodeInbox()
+    inbox.put("alice", " 123456\n")
+    driver = mfa.PromptDriver(inbox)
+    assert driver.code(source("prompt"), 0).reveal() == "123456"
+    with pytest.raises(MfaError) as caught:
+        driver.code(source("prompt"), 0)
+    assert caught.value.failure.kind is FailureKind.MFA_NEEDED
+    assert "credd mfa alice" in str(caught.value)
+
+
+@pytest.mark.parametrize("bad", ["12345", "1234567", "12345a", ""])
+def test_a_malformed_code_is_refused_without_echo(bad):
+    with pytest.raises(SecretFormatError) as caught:
+        mfa.CodeInbox().put("alice", bad)
+    assert "6 digits" in str(caught.value)
+    assert not bad or bad not in str(caught.value)
+
+
+def test_a_stale_code_is_dropped():
+    now = [T0]
+    inbox = mfa.CodeInbox(clock=lambda: now[0])
+    inbox.put("alice", "123456")
+    now[0] += mfa.PROMPT_CODE_MAX_AGE + 1
+    assert inbox.take("alice") is None
+
+
+def test_take_waits_for_a_code_handed_in_meanwhile():
+    inbox = mfa.CodeInbox()
+    threading.Timer(0.05, inbox.put, ("alice", "123456")).start()
+    code = inbox.take("alice", timeout=5)
+    assert code is not None and code.reveal() == "123456"
+
+
+def test_drivers_by_name():
+    drivers = mfa.make_drivers(seeds=lambda name: None, inbox=mfa.CodeInbox())
+    assert set(drivers) == {"totp", "command", "prompt"}
+    assert drivers["totp"].regenerates and drivers["command"].regenerates
+    assert not drivers["prompt"].regenerates
