@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys = _group(commands, "keys", "long-term access keys in the keyring")
     keys_set = _command(keys, "set", "keys:set_key", "store SOURCE's long-term key (prompts, or two lines of stdin)")
     keys_set.add_argument("source", metavar="SOURCE")
+    keys_import = _command(keys, "import", "keys:import_key",
+                           "move SOURCE's long-term key from a credentials-file section into the keyring")
+    keys_import.add_argument("source", metavar="SOURCE")
+    keys_import.add_argument("--from-profile", metavar="NAME", required=True,
+                             help="the section of the shared credentials file that holds the key")
+    keys_import.add_argument("--replace", action="store_true",
+                             help="replace another key the keyring already holds for SOURCE")
     keys_rm = _command(keys, "rm", "keys:remove", "remove SOURCE's key, TOTP seed and cached session")
     keys_rm.add_argument("source", metavar="SOURCE")
     _command(keys, "ls", "keys:list_keys", "what the keyring holds for each source (masked)")

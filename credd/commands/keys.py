@@ -1,15 +1,17 @@
-"""`credd keys set|rm|ls`: long-term access keys in the keyring."""
+"""`credd keys set|import|rm|ls`: long-term access keys in the keyring."""
 
 from __future__ import annotations
 
 import argparse
 
+from credd import credfile
+from credd.atomicfile import read_text, update_file
 from credd.config import NAME
 from credd.context import Context
-from credd.errors import UsageError
-from credd.model import Config, mask_key_id
+from credd.errors import CredentialsFileError, KeyringError, UsageError
+from credd.model import AccessKey, Config, mask_key_id
 from credd.secret_formats import parse_access_key
-from credd.store import KINDS, SESSION, TOTP_SEED, backend_name, is_plaintext
+from credd.store import KINDS, SESSION, TOTP_SEED, Store, backend_name, is_plaintext
 from credd.terminal import ask_hidden, is_interactive, read_lines
 
 
@@ -44,6 +46,48 @@ def warn_if_plaintext(ctx: Context, store) -> None:
     if is_plaintext(store.backend):
         ctx.warn(f"{backend_name(store.backend)} keeps secrets in plain text on disk; you chose it, "
                  "but a real keyring (Secret Service, macOS Keychain) protects them")
+
+
+def import_key(ctx: Context, args: argparse.Namespace) -> int:
+    """Move a long-term key out of a credentials-file section into the keyring.
+
+    The file changes only after the keyring has returned the key intact, so a
+    failure at any step leaves the key in at least one place.
+    """
+    config = ctx.load_config()
+    source = known_source(config, args.source)
+    store = ctx.open_store(config)
+    path, section = config.credentials_file, args.from_profile
+    text = read_text(path)
+    if text is None:
+        raise CredentialsFileError(str(path), None, f"there is no such file, so no key to import; "
+                                                    f"store the key with `credd keys set {source}`")
+    found = credfile.read_long_term_key(text, section, str(path))
+    key = parse_access_key(found.key_id, found.secret.reveal())
+    _store_verified(store, source, key, args.replace)
+    removed = update_file(path, lambda current: credfile.remove_long_term_key(current, section, found, str(path)))
+    where = f"removed it from [{section}] in {path}" if removed else f"[{section}] in {path} no longer held it"
+    ctx.say(f"imported access key {mask_key_id(key.key_id)} for source {source} into the keyring "
+            f"({backend_name(store.backend)}); {where}")
+    warn_if_plaintext(ctx, store)
+    return 0
+
+
+def _store_verified(store: Store, source: str, key: AccessKey, replace: bool) -> None:
+    """Store `key` for `source` and read it back; never drop a different key the keyring holds unasked."""
+    existing = store.get_access_key(source)
+    if existing is not None and existing != key and not replace:
+        raise UsageError(f"the keyring already holds another access key ({mask_key_id(existing.key_id)}) for source "
+                         f"{source}; nothing was changed. Add --replace to replace it with "
+                         f"{mask_key_id(key.key_id)}")
+    store.set_access_key(source, key)
+    if store.get_access_key(source) != key:
+        raise KeyringError(f"the keyring ({backend_name(store.backend)}) did not return the access key of source "
+                           f"{source!r} as stored; the credentials file was left as it was. "
+                           "Check that the keyring is unlocked and writable (`credd doctor`)")
+    if existing != key:
+        # A session made with the previous key must not outlive its replacement.
+        store.delete(source, SESSION)
 
 
 def remove(ctx: Context, args: argparse.Namespace) -> int:

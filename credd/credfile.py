@@ -1,0 +1,501 @@
+"""The shared credentials file: a byte-preserving editor. Pure: text in, text out.
+
+Users keep years of hand-edited profiles in `~/.aws/credentials`, so credd
+changes only the lines it owns and copies every other byte as it was:
+comments, blank lines, order, unknown keys, line endings, a missing final
+newline. It reads the file exactly as botocore does (configparser's
+`RawConfigParser` with its defaults: `#`/`;` comment lines, no inline
+comments, indented continuation lines, lower-cased key names, duplicates are
+errors, `[DEFAULT]` merged into every section), so it never writes a file the
+SDKs cannot read, and refuses to touch one they already cannot read.
+
+Ownership lives in the file itself: every section credd writes carries
+`x_credd_expiration` (botocore ignores unknown keys). A mark in the section,
+rather than a list kept elsewhere, survives daemon restarts and config edits,
+and is checked against the very text being changed, under the same lock. It
+matters in two places: credd removes only sections it owns, and it overwrites
+a section holding a long-term key (`aws_access_key_id` with no session token)
+only if it owns it.
+
+Entry points: `update` (the daemon), `read_long_term_key` and
+`remove_long_term_key` (`credd keys import`), `read_profiles` (what botocore
+would read; `doctor` and the tests). Text comes in as `atomicfile.read_text`
+decodes it: UTF-8 with newlines untouched, undecodable bytes as lone
+surrogates, which are reported here as the line that is not UTF-8.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Collection, Iterator, Mapping
+from configparser import RawConfigParser
+from dataclasses import dataclass, field
+from datetime import timezone
+from enum import Enum
+
+from credd.errors import CredentialsFileError
+from credd.model import AccessKey, Credentials, Secret
+
+ACCESS_KEY_ID = "aws_access_key_id"
+SECRET_ACCESS_KEY = "aws_secret_access_key"
+SESSION_TOKEN = "aws_session_token"
+SECURITY_TOKEN = "aws_security_token"  # the legacy name; botocore prefers it over aws_session_token
+EXPIRATION = "x_credd_expiration"  # credd's mark of ownership, and when the credentials expire
+MANAGED = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, EXPIRATION)
+LONG_TERM = (ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+
+DEFAULT_SECTION = "DEFAULT"  # configparser's defaults for every section, not a profile
+COMMENT_PREFIXES = ("#", ";")  # RawConfigParser's default comment_prefixes
+SECTION_HEADER = RawConfigParser.SECTCRE
+OPTION = RawConfigParser.OPTCRE
+NON_SPACE = RawConfigParser.NONSPACECRE
+LABEL = "the shared credentials file"
+
+# Universal newlines, as botocore's text-mode read splits lines: \r\n, \r or \n.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_NOT_UTF8 = re.compile("[\ud800-\udfff]")  # what `surrogateescape` made of undecodable bytes
+
+
+class Kind(Enum):
+    BLANK = "blank"
+    COMMENT = "comment"
+    HEADER = "header"
+    OPTION = "option"
+    CONTINUATION = "continuation"
+
+
+@dataclass(slots=True)
+class Key:
+    """One option: its line, its continuation lines, and the pieces configparser joins into its value."""
+
+    name: str  # lower-cased, as configparser's optionxform does
+    lines: list[int]
+    parts: list[str]
+
+    @property
+    def value(self) -> str:
+        return self.parts[0] if len(self.parts) == 1 else "\n".join(self.parts).rstrip()
+
+
+@dataclass(slots=True)
+class Section:
+    name: str
+    header: int  # index of the header line
+    last: int  # index of the last line of its body: its last key line, or the header
+    keys: dict[str, Key] = field(default_factory=dict)
+
+    def values(self) -> dict[str, str]:
+        return {name: key.value for name, key in self.keys.items()}
+
+    @property
+    def owned(self) -> bool:
+        return EXPIRATION in self.keys
+
+    @property
+    def holds_long_term_key(self) -> bool:
+        """A key id with no session token of either name: an IAM user's key, which only its owner may drop."""
+        return ACCESS_KEY_ID in self.keys and SESSION_TOKEN not in self.keys and SECURITY_TOKEN not in self.keys
+
+
+@dataclass(slots=True)
+class Document:
+    """A parsed file: its lines (with their endings) and where each section and key stands."""
+
+    lines: list[str]
+    kinds: list[Kind] = field(default_factory=list)
+    sections: dict[str, Section] = field(default_factory=dict)
+    defaults: dict[str, Key] = field(default_factory=dict)
+    headers: list[int] = field(default_factory=list)  # every header line, [DEFAULT] included
+
+    @property
+    def eol(self) -> str:
+        """The file's line ending, for lines credd adds: that of its first line, else LF."""
+        for line in self.lines:
+            ending = line[len(line.rstrip("\r\n")):]
+            if ending:
+                return ending
+        return "\n"
+
+
+# Reading ---------------------------------------------------------------------
+
+
+def parse(text: str, path: str = LABEL) -> Document:
+    """The file as botocore reads it, or a CredentialsFileError naming the first line it refuses."""
+    if text.startswith("\ufeff"):
+        raise CredentialsFileError(path, 1, "the file starts with a byte order mark (BOM), which botocore cannot "
+                                            "read; save it as UTF-8 without BOM")
+    lines = _LINE.findall(text)
+    if _NOT_UTF8.search(text):
+        number = next(n for n, line in enumerate(lines, 1) if _NOT_UTF8.search(line))
+        raise CredentialsFileError(path, number, "this line is not valid UTF-8, so botocore cannot read the file; "
+                                                 "save it as UTF-8")
+    doc = _read(lines, path)
+    for key in _values_botocore_reads(doc):
+        _check_nested(key, lines, path)
+    return doc
+
+
+def read_profiles(text: str, path: str = LABEL) -> dict[str, dict[str, object]]:
+    """What `botocore.configloader.raw_config_parse` returns for this file: section -> key -> value.
+
+    `[DEFAULT]` keys are merged into every section, and a value that starts on
+    the next line is a dict of its indented `key = value` lines, as botocore has it.
+    """
+    doc = parse(text, path)
+    defaults = {name: key.value for name, key in doc.defaults.items()}
+    return {name: {key: _nested(value) for key, value in {**defaults, **section.values()}.items()}
+            for name, section in doc.sections.items()}
+
+
+def _read(lines: list[str], path: str) -> Document:
+    """configparser's `RawConfigParser._read`, step for step, noting what each line is.
+
+    The loop runs once per line of files with tens of thousands of them, hence
+    the local names for what it calls.
+    """
+    doc = Document(lines)
+    kind = doc.kinds.append
+    first_non_space, header_match, option_match = NON_SPACE.search, SECTION_HEADER.match, OPTION.match
+    keys: dict[str, Key] | None = None  # the current section's keys; None before the first header
+    section: Section | None = None  # None in [DEFAULT]
+    key: Key | None = None  # the key an indented line continues
+    indent_level = 0
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith(COMMENT_PREFIXES):
+            kind(Kind.COMMENT)
+            continue
+        if not stripped:
+            kind(Kind.BLANK)
+            if key is not None:
+                key.parts.append("")  # an empty line inside a value; trailing ones are dropped at the end
+            continue
+        indent = first_non_space(line).start()
+        if key is not None and indent > indent_level:
+            kind(Kind.CONTINUATION)
+            key.lines.append(index)
+            key.parts.append(stripped)
+        else:
+            indent_level = indent
+            header = header_match(stripped)
+            if header:
+                kind(Kind.HEADER)
+                keys, section = _start_section(doc, header.group("header"), index, path)
+                key = None
+                continue
+            option = option_match(stripped) if keys is not None else None
+            name = option.group("option").rstrip().lower() if option else ""
+            if not name or name in keys:
+                _refuse_line(keys, name, index, path, section)
+            kind(Kind.OPTION)
+            key = keys[name] = Key(name, [index], [option.group("value").strip()])
+        if section is not None:
+            section.last = index
+    return doc
+
+
+def _start_section(doc: Document, name: str, index: int, path: str) -> tuple[dict[str, Key], Section | None]:
+    doc.headers.append(index)
+    if name == DEFAULT_SECTION:  # may appear more than once; its keys still may not
+        return doc.defaults, None
+    if name in doc.sections:
+        first = doc.sections[name].header + 1
+        raise CredentialsFileError(path, index + 1, f"section [{name}] appears a second time (first at line {first}); "
+                                                    "botocore refuses the whole file: merge the two sections")
+    section = doc.sections[name] = Section(name, index, index)
+    return section.keys, section
+
+
+def _refuse_line(keys: dict[str, Key] | None, name: str, index: int, path: str, section: Section | None) -> None:
+    """The error for a line where a key should be and is not, or is a second time."""
+    if keys is None:
+        raise CredentialsFileError(path, index + 1, "this line comes before the first [section] header, which "
+                                                    "botocore refuses; put it under a section or start it with #")
+    if not name:
+        raise CredentialsFileError(path, index + 1, "this line is neither a [section] header, a `key = value` line "
+                                                    "nor a # comment, so botocore refuses the whole file; fix it, "
+                                                    "or start it with # to make it a comment")
+    where = f"section [{section.name}]" if section else f"[{DEFAULT_SECTION}]"
+    raise CredentialsFileError(path, index + 1, f"key {name} appears a second time in {where} (first at line "
+                                                f"{keys[name].lines[0] + 1}; key names ignore case); botocore "
+                                                "refuses the whole file: remove one of them")
+
+
+def _check_nested(key: Key, lines: list[str], path: str) -> None:
+    """botocore reads a value that starts on the next line as indented `key = value` lines, and fails without `=`."""
+    if key.parts[0] or len(key.lines) == 1:
+        return
+    for index in key.lines[1:]:
+        for piece in lines[index].strip().splitlines():
+            if piece.strip() and "=" not in piece:
+                raise CredentialsFileError(path, index + 1, f"key {key.name} (line {key.lines[0] + 1}) holds "
+                                                            "indented `name = value` lines, and this one has no "
+                                                            "`=`, which botocore refuses; add it or remove the line")
+
+
+def _nested(value: str) -> object:
+    if not value.startswith("\n"):
+        return value
+    pairs = (line.strip().split("=", 1) for line in value.splitlines() if line.strip())
+    return {name.strip(): item.strip() for name, item in pairs}
+
+
+def _values_botocore_reads(doc: Document) -> Iterator[Key]:
+    """Every section's keys, and the [DEFAULT] keys some section inherits (botocore reads no others)."""
+    for section in doc.sections.values():
+        yield from section.keys.values()
+    for name, key in doc.defaults.items():
+        if any(name not in section.keys for section in doc.sections.values()):
+            yield key
+
+
+# Changing --------------------------------------------------------------------
+
+
+def credential_values(credentials: Credentials) -> dict[str, str]:
+    """The keys credd writes for one profile, in the order it writes them."""
+    expiration = credentials.expiration.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        ACCESS_KEY_ID: credentials.access_key_id,
+        SECRET_ACCESS_KEY: credentials.secret_access_key.reveal(),
+        SESSION_TOKEN: credentials.session_token.reveal(),
+        EXPIRATION: expiration,
+    }
+
+
+def update(text: str, write: Mapping[str, Credentials], remove: Collection[str] = (), *,
+           path: str = LABEL) -> str:
+    """The daemon's one call: `write` each profile's credentials into its section, drop the `remove` ones.
+
+    A written section keeps every key credd does not manage and loses a stale
+    `aws_security_token`; a section the file lacks is added at its end. Only
+    sections credd owns are removed; others named in `remove` stay as they are.
+    Raises CredentialsFileError, and changes nothing, for a file botocore cannot
+    read and for a section that holds a long-term key credd does not own.
+    Call it through `atomicfile.update_file`, which re-applies it if the file
+    changes meanwhile.
+    """
+    if set(write) & set(remove):
+        raise ValueError("a profile cannot be both written and removed")
+    doc = parse(text, path)
+    edits = _Edits()
+    expected: dict[str, dict[str, str] | None] = {}
+    for name, credentials in write.items():
+        values = credential_values(credentials)
+        _check_writable(doc, name, values, path)
+        expected[name] = _set_keys(doc, name, values, edits)
+    owned = [doc.sections[name] for name in remove if name in doc.sections and doc.sections[name].owned]
+    for section in sorted(owned, key=lambda section: section.header, reverse=True):
+        _delete_section(doc, section, edits)
+        expected[section.name] = None
+    return _apply(doc, edits, expected, path)
+
+
+def read_long_term_key(text: str, section: str, path: str = LABEL) -> AccessKey:
+    """The long-term key in `section`, as botocore reads it (its shape is the caller's to check)."""
+    doc = parse(text, path)
+    found = doc.sections.get(section)
+    if found is None:
+        names = ", ".join(f"[{name}]" for name in list(doc.sections)[:20]) or "none"
+        raise CredentialsFileError(path, None, f"there is no section [{section}] (sections: {names}); "
+                                               "name the one that holds the key")
+    where = f"section [{section}]"
+    if not found.holds_long_term_key:
+        if ACCESS_KEY_ID in found.keys:
+            raise CredentialsFileError(path, found.header + 1, f"{where} holds temporary credentials (it has a "
+                                                               "session token), not a long-term key to import")
+        raise CredentialsFileError(path, found.header + 1, f"{where} has no {ACCESS_KEY_ID}; name the section "
+                                                           "that holds the long-term key")
+    if SECRET_ACCESS_KEY not in found.keys:
+        raise CredentialsFileError(path, found.header + 1, f"{where} has no {SECRET_ACCESS_KEY}; the key cannot "
+                                                           "be imported without its secret")
+    return AccessKey(found.keys[ACCESS_KEY_ID].value, Secret(found.keys[SECRET_ACCESS_KEY].value))
+
+
+def remove_long_term_key(text: str, section: str, key: AccessKey, path: str = LABEL) -> str:
+    """Drop `key` from `section`: the two key lines, or the whole section when nothing else is left in it.
+
+    Refuses if the section now holds another key than the one imported (someone
+    changed it meanwhile); a key already gone is no error, so this can be re-applied.
+    """
+    doc = parse(text, path)
+    found = doc.sections.get(section)
+    if found is None or ACCESS_KEY_ID not in found.keys:
+        return text
+    values = found.values()
+    if (values.get(ACCESS_KEY_ID), values.get(SECRET_ACCESS_KEY)) != (key.key_id, key.secret.reveal()):
+        raise CredentialsFileError(path, found.header + 1, f"the key in section [{section}] changed after credd "
+                                                           "read it; nothing was removed. Run the import again")
+    edits = _Edits()
+    rest = {name: value for name, value in values.items() if name not in LONG_TERM}
+    if rest:
+        for name in LONG_TERM:
+            if name in found.keys:
+                edits.deleted.update(found.keys[name].lines)
+    else:
+        _delete_section(doc, found, edits)
+    return _apply(doc, edits, {section: rest or None}, path)
+
+
+def _check_writable(doc: Document, name: str, values: Mapping[str, str], path: str) -> None:
+    if name == DEFAULT_SECTION:
+        raise CredentialsFileError(path, None, f"a profile cannot be named {DEFAULT_SECTION}: botocore reads "
+                                               f"[{DEFAULT_SECTION}] as defaults for every section, not as a profile; "
+                                               "rename the profile or set `write: false` for it")
+    if not name or re.search(r"[\r\n]", name) or _NOT_UTF8.search(name):
+        raise ValueError(f"{name!r} cannot be a section name")
+    for key, value in values.items():
+        if not value or value.strip() != value or re.search(r"[\r\n]", value) or _NOT_UTF8.search(value):
+            raise ValueError(f"the {key} of profile {name!r} cannot be written to an INI file")  # never the value
+    if SECURITY_TOKEN in doc.defaults:
+        raise CredentialsFileError(path, doc.defaults[SECURITY_TOKEN].lines[0] + 1,
+                                   f"[{DEFAULT_SECTION}] sets {SECURITY_TOKEN}, which botocore gives to every profile "
+                                   f"and prefers over the {SESSION_TOKEN} credd writes; remove it from "
+                                   f"[{DEFAULT_SECTION}]")
+    section = doc.sections.get(name)
+    if section is not None and section.holds_long_term_key and not section.owned:
+        raise CredentialsFileError(path, section.header + 1,
+                                   f"section [{name}] holds a long-term access key ({ACCESS_KEY_ID} without "
+                                   f"{SESSION_TOKEN}), which credd does not overwrite. Move it into the keyring with "
+                                   f"`credd keys import SOURCE --from-profile {name}` (SOURCE: the source in your "
+                                   f"credd config it belongs to), or set `write: false` for profile {name}")
+
+
+@dataclass
+class _Edits:
+    """Line-level changes, applied in one pass: whole lines replaced, dropped, or added after a line."""
+
+    replaced: dict[int, str] = field(default_factory=dict)  # index -> new content, its line ending kept
+    deleted: set[int] = field(default_factory=set)
+    after: dict[int, list[str]] = field(default_factory=dict)  # index -> contents of lines added after it
+    appended: list[list[str]] = field(default_factory=list)  # new sections at the end of the file
+
+    def __bool__(self) -> bool:
+        return bool(self.replaced or self.deleted or self.after or self.appended)
+
+
+def _set_keys(doc: Document, name: str, values: Mapping[str, str], edits: _Edits) -> dict[str, str]:
+    """Edits that give section `name` these values; returns the keys it will then hold."""
+    section = doc.sections.get(name)
+    if section is None:
+        edits.appended.append([f"[{name}]"] + [f"{key} = {value}" for key, value in values.items()])
+        return dict(values)
+    missing = []
+    for key_name, value in values.items():
+        key = section.keys.get(key_name)
+        if key is None:
+            missing.append(f"{key_name} = {value}")
+        elif key.value != value:
+            edits.replaced[key.lines[0]] = _with_value(doc.lines[key.lines[0]], value)
+            edits.deleted.update(key.lines[1:])
+    if SECURITY_TOKEN in section.keys and SECURITY_TOKEN not in values:
+        edits.deleted.update(section.keys[SECURITY_TOKEN].lines)
+    if missing:
+        indent = _indent_for_new_keys(doc, section)
+        edits.after.setdefault(section.last, []).extend(indent + line for line in missing)
+    kept = {key: value for key, value in section.values().items() if key != SECURITY_TOKEN}
+    return {**kept, **values}
+
+
+def _with_value(line: str, value: str) -> str:
+    """The option line with a new value; its indentation, key spelling and separator stay."""
+    content = line.rstrip("\r\n")
+    stripped = content.strip()
+    option = OPTION.match(stripped)
+    head = stripped[:option.start("value")] if option.group("value") else stripped[:option.end("vi")] + " "
+    return _leading_space(content) + head + value
+
+
+def _indent_for_new_keys(doc: Document, section: Section) -> str:
+    """Indentation at which added keys start new options and the next header stays a header.
+
+    configparser reads a line indented deeper than the current option as that
+    option's continuation. Options in a section never indent deeper than the one
+    before them, so the last option's indentation is safe; with no option yet,
+    the next header's is.
+    """
+    if section.keys:
+        return _leading_space(doc.lines[list(section.keys.values())[-1].lines[0]])
+    following = bisect.bisect_right(doc.headers, section.header)
+    return _leading_space(doc.lines[doc.headers[following]]) if following < len(doc.headers) else ""
+
+
+def _leading_space(line: str) -> str:
+    found = NON_SPACE.search(line)
+    return line[:found.start()] if found else ""
+
+
+def _delete_section(doc: Document, section: Section, edits: _Edits) -> None:
+    """Drop the header through its last key line and the blank lines after it (comments stay).
+
+    At the end of the file (once later removals are done) the one blank line
+    before it goes too: credd puts one there when it appends a section, so
+    removing what credd appended gives back the file as it was.
+    """
+    start, end = section.header, section.last + 1
+    while end < len(doc.lines) and doc.kinds[end] is Kind.BLANK:
+        end += 1
+    at_end = all(index in edits.deleted for index in range(end, len(doc.lines)))
+    if at_end and start > 0 and doc.kinds[start - 1] is Kind.BLANK:
+        start -= 1
+    edits.deleted.update(range(start, end))
+
+
+def _apply(doc: Document, edits: _Edits, expected: Mapping[str, dict[str, str] | None], path: str) -> str:
+    """Render the edits, then prove botocore reads the result as intended, or raise and change nothing.
+
+    The proof re-reads the new text: the changed sections hold what `expected`
+    says, every other section and [DEFAULT] reads exactly as before. Lines are
+    edited whole and indentation is chosen to keep each line's meaning, so this
+    fails only for layouts no safe edit exists for (an indented header that
+    would become part of the value above it).
+    """
+    if not edits:
+        return "".join(doc.lines)
+    text = _render(doc, edits)
+    after = parse(text, path)
+    before = {name: section.values() for name, section in doc.sections.items()}
+    wanted = {name: values for name, values in before.items() if name not in expected}
+    wanted.update({name: values for name, values in expected.items() if values is not None})
+    got = {name: section.values() for name, section in after.sections.items()}
+    defaults_kept = {k: v.value for k, v in after.defaults.items()} == {k: v.value for k, v in doc.defaults.items()}
+    if got != wanted or not defaults_kept:
+        bad = [name for name in before if got.get(name) != wanted.get(name)] or list(expected)
+        line = doc.sections[bad[0]].header + 1 if bad[0] in doc.sections else None
+        raise CredentialsFileError(path, line, "credd cannot change the file without changing how botocore reads "
+                                               f"the lines near section [{bad[0]}]; this is most likely an indented "
+                                               "[section] header or key: remove the indentation and try again")
+    return text
+
+
+def _render(doc: Document, edits: _Edits) -> str:
+    """The edited text: untouched runs of lines copied as they are, added lines ending as their neighbour does.
+
+    Only the last line may lack a line ending, and it does exactly when the
+    file's last line did.
+    """
+    eol = doc.eol
+    lines = doc.lines
+    ends_open = bool(lines) and not lines[-1].endswith(("\r", "\n"))
+    if ends_open:
+        lines = lines[:-1] + [lines[-1] + eol]  # it may not stay last; its ending goes again below
+    out: list[str] = []
+    copied = 0
+    for index in sorted(edits.deleted | edits.replaced.keys() | edits.after.keys()):
+        out.extend(lines[copied:index])
+        copied = index + 1
+        content = lines[index].rstrip("\r\n")
+        ending = lines[index][len(content):]
+        if index not in edits.deleted:
+            out.append(edits.replaced.get(index, content) + ending)
+        out.extend(added + ending for added in edits.after.get(index, ()))
+    out.extend(lines[copied:])
+    for block in edits.appended:
+        if out:
+            out.append(eol)  # a blank line before a new section; `_delete_section` takes it back
+        out.extend(added + eol for added in block)
+    if ends_open and out:
+        out[-1] = out[-1].rstrip("\r\n")
+    return "".join(out)
