@@ -37,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "the credential_process hook: prints PROFILE's credentials as JSON")
     process.add_argument("profile", metavar="PROFILE")
 
+    _command(commands, "serve", "serve:run", "the daemon, in the foreground (systemd and launchd start this)")
+    status = _command(commands, "status", "control:status", "every profile: state, time left, last refresh, last error")
+    status.add_argument("--json", action="store_true", help="machine-readable")
+    refresh = _command(commands, "refresh", "control:refresh", "the daemon refreshes now; waits and reports")
+    refresh.add_argument("profiles", metavar="PROFILE", nargs="*", help="default: every profile")
+    mfa = _command(commands, "mfa", "control:hand_in_mfa", "hand an MFA code to the daemon (prompts when left out)")
+    mfa.add_argument("source", metavar="SOURCE")
+    mfa.add_argument("code", metavar="CODE", nargs="?")
+
     init = _command(commands, "init", "init:run", "write a starter config (asks, or takes flags)")
     init.add_argument("--source", metavar="NAME", help="the source (IAM user) name")
     init.add_argument("--mfa-serial", metavar="ARN", help="the MFA device's ARN (omit for no MFA)")

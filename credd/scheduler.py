@@ -93,7 +93,8 @@ class Scheduler:
             return False
         log.info("the wall clock jumped by %+d s (suspend and resume, or the time was set): catching up",
                  int(jump.total_seconds()))
-        self._aps.wakeup()
+        if self._aps.running:
+            self._aps.wakeup()
         self._on_clock_jump()
         return True
 

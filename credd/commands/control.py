@@ -1,0 +1,69 @@
+"""`credd status`, `credd refresh`, `credd mfa`: talk to the running daemon over its socket."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from credd import protocol
+from credd.context import Context
+from credd.durations import format_duration
+from credd.errors import CreddError
+from credd.terminal import ask_hidden, is_interactive, read_lines
+
+STATUS_TIMEOUT = 10.0
+REFRESH_TIMEOUT = 180.0  # a refresh may wait 30 s for a fresh TOTP window, and STS retries
+
+
+def ask_daemon(ctx: Context, message: dict, timeout: float) -> dict:
+    """The daemon's reply, or a CreddError that says how to start it."""
+    path = str(ctx.load_config().socket)
+    try:
+        return protocol.request(path, message, timeout)
+    except protocol.DaemonUnreachable:
+        raise CreddError(f"the credd daemon is not running (nothing listens at {path}); start it with "
+                         "`credd service install` or `credd serve`") from None
+    except TimeoutError:
+        raise CreddError(f"the credd daemon did not answer within {timeout:g} s; see its log") from None
+    except (protocol.ProtocolError, OSError) as e:
+        raise CreddError(f"cannot talk to the credd daemon at {path}: {e}") from None
+
+
+def status(ctx: Context, args: argparse.Namespace) -> int:
+    reply = ask_daemon(ctx, {"op": "status"}, STATUS_TIMEOUT)
+    if args.json:
+        ctx.say(json.dumps(reply, indent=2))
+        return 0
+    ctx.say(f"credd {reply['version']} (pid {reply['pid']}), config {reply['config']}")
+    rows = [("PROFILE", "SOURCE", "STATE", "LEFT", "LAST REFRESH", "LAST ERROR")]
+    for row in reply["profiles"]:
+        left = format_duration(max(0, row["seconds_left"])) if row["seconds_left"] is not None else "-"
+        rows.append((row["profile"], row["source"], row["state"], left, row["last_refresh"] or "-",
+                     row["last_error"] or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        ctx.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+    return 0 if all(row["state"] in ("fresh", "expiring") for row in reply["profiles"]) else 1
+
+
+def refresh(ctx: Context, args: argparse.Namespace) -> int:
+    reply = ask_daemon(ctx, {"op": "refresh", "profiles": list(args.profiles)}, REFRESH_TIMEOUT)
+    if "profiles" not in reply:
+        raise CreddError(reply.get("message", "the daemon refused"))
+    for name, outcome in sorted(reply["profiles"].items()):
+        ctx.say(f"{name}: " + ("refreshed" if outcome["ok"] else f"failed: {outcome['message']}"))
+    return 0 if reply["ok"] else 1
+
+
+def hand_in_mfa(ctx: Context, args: argparse.Namespace) -> int:
+    code = args.code
+    if code is None:
+        if is_interactive(ctx.stdin):
+            code = ask_hidden(f"MFA code for {args.source}: ", ctx.stdin)
+        else:
+            (code,) = read_lines(ctx.stdin, ("MFA code",))
+    reply = ask_daemon(ctx, {"op": "mfa", "source": args.source, "code": code.strip()}, REFRESH_TIMEOUT)
+    if not reply["ok"]:
+        raise CreddError(reply["message"])
+    ctx.say(reply["message"])
+    return 0

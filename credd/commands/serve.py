@@ -1,0 +1,155 @@
+"""`credd serve`: the composition root. Builds the real pieces, wires them, runs until a signal.
+
+SIGTERM/SIGINT: stop taking requests, let a refresh and its file write in
+flight finish, remove the socket, exit 0. SIGHUP: reload the config; a bad
+new config keeps the old one running and says why in the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from credd import mfa, paths, sts
+from credd.context import Context
+from credd.daemon import CredentialsWriter, Daemon
+from credd.engine import Engine
+from credd.errors import CreddError
+from credd.model import Config
+from credd.scheduler import Scheduler
+from credd.server import Listener, SocketServer
+from credd.store import Store
+
+log = logging.getLogger("credd.serve")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    _log_to(ctx.stderr)
+    _no_core_dumps()
+    config = ctx.load_config()
+    for warning in config.warnings:
+        log.warning("%s: %s", config.path, warning)
+    store = ctx.open_store(config)
+    runtime = Runtime(ctx, config, store)
+    return asyncio.run(runtime.serve())
+
+
+class Runtime:
+    """The running daemon: one config at a time, replaced whole on reload."""
+
+    def __init__(self, ctx: Context, config: Config, store: Store) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.scheduler = Scheduler(self._due, self._caught_up)
+        self.daemon = self._build(config)
+
+    def _build(self, config: Config) -> Daemon:
+        inbox = mfa.CodeInbox()
+        store = Store(self.store.backend, config.keyring_service)
+        engine = Engine(config, store=store, clients=sts.StsClients(),
+                        drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox),
+                        windows=mfa.UsedWindows(mfa.state_file(paths.state_dir(self.ctx.env))))
+        return Daemon(config, engine, inbox, plan=self.scheduler.plan, write=CredentialsWriter(config.credentials_file))
+
+    async def serve(self) -> int:
+        config = self.daemon.config
+        listener = Listener(config.socket, self.ctx.uid)  # refuses a second daemon before anything else starts
+        server = SocketServer(listener, lambda request: self.daemon.handle(request), self.ctx.uid)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload))
+        await server.start()
+        self.scheduler.start()
+        log.info("credd serving %d profile(s) of %d source(s) on %s (config %s)", len(config.profiles),
+                 len(config.sources), config.socket, config.path)
+        _notify("READY=1")
+        initial = loop.run_in_executor(None, self.daemon.refresh_all)
+        await stop.wait()
+        log.info("stopping: no new requests; finishing what is in flight")
+        _notify("STOPPING=1")
+        await server.close()
+        self.scheduler.shutdown()
+        await initial
+        with self.daemon.write.lock:
+            pass  # a write in flight has finished
+        log.info("stopped")
+        return 0
+
+    def reload(self) -> None:
+        _notify("RELOADING=1")
+        try:
+            self._reload()
+        finally:
+            _notify("READY=1")
+
+    def _reload(self) -> None:
+        old = self.daemon
+        try:
+            config = self.ctx.load_config()
+        except CreddError as e:
+            log.error("reload: the new config is invalid, keeping the running one: %s", e)
+            return
+        if config.socket != old.config.socket:
+            log.warning("reload: the socket path changed; it takes effect at the next restart")
+        for warning in config.warnings:
+            log.warning("%s: %s", config.path, warning)
+        new = self._build(config)
+        written = {p.name for p in config.profiles.values() if p.write}
+        new._in_file = old._in_file & written
+        if config.credentials_file == old.config.credentials_file:
+            new.remove_profiles(old._in_file - written)
+        for source in set(old.config.sources) - set(config.sources):
+            self.scheduler.cancel(source)
+        self.daemon = new
+        log.info("reloaded %s: %d profile(s) of %d source(s)", config.path, len(config.profiles),
+                 len(config.sources))
+        new.refresh_all()
+
+    def _due(self, source: str) -> None:
+        if source in self.daemon.config.sources:
+            self.daemon.refresh_all([source])
+
+    def _caught_up(self) -> None:
+        self.daemon.refresh_all()
+
+
+def _notify(message: str) -> None:
+    try:
+        from credd.systemd import notify
+    except ImportError:
+        return
+    notify(message)
+
+
+def _log_to(stream) -> None:
+    """One line an event on stderr; the journal (or launchd's log file) adds the time when it runs us."""
+    level = os.environ.get("CREDD_LOG_LEVEL", "INFO").upper()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
+    # botocore's own DEBUG lines carry headers and whole replies; StsClients pins it, and so does this.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _no_core_dumps() -> None:
+    """A core dump of the daemon would hold every key it has in memory."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_DUMPABLE = 4
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        except (OSError, AttributeError):
+            log.warning("could not mark the process undumpable (prctl)")

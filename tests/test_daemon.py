@@ -1,0 +1,150 @@
+"""The daemon's logic in-process, against the local STS with a frozen clock: file writes, on-demand
+refresh shared by concurrent requests, expiry, MFA hand-in, the plan, and catch-up after a suspend."""
+
+from __future__ import annotations
+
+import configparser
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from credd.daemon import STUCK_RETRY, CredentialsWriter, Daemon
+from credd.scheduler import ClockWatch, Scheduler
+from tests.fixtures_sts import SOURCE
+
+
+class Plans(dict):
+    def __call__(self, source, when):
+        self[source] = when
+
+
+@pytest.fixture
+def make_daemon(sts_rig, tmp_path: Path):
+    def make(**options):
+        rig = sts_rig(**options)
+        credentials = tmp_path / "aws" / "credentials"
+        rig.config = replace(rig.config, credentials_file=credentials)
+        plans = Plans()
+        daemon = Daemon(rig.config, rig.engine(), rig.inbox, plan=plans, write=CredentialsWriter(credentials),
+                        clock=rig.clock.now, jitter=lambda: 0.0)
+        return rig, daemon, plans, credentials
+
+    return make
+
+
+def read_file(path: Path) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser()
+    parser.read(path)
+    return parser
+
+
+def test_refresh_writes_owned_profiles_and_plans_ahead(make_daemon, sts_front, clock):
+    rig, daemon, plans, credentials = make_daemon(roles=2)
+    rig.config.profiles["role-01"] = replace(rig.config.profiles["role-01"], write=False)
+    daemon.refresh_all()
+    parsed = read_file(credentials)
+    assert parsed.sections() == ["alice-session", "role-00"]  # role-01 has write: false
+    served = daemon.engine.credentials("role-00")
+    assert parsed["role-00"]["aws_access_key_id"] == served.access_key_id
+    assert parsed["role-00"]["aws_session_token"] == served.session_token.reveal()
+    # The roles live an hour: the next run is 20 minutes before that.
+    assert plans[SOURCE] == clock.now() + timedelta(minutes=40)
+
+
+def test_credentials_request_serves_and_refreshes_on_the_spot(make_daemon, sts_front, clock):
+    rig, daemon, plans, _ = make_daemon(roles=1)
+    reply = daemon.handle({"op": "credentials", "profile": "role-00"})
+    assert reply["ok"] and reply["credentials"]["Version"] == 1
+    assert reply["credentials"]["Expiration"] == (clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert sts_front.calls == {"GetSessionToken": 1, "AssumeRole": 1}
+    clock.advance(45 * 60)  # 15 minutes left: under refresh_before, so the request refreshes first
+    reply = daemon.handle({"op": "credentials", "profile": "role-00"})
+    assert sts_front.calls["AssumeRole"] == 2
+    assert reply["credentials"]["Expiration"] == (clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_concurrent_requests_for_one_profile_share_one_sts_call(make_daemon, sts_front, clock):
+    rig, daemon, _, _ = make_daemon(roles=1)
+    daemon.refresh_all()
+    clock.advance(45 * 60)
+    with ThreadPoolExecutor(20) as pool:
+        replies = list(pool.map(lambda _: daemon.credentials("role-00"), range(20)))
+    assert all(reply["ok"] for reply in replies)
+    assert len({reply["credentials"]["SessionToken"] for reply in replies}) == 1
+    assert sts_front.calls["AssumeRole"] == 2  # the first refresh, then one for all twenty requests
+
+
+def test_expired_and_unrefreshable_credentials_leave_the_file(make_daemon, sts_front, clock):
+    rig, daemon, plans, credentials = make_daemon(roles=1, session_profile=False)
+    credentials.parent.mkdir(mode=0o700)
+    credentials.write_text("# mine\n[default]\nregion = eu-west-1\n")
+    daemon.refresh_all()
+    assert "role-00" in read_file(credentials).sections()
+    sts_front.inject("drop", times=1000)
+    clock.advance(3600)  # expired, and STS cannot be reached
+    daemon.refresh_all()
+    assert credentials.read_text() == "# mine\n[default]\nregion = eu-west-1\n"  # every other byte as it was
+    reply = daemon.handle({"op": "credentials", "profile": "role-00"})
+    assert reply["ok"] is False and reply["error"] == "failed"
+    status = {row["profile"]: row for row in daemon.status()["profiles"]}
+    assert status["role-00"]["state"] == "no-credentials" and status["role-00"]["last_error"]
+    assert plans[SOURCE] > clock.now()  # a retry is planned with backoff, not a storm
+
+
+def test_prompt_source_asks_for_a_code_then_serves(make_daemon, sts_front, clock):
+    import pyotp
+
+    from tests.conftest import TEST_TOTP_SEED
+
+    rig, daemon, plans, _ = make_daemon(roles=1, mfa="prompt")
+    daemon.refresh_all()
+    reply = daemon.handle({"op": "credentials", "profile": "role-00"})
+    assert reply == {"ok": False, "error": "mfa-required", "source": SOURCE, "message": reply["message"]}
+    assert plans[SOURCE] == clock.now() + STUCK_RETRY  # nothing to renew until a code comes; then a look
+    code = pyotp.TOTP(TEST_TOTP_SEED).at(clock.timestamp())
+    handed = daemon.handle({"op": "mfa", "source": SOURCE, "code": code})
+    assert handed["ok"], handed
+    assert daemon.handle({"op": "credentials", "profile": "role-00"})["ok"]
+    assert sts_front.calls["GetSessionToken"] == 1
+
+
+def test_unknown_names(make_daemon):
+    _, daemon, _, _ = make_daemon()
+    assert daemon.handle({"op": "credentials", "profile": "nope"})["error"] == "unknown-profile"
+    assert daemon.handle({"op": "mfa", "source": "nope", "code": "123456"})["error"] == "unknown-source"
+    assert daemon.handle({"op": "refresh", "profiles": ["nope"]})["error"] == "unknown-profile"
+
+
+def test_refresh_op_forces_and_reports(make_daemon, sts_front):
+    _, daemon, _, _ = make_daemon(roles=2)
+    daemon.refresh_all()
+    reply = daemon.handle({"op": "refresh", "profiles": ["role-01"]})
+    assert reply == {"ok": True, "profiles": {"role-01": {"ok": True, "message": None}}}
+    assert sts_front.calls["AssumeRole"] == 3
+
+
+def test_a_long_term_key_section_is_refused_and_reported(make_daemon, clock):
+    rig, daemon, _, credentials = make_daemon(roles=0)
+    credentials.parent.mkdir(mode=0o700)
+    original = "[alice-session]\naws_access_key_id = AKIAOLDOLDOLDOLDOLD1\naws_secret_access_key = x\n"
+    credentials.write_text(original)
+    daemon.refresh_all()
+    assert credentials.read_text() == original
+    status = {row["profile"]: row for row in daemon.status()["profiles"]}
+    assert "credd keys import" in status["alice-session"]["last_error"]
+
+
+def test_a_wall_clock_jump_catches_up_at_once(make_daemon, sts_front, clock):
+    rig, daemon, _, _ = make_daemon(roles=1)
+    daemon.refresh_all()
+    wall = [clock.timestamp()]
+    scheduler = Scheduler(lambda source: None, daemon.refresh_all,
+                          watch=ClockWatch(lambda: wall[0], lambda: 0.0), watch_interval=3600)
+    clock.advance(8 * 3600)  # a night asleep: every credential is past its refresh time
+    wall[0] = clock.timestamp()
+    assert scheduler.check_clock() is True
+    assert sts_front.calls["AssumeRole"] == 2
+    assert daemon.handle({"op": "status"})["profiles"][1]["state"] == "fresh"
