@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_tty", "tests.fixtures_sts", "tests.fixtures_credfile"]
+pytest_plugins = ["tests.fixtures_tty", "tests.fixtures_sts", "tests.fixtures_credfile", "tests.fixtures_daemon"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -1,0 +1,146 @@
+"""A real `credd serve` process for the tests, against a real-time strict STS front."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from credd import protocol
+from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, Home, run_credd
+from tests.fixtures_sts import SERIAL, SOURCE
+from tests.sts_front import StsFront
+
+ROLE_ARN = "arn:aws:iam::222222222222:role/Admin"
+
+
+def daemon_config(endpoint: str, *, mfa: str = "totp", extra_profiles: str = "") -> str:
+    return f"""\
+version: 1
+sources:
+  {SOURCE}:
+    mfa_serial: {SERIAL}
+    mfa: {mfa}
+    sts_endpoint: {endpoint}
+profiles:
+  alice-session:
+    source: {SOURCE}
+  prod-admin:
+    source: {SOURCE}
+    role_arn: {ROLE_ARN}
+    write: false
+{extra_profiles}"""
+
+
+class DaemonProcess:
+    """`credd serve` in a subprocess with its stderr in a file; every log is checked for secrets at the end."""
+
+    def __init__(self, home: Home, sock_path: Path, log_dir: Path) -> None:
+        self.home = home
+        self.socket = sock_path
+        self.env = dict(home.env, CREDD_SOCKET=str(sock_path))
+        self.log_dir = log_dir
+        self.process: subprocess.Popen | None = None
+        self.logs: list[Path] = []
+
+    def start(self, wait: bool = True) -> subprocess.Popen:
+        log = self.log_dir / f"serve-{len(self.logs)}.log"
+        self.logs.append(log)
+        with open(log, "wb") as stderr:
+            self.process = subprocess.Popen([sys.executable, "-m", "credd", "serve"], env=self.env,
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+        if wait:
+            self.wait_serving()
+        return self.process
+
+    def wait_serving(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"credd serve exited early:\n{self.log()}"
+            try:
+                if self.ask({"op": "ping"}, timeout=2)["ok"]:
+                    return
+            except (protocol.DaemonUnreachable, OSError, TimeoutError):
+                time.sleep(0.05)
+        raise AssertionError(f"credd serve did not serve within {timeout} s:\n{self.log()}")
+
+    def wait_state(self, profile: str, state: str, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = {row["profile"]: row for row in self.ask({"op": "status"})["profiles"]}
+            if rows.get(profile, {}).get("state") == state:
+                return rows[profile]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{profile} did not become {state}: {rows.get(profile)}\n{self.log()}")
+            time.sleep(0.05)
+
+    def wait_until(self, what: str, check, timeout: float = 20.0) -> None:
+        """Poll `check()` (bounded): the daemon works in its own threads, on its own time."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not happen within {timeout} s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def ask(self, message: dict, timeout: float = 30) -> dict:
+        return protocol.request(str(self.socket), message, timeout)
+
+    def credd(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_credd(list(args), self.home, input=input, extra_env={"CREDD_SOCKET": str(self.socket)})
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 20) -> int:
+        self.process.send_signal(signum)
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        return "\n".join(path.read_text(errors="replace") for path in self.logs if path.exists())
+
+    def secrets(self) -> list[str]:
+        """Everything secret this daemon handled: the test key and seed, and every session it wrote."""
+        found = [TEST_SECRET_KEY, TEST_TOTP_SEED]
+        credentials = self.home.credentials
+        if credentials.exists():
+            for line in credentials.read_text().splitlines():
+                if line.startswith(("aws_secret_access_key", "aws_session_token")):
+                    found.append(line.split("=", 1)[1].strip())
+        return found
+
+
+@pytest.fixture
+def live_sts(moto_url: str):
+    """The strict STS front on the real clock: a daemon in another process cannot share a frozen one."""
+    front = StsFront(moto_url, seeds={SERIAL: TEST_TOTP_SEED}, hold=2.0)
+    with front:
+        yield front
+
+
+@pytest.fixture
+def daemon(plaintext_keyring: Home, live_sts: StsFront, sock_path: Path, tmp_path: Path):
+    """A configured home (key and seed in the keyring) and a `credd serve` to start; stopped and checked after."""
+    home = plaintext_keyring
+    home.write_config(daemon_config(live_sts.url))
+    assert run_credd(["keys", "set", SOURCE], home, input=f"{TEST_KEY_ID}\n{TEST_SECRET_KEY}\n").returncode == 0
+    assert run_credd(["totp", "set", SOURCE], home, input=TEST_TOTP_SEED + "\n").returncode == 0
+    process = DaemonProcess(home, sock_path, tmp_path)
+    yield process
+    if process.process is not None and process.process.poll() is None:
+        process.process.kill()
+        process.process.wait(10)
+    log = process.log()
+    for secret in process.secrets():
+        assert secret not in log, "a secret appeared in the daemon's log"
+
+
+def current_code(seed: str = TEST_TOTP_SEED) -> str:
+    """A TOTP code with at least 3 s of its window left, so the front sees the same window."""
+    import pyotp
+
+    if 30 - time.time() % 30 < 3:
+        time.sleep(30 - time.time() % 30 + 0.1)
+    return pyotp.TOTP(seed).now()
+
+

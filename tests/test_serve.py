@@ -1,0 +1,158 @@
+"""`credd serve` as a real process: the AWS CLI through credential_process, signals, restarts, reload."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import IN_CI, run_credd
+from tests.fixtures_daemon import ROLE_ARN, current_code, daemon_config
+from tests.fixtures_sts import SOURCE
+
+AWS_V2 = "/usr/bin/aws"  # Debian's awscli package; a pip-installed v1 may shadow it on PATH
+
+
+def require_aws_v2() -> str:
+    try:
+        version = subprocess.run([AWS_V2, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except FileNotFoundError:
+        version = ""
+    if not version.startswith("aws-cli/2"):
+        message = "the AWS CLI v2 (Debian's awscli) is not installed at /usr/bin/aws (.ci/run installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return AWS_V2
+
+
+def test_the_aws_cli_runs_through_credential_process(daemon, live_sts):
+    aws = require_aws_v2()
+    daemon.start()
+    aws_dir = daemon.home.root / ".aws"
+    aws_dir.mkdir(exist_ok=True)
+    (aws_dir / "config").write_text(
+        f"[profile via-hook]\ncredential_process = {sys.executable} -m credd process prod-admin\nregion = us-east-1\n"
+        "[profile alice-session]\nregion = us-east-1\n")
+    env = dict(daemon.env, AWS_EC2_METADATA_DISABLED="true", AWS_PAGER="")
+
+    def caller(profile: str) -> dict:
+        result = subprocess.run([aws, "sts", "get-caller-identity", "--profile", profile, "--endpoint-url",
+                                 live_sts.url, "--output", "json"], capture_output=True, text=True, env=env,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert ":assumed-role/Admin/" in caller("via-hook")["Arn"]  # write: false, so served by the hook
+    assert caller("alice-session")["Account"]  # write: true, so read from the credentials file
+    assert live_sts.calls["GetSessionToken"] == 1
+
+
+def test_sigterm_stops_cleanly_and_removes_the_socket(daemon):
+    daemon.start()
+    daemon.wait_state("prod-admin", "fresh")
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert not daemon.socket.exists()
+    assert "stopped" in daemon.log()
+
+
+def test_sigint_too(daemon):
+    daemon.start()
+    assert daemon.stop(signal.SIGINT) == 0
+    assert not daemon.socket.exists()
+
+
+def test_after_sigkill_a_new_daemon_replaces_the_socket_and_reuses_the_cached_session(daemon, live_sts):
+    daemon.start()
+    daemon.wait_state("prod-admin", "fresh")
+    assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert daemon.socket.exists()  # stale: nobody cleaned up
+    daemon.start()
+    daemon.wait_state("prod-admin", "fresh")
+    assert live_sts.calls["GetSessionToken"] == 1  # the restart used the session kept in the keyring
+    assert live_sts.calls["AssumeRole"] == 2
+    assert daemon.stop() == 0
+
+
+def test_a_second_daemon_on_the_same_socket_exits_with_a_message(daemon):
+    first = daemon.start()
+    second = run_credd(["serve"], daemon.home, extra_env={"CREDD_SOCKET": str(daemon.socket)})
+    assert second.returncode == 1
+    assert f"another `credd serve` (pid {first.pid}) is already serving {daemon.socket}" in second.stderr
+    assert daemon.ask({"op": "ping"})["pid"] == first.pid
+
+
+def test_sighup_reloads_a_good_config_and_keeps_the_old_one_for_a_bad_one(daemon, live_sts):
+    daemon.start()
+    daemon.wait_state("prod-admin", "fresh")
+    extra = f"  dev:\n    source: {SOURCE}\n    role_arn: arn:aws:iam::333333333333:role/Dev\n"
+    daemon.home.write_config(daemon_config(live_sts.url, extra_profiles=extra))
+    daemon.process.send_signal(signal.SIGHUP)
+    assert daemon.wait_state("dev", "fresh")["source"] == SOURCE
+    daemon.wait_until("[dev] written", lambda: "[dev]" in daemon.home.credentials.read_text())
+
+    daemon.home.write_config("sources: {alice: {mfa: sms}}\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_until("the reload refused", lambda: "the new config is invalid, keeping the running one" in daemon.log())
+    assert "sources.alice.mfa" in daemon.log()
+    assert daemon.credd("process", "dev").returncode == 0  # still serving the old config
+    assert daemon.stop() == 0
+
+
+def test_status_refresh_and_process_commands(daemon, live_sts):
+    daemon.start()
+    daemon.wait_state("prod-admin", "fresh")
+    status = daemon.credd("status")
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[1].split()[:3] == ["PROFILE", "SOURCE", "STATE"]
+    assert any(line.split()[:3] == ["prod-admin", SOURCE, "fresh"] for line in lines)
+    as_json = json.loads(daemon.credd("status", "--json").stdout)
+    assert {row["profile"] for row in as_json["profiles"]} == {"alice-session", "prod-admin"}
+
+    refreshed = daemon.credd("refresh", "prod-admin")
+    assert refreshed.returncode == 0 and refreshed.stdout == "prod-admin: refreshed\n"
+    assert live_sts.calls["AssumeRole"] == 2
+
+    hook = daemon.credd("process", "prod-admin")
+    assert hook.returncode == 0
+    assert set(json.loads(hook.stdout)) == {"Version", "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"}
+    unknown = daemon.credd("process", "nope")
+    assert unknown.returncode == 1 and "profile 'nope' is not in" in unknown.stderr
+
+
+def test_a_prompt_source_takes_a_code_from_credd_mfa(daemon, live_sts):
+    daemon.home.write_config(daemon_config(live_sts.url, mfa="prompt"))
+    daemon.start()
+    row = daemon.wait_state("prod-admin", "needs-mfa")
+    assert "credd mfa alice" in row["last_error"]
+    hook = daemon.credd("process", "prod-admin")  # no terminal here: it says what to run
+    assert hook.returncode == 1 and "run `credd mfa alice`" in hook.stderr
+    handed = daemon.credd("mfa", SOURCE, current_code())
+    assert handed.returncode == 0, handed.stderr
+    assert daemon.credd("process", "prod-admin").returncode == 0
+    assert live_sts.calls["GetSessionToken"] == 1
+
+
+def test_status_without_a_daemon_says_how_to_start_it(daemon):
+    result = daemon.credd("status")
+    assert result.returncode == 1 and "credd service install" in result.stderr
+
+
+def test_files_and_socket_modes_under_a_permissive_umask(daemon):
+    old = os.umask(0)
+    try:
+        daemon.start()
+    finally:
+        os.umask(old)
+    daemon.wait_state("alice-session", "fresh")
+    daemon.wait_until("the credentials file written", daemon.home.credentials.exists)
+    assert oct(os.stat(daemon.socket).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(daemon.socket.parent).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(daemon.home.credentials).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(daemon.home.credentials.parent).st_mode & 0o777) == "0o700"
+    assert ROLE_ARN not in daemon.home.credentials.read_text()  # prod-admin has write: false
