@@ -156,3 +156,24 @@ def test_files_and_socket_modes_under_a_permissive_umask(daemon):
     assert oct(os.stat(daemon.home.credentials).st_mode & 0o777) == "0o600"
     assert oct(os.stat(daemon.home.credentials.parent).st_mode & 0o777) == "0o700"
     assert ROLE_ARN not in daemon.home.credentials.read_text()  # prod-admin has write: false
+
+
+def test_the_daemon_serves_a_crowd_while_garbage_arrives(daemon, live_sts):
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    daemon.start()
+    daemon.wait_state("prod-admin", "fresh")
+    junk = []
+    for payload in (b"garbage\n", b"x" * 100_000, b'{"op": "credentials", "profile": '):
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(daemon.socket))
+        client.sendall(payload)
+        junk.append(client)
+    with ThreadPoolExecutor(100) as pool:
+        replies = list(pool.map(lambda _: daemon.ask({"op": "credentials", "profile": "prod-admin"}), range(100)))
+    assert all(reply["ok"] for reply in replies)
+    assert live_sts.calls["AssumeRole"] == 1  # a hundred requests for fresh credentials cost no STS call
+    for client in junk:
+        client.close()
+    assert daemon.stop() == 0
