@@ -12,8 +12,11 @@ Replies:   {"ok": true, ...} or {"ok": false, "error": KIND, "message": TEXT}
 from __future__ import annotations
 
 import json
-import socket
 import time
+
+# The C module, not `socket`: socket.py pulls in enum and selectors, a few milliseconds
+# of start-up on every AWS CLI call for classes the client never uses.
+import _socket
 
 MAX_REQUEST = 16 * 1024  # bytes in one request line; anything longer is hostile
 MAX_REPLY = 4 * 1024 * 1024  # a status reply for many profiles stays far below this
@@ -66,7 +69,7 @@ def request(path: str, message: dict, timeout: float) -> dict:
     the daemon does not answer in time, ProtocolError on a reply that is not ours.
     """
     deadline = time.monotonic() + timeout
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         client.settimeout(timeout)
         try:
@@ -74,7 +77,7 @@ def request(path: str, message: dict, timeout: float) -> dict:
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as e:
             raise DaemonUnreachable(str(e)) from None
         client.sendall(encode(message))
-        client.shutdown(socket.SHUT_WR)
+        client.shutdown(_socket.SHUT_WR)
         data = bytearray()
         while not data.endswith(b"\n"):
             remaining = deadline - time.monotonic()
@@ -87,7 +90,7 @@ def request(path: str, message: dict, timeout: float) -> dict:
             data += chunk
             if len(data) > MAX_REPLY:
                 raise ProtocolError("reply too large")
-    except socket.timeout:
+    except TimeoutError:  # what _socket raises on a timeout (socket.timeout is an alias)
         raise TimeoutError("the daemon did not answer in time") from None
     finally:
         client.close()

@@ -51,10 +51,10 @@ def demo_env(root: Path) -> dict[str, str]:
 def run(ctx: Context, args: argparse.Namespace) -> int:
     try:
         import keyrings.alt  # noqa: F401
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401
     except ImportError:
         raise CreddError("the demo needs its extras: pip install 'credd[demo]'") from None
-    with tempfile.TemporaryDirectory(prefix="credd-demo-") as temp, _local_sts(ThreadedMotoServer) as endpoint:
+    with tempfile.TemporaryDirectory(prefix="credd-demo-") as temp, local_sts() as endpoint:
         root = Path(temp)
         env = demo_env(root)
         ctx.say(f"credd demo: a throw-away home in {root}, a local STS at {endpoint}.\n"
@@ -98,12 +98,14 @@ def _use(ctx: Context, env: dict[str, str], root: Path, daemon: subprocess.Popen
 
 
 @contextlib.contextmanager
-def _local_sts(server_class):
-    """moto's STS on a free loopback port, for the demo only."""
+def local_sts():
+    """moto's STS on a free loopback port (the demo and the benchmarks)."""
     import logging
 
+    from moto.server import ThreadedMotoServer
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = server_class(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:
