@@ -83,23 +83,24 @@ def _expand(value: str, env: Mapping[str, str]) -> str:
 
 def fetch(path: str, profile: str, timeout: float) -> dict:
     """Credentials for `profile`, handing in an MFA code from the terminal when the daemon needs one."""
-    reply = _ask(path, {"op": "credentials", "profile": profile}, timeout)
+    reply = ask(path, {"op": "credentials", "profile": profile}, timeout)
     if not reply.get("ok") and reply.get("error") == "mfa-required":
         source = str(reply.get("source", ""))
         code = _prompt_tty(f"credd: MFA code for {source} (profile {profile}): ")
         if code is None:
             raise HookError(f"profile {profile} needs an MFA code for source {source}: run `credd mfa {source}` "
                             "in a terminal, then try again")
-        handed = _ask(path, {"op": "mfa", "source": source, "code": code}, timeout)
+        handed = ask(path, {"op": "mfa", "source": source, "code": code}, timeout)
         if not handed.get("ok"):
             raise HookError(str(handed.get("message", "the MFA code was not accepted")))
-        reply = _ask(path, {"op": "credentials", "profile": profile}, timeout)
+        reply = ask(path, {"op": "credentials", "profile": profile}, timeout)
     if not reply.get("ok"):
         raise HookError(str(reply.get("message", "the daemon refused without saying why")))
     return _checked(reply.get("credentials"))
 
 
-def _ask(path: str, message: dict, timeout: float) -> dict:
+def ask(path: str, message: dict, timeout: float) -> dict:
+    """One request to the daemon; every way it can fail becomes a HookError that says what to do."""
     try:
         return protocol.request(path, message, timeout)
     except protocol.DaemonUnreachable:

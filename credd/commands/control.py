@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from credd import protocol
+from credd import hook
 from credd.context import Context
 from credd.durations import format_duration
 from credd.errors import CreddError
@@ -16,17 +16,11 @@ REFRESH_TIMEOUT = 180.0  # a refresh may wait 30 s for a fresh TOTP window, and 
 
 
 def ask_daemon(ctx: Context, message: dict, timeout: float) -> dict:
-    """The daemon's reply, or a CreddError that says how to start it."""
-    path = str(ctx.load_config().socket)
+    """The daemon's reply, or a CreddError that says what is wrong (and how to start the daemon)."""
     try:
-        return protocol.request(path, message, timeout)
-    except protocol.DaemonUnreachable:
-        raise CreddError(f"the credd daemon is not running (nothing listens at {path}); start it with "
-                         "`credd service install` or `credd serve`") from None
-    except TimeoutError:
-        raise CreddError(f"the credd daemon did not answer within {timeout:g} s; see its log") from None
-    except (protocol.ProtocolError, OSError) as e:
-        raise CreddError(f"cannot talk to the credd daemon at {path}: {e}") from None
+        return hook.ask(str(ctx.load_config().socket), message, timeout)
+    except hook.HookError as e:
+        raise CreddError(str(e)) from None
 
 
 def status(ctx: Context, args: argparse.Namespace) -> int:
