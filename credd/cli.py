@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     mfa.add_argument("source", metavar="SOURCE")
     mfa.add_argument("code", metavar="CODE", nargs="?")
 
+    env = _command(commands, "env", "env:env", "print `export AWS_...=` lines for PROFILE, for a shell")
+    env.add_argument("profile", metavar="PROFILE")
+    run = _command(commands, "exec", "env:exec_command", "run CMD with PROFILE's credentials in its environment")
+    run.add_argument("profile", metavar="PROFILE")
+    run.add_argument("command", metavar="-- CMD", nargs=argparse.REMAINDER)
+
     init = _command(commands, "init", "init:run", "write a starter config (asks, or takes flags)")
     init.add_argument("--source", metavar="NAME", help="the source (IAM user) name")
     init.add_argument("--mfa-serial", metavar="ARN", help="the MFA device's ARN (omit for no MFA)")

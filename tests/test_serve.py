@@ -177,3 +177,29 @@ def test_the_daemon_serves_a_crowd_while_garbage_arrives(daemon, live_sts):
     for client in junk:
         client.close()
     assert daemon.stop() == 0
+
+
+def test_env_prints_exports_a_shell_can_eval(daemon):
+    daemon.start()
+    result = daemon.credd("env", "prod-admin")
+    assert result.returncode == 0, result.stderr
+    shell = subprocess.run(["sh", "-c", result.stdout + 'echo "$AWS_ACCESS_KEY_ID|${AWS_PROFILE-unset}"'],
+                           capture_output=True, text=True, env=dict(daemon.env, AWS_PROFILE="other"))
+    key_id = json.loads(daemon.credd("process", "prod-admin").stdout)["AccessKeyId"]
+    assert shell.stdout.strip() == f"{key_id}|unset"
+
+
+def test_exec_replaces_itself_and_passes_status_and_signals(daemon):
+    daemon.start()
+    env = dict(daemon.env, AWS_PROFILE="other")
+    credd = [sys.executable, "-m", "credd", "exec", "prod-admin", "--"]
+    status = subprocess.run(credd + ["sh", "-c", 'test -n "$AWS_SESSION_TOKEN" && test -z "$AWS_PROFILE"; exit 7'],
+                            env=env, timeout=60)
+    assert status.returncode == 7
+    child = subprocess.Popen(credd + ["sh", "-c", "echo $$; kill -TERM $$"], env=env, stdout=subprocess.PIPE,
+                             text=True)
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGTERM
+    assert int(out) == child.pid  # the same process: credd exec'd the command, nothing in between
+    missing = daemon.credd("exec", "prod-admin", "--", "no-such-command-credd")
+    assert missing.returncode == 1 and "no-such-command-credd: command not found" in missing.stderr
