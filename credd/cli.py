@@ -86,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     totp_set.add_argument("source", metavar="SOURCE")
 
     _command(commands, "demo", "demo:run", "the whole flow, self-contained, in a throw-away home")
+
+    service = _group(commands, "service", "the systemd user unit (Linux) or LaunchAgent (macOS) that runs the daemon")
+    for name, help_text in (
+        ("install", "install, enable and start the service (again: updates it)"),
+        ("uninstall", "stop the service and remove it"),
+        ("status", "whether the service is installed, enabled and running"),
+    ):
+        action = _command(service, name, f"service:{name}", help_text)
+        action.add_argument("--platform", choices=("linux", "darwin"),
+                            help="act for this platform's service manager, not this machine's (try it with --dry-run)")
+        if name != "status":
+            action.add_argument("--dry-run", action="store_true",
+                                help="print the files and commands, change nothing")
     return parser
 
 

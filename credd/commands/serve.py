@@ -23,6 +23,7 @@ from credd.model import Config
 from credd.scheduler import Scheduler
 from credd.server import Listener, SocketServer
 from credd.store import Store
+from credd.systemd import notify
 
 log = logging.getLogger("credd.serve")
 
@@ -68,11 +69,11 @@ class Runtime:
         self.scheduler.start()
         log.info("credd serving %d profile(s) of %d source(s) on %s (config %s)", len(config.profiles),
                  len(config.sources), config.socket, config.path)
-        _notify("READY=1")
+        notify("READY=1")
         initial = loop.run_in_executor(None, self.daemon.refresh_all)
         await stop.wait()
         log.info("stopping: no new requests; finishing what is in flight")
-        _notify("STOPPING=1")
+        notify("STOPPING=1")
         await server.close()
         self.scheduler.shutdown()
         await initial
@@ -82,11 +83,11 @@ class Runtime:
         return 0
 
     def reload(self) -> None:
-        _notify("RELOADING=1")
+        notify("RELOADING=1")
         try:
             self._reload()
         finally:
-            _notify("READY=1")
+            notify("READY=1")
 
     def _reload(self) -> None:
         old = self.daemon
@@ -117,14 +118,6 @@ class Runtime:
 
     def _caught_up(self) -> None:
         self.daemon.refresh_all()
-
-
-def _notify(message: str) -> None:
-    try:
-        from credd.systemd import notify
-    except ImportError:
-        return
-    notify(message)
 
 
 def _log_to(stream) -> None:

@@ -1,0 +1,405 @@
+"""The systemd user unit and the launchd agent that run `credd serve`, and the steps that install them.
+
+Pure: a `ServiceSpec` (how to start the daemon, what it may write) goes in;
+the unit or plist text and a plan (directories, file writes, commands) come
+out. `commands/service.py` executes a plan, or prints it for `--dry-run`, so
+what a dry run shows is exactly what an install does.
+
+The templates live here, not in the repository's `systemd/` and `launchd/`
+folders: an installed package (a wheel, pipx) has nothing outside `credd/`.
+Those folders hold copies rendered for an example user, for people to read;
+a test fails when they drift from what this module renders.
+
+No socket activation (`credd.socket`): the daemon has to run anyway, to
+refresh credentials on a schedule before they expire; it binds its socket
+itself, under a lock that keeps a second daemon off it and with the
+directory and peer checks the spec asks for; the socket path comes from the
+config, which systemd would then have to repeat; and launchd would need its
+own activation API. Starting on the first request would only delay that
+request behind the daemon's start-up.
+"""
+
+from __future__ import annotations
+
+import os.path
+import plistlib
+import re
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from credd import paths
+from credd.errors import CreddError, UsageError
+
+UNIT = "credd.service"
+LABEL = "io.github.credd"  # the launchd label, and the plist's file name
+
+# What the daemon reads from its environment to find its config, socket, credentials file and
+# keyring, plus PATH for `mfa_command`. systemd's user manager and launchd do not start the
+# daemon from the user's shell, so the user's values are copied into the unit or plist: the
+# daemon then finds the same files as `credd` run from that shell.
+PASSED_ENV = ("PATH", "CREDD_CONFIG", "CREDD_SOCKET", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+              "XDG_CONFIG_HOME", "XDG_STATE_HOME", "PYTHON_KEYRING_BACKEND")
+
+# ExecMainStatus when systemd could not set up the service's user or mount namespace (217/USER,
+# 226/NAMESPACE): some systems refuse user services the namespaces that ProtectSystem=,
+# ReadWritePaths= and PrivateTmp= need (Ubuntu 23.10+ restricts unprivileged user namespaces).
+NAMESPACE_REFUSED = frozenset({"217", "226"})
+
+SHARED_TMP = ("/tmp", "/var/tmp")
+TIMEOUT = 120.0  # seconds for one systemctl/launchctl call: a Type=notify start waits for READY=1
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What the unit or plist says, decided at install time from the user's environment and config."""
+
+    command: tuple[str, ...]  # the daemon's argv, ending in `serve`
+    home: str
+    environment: tuple[tuple[str, str], ...] = ()
+    writable: tuple[str, ...] = ()  # directories the daemon writes: open in systemd's read-only sandbox
+    runtime_directory: bool = True  # the socket is the default $XDG_RUNTIME_DIR/credd/...: systemd makes that dir
+    mount_sandbox: bool = True  # ProtectSystem=, ReadWritePaths=, PrivateTmp= (they need user namespaces)
+
+
+def daemon_command(credd: Sequence[str], config: str | None = None) -> tuple[str, ...]:
+    """`credd [--config ABSOLUTE] serve`: the config path is made absolute, as the daemon runs from /."""
+    options = ("--config", os.path.abspath(config)) if config else ()
+    return (*credd, *options, "serve")
+
+
+def build_spec(command: Sequence[str], env: Mapping[str, str], platform: str, uid: int, *,
+               credentials_dir: str, socket: str) -> ServiceSpec:
+    """The spec for the daemon that `credd` in this environment would talk to.
+
+    `credentials_dir` is the directory the credentials file is really written
+    in (a symlinked file's target's); `socket` is the config's socket path.
+    A socket other than the default is written where it is, so its directory
+    joins the writable ones.
+    """
+    default_socket = socket == paths.default_socket(env, platform, uid)
+    writable = [credentials_dir, paths.state_dir(env)]
+    if not default_socket:
+        writable.append(os.path.dirname(socket))
+    return ServiceSpec(
+        command=tuple(command),
+        home=paths.home_of(env),
+        environment=passed_environment(env),
+        writable=tuple(dict.fromkeys(os.path.normpath(p) for p in writable)),
+        runtime_directory=default_socket,
+    )
+
+
+def passed_environment(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The PASSED_ENV variables that are set; PATH without repeats, empty or relative entries (the daemon runs in /)."""
+    passed = []
+    for name in PASSED_ENV:
+        value = env.get(name)
+        if name == "PATH" and value:
+            value = os.pathsep.join(dict.fromkeys(p for p in value.split(os.pathsep) if os.path.isabs(p)))
+        if value:
+            passed.append((name, value))
+    return tuple(passed)
+
+
+# The systemd user unit ------------------------------------------------------------------------
+
+UNIT_HEAD = """\
+# The credd daemon as a systemd user service, written by `credd service install`.
+# Change it with a drop-in (`systemctl --user edit credd.service`): that survives
+# the next install. `credd service uninstall` removes it.
+
+[Unit]
+Description=credd: AWS credentials with MFA, kept fresh
+
+[Service]
+# The daemon sends READY=1 once its socket serves, so starting it returns only then.
+Type=notify
+"""
+
+UNIT_SERVICE = """\
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=5s
+# Exit status 2 is a configuration error: restarting does not fix that. Fix the config,
+# then `systemctl --user restart credd.service`.
+RestartPreventExitStatus=2
+SyslogIdentifier=credd
+UMask=0077
+"""
+
+UNIT_RUNTIME_DIRECTORY = """\
+# The socket's directory, $XDG_RUNTIME_DIR/credd, private to you.
+RuntimeDirectory=credd
+RuntimeDirectoryMode=0700
+"""
+
+UNIT_SANDBOX = """\
+
+# Sandbox. It leaves alone what credd needs: the keyring over the D-Bus session bus (an
+# AF_UNIX socket in $XDG_RUNTIME_DIR), STS over the network, the config under ~/.config.
+# `mfa_command` runs inside it too: a command that needs more (a JIT such as node or java
+# needs MemoryDenyWriteExecute=no; one that writes files needs ReadWritePaths=) gets it
+# in a drop-in.
+NoNewPrivileges=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+"""
+
+UNIT_MOUNTS = """\
+
+# A read-only file system but for what credd writes. A user service gets these through a
+# user namespace; where the system refuses one, `credd service install` leaves them out.
+ProtectSystem=strict
+"""
+
+UNIT_TAIL = """\
+
+[Install]
+WantedBy=default.target
+"""
+
+_PLAIN_WORD = re.compile(r"[\w@%+=:,./-]+")
+
+
+def render_unit(spec: ServiceSpec) -> str:
+    """The text of `credd.service` for `spec`."""
+    program, *args = spec.command
+    text = UNIT_HEAD + f"ExecStart={' '.join([_word(program), *map(_exec_argument, args)])}\n" + UNIT_SERVICE
+    text += _block([f"Environment={_word(f'{name}={value}')}" for name, value in spec.environment])
+    if spec.runtime_directory:
+        text += UNIT_RUNTIME_DIRECTORY
+    text += UNIT_SANDBOX
+    if spec.mount_sandbox:
+        # "-": a directory removed later makes a write fail, not the whole service refuse to start.
+        mounts = [f"ReadWritePaths={_word('-' + path)}" for path in spec.writable]
+        if not any(_is_under(path, SHARED_TMP) for path in spec.writable):
+            mounts.append("PrivateTmp=yes")
+        text += UNIT_MOUNTS + _block(mounts)
+    return text + UNIT_TAIL
+
+
+def _block(lines: list[str]) -> str:
+    return "".join(line + "\n" for line in lines)
+
+
+def _word(text: str) -> str:
+    """One word of a unit-file setting: specifiers (%) escaped; C-quoted unless it is plain."""
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise CreddError(f"{text!r} holds a control character, which a unit file cannot hold; "
+                         "use paths and values without them")
+    text = text.replace("%", "%%")
+    if _PLAIN_WORD.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _exec_argument(text: str) -> str:
+    """An argument in ExecStart=: systemd expands $VARIABLES there (not in the program's path), so `$` is doubled."""
+    return _word(text.replace("$", "$$"))
+
+
+def _is_under(path: str, roots: Sequence[str]) -> bool:
+    return any(path == root or path.startswith(root + "/") for root in roots)
+
+
+# The launchd agent ----------------------------------------------------------------------------
+
+def log_dir(home: str) -> str:
+    return os.path.join(home, "Library", "Logs", "credd")
+
+
+def render_plist(spec: ServiceSpec) -> bytes:
+    """The LaunchAgent for `spec`: started at login, started again when it fails, logging to ~/Library/Logs."""
+    log_file = os.path.join(log_dir(spec.home), "credd.log")
+    agent: dict[str, object] = {
+        "Label": LABEL,
+        "ProgramArguments": list(spec.command),
+        "RunAtLoad": True,
+        "KeepAlive": {"SuccessfulExit": False},
+        "Umask": 0o077,
+        "StandardOutPath": log_file,
+        "StandardErrorPath": log_file,
+    }
+    if spec.environment:
+        agent["EnvironmentVariables"] = dict(spec.environment)
+    return plistlib.dumps(agent, sort_keys=False)
+
+
+# Plans ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MakeDir:
+    """A private directory the service needs before it starts (0700; an existing one is left alone)."""
+
+    path: str
+
+    def shell(self) -> str:
+        return f"mkdir -p -m 700 {shlex.quote(self.path)}"
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    path: str
+    data: bytes
+    mode: int = 0o644
+
+    def shell(self) -> str:
+        target = shlex.quote(self.path)
+        return f"cat > {target} <<'EOF'\n{self.data.decode()}EOF\nchmod {self.mode:o} {target}"
+
+
+@dataclass(frozen=True)
+class RemoveFile:
+    path: str
+
+    def shell(self) -> str:
+        return f"rm -f {shlex.quote(self.path)}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A systemctl/launchctl call, and what to tell the user if it fails."""
+
+    argv: tuple[str, ...]
+    advice: str = ""
+    check: bool = True  # False: it fails when there is nothing to undo, which is fine
+    starts_service: bool = False
+
+    def shell(self) -> str:
+        return shlex.join(self.argv) + ("" if self.check else " || true")
+
+
+Step = MakeDir | WriteFile | RemoveFile | Run
+
+
+@dataclass(frozen=True)
+class Query:
+    """A status question for the service manager, and how to say its answer in a few words."""
+
+    label: str
+    argv: tuple[str, ...]
+    summarize: Callable[[int, str, str], str]
+
+
+def dry_run_script(action: str, steps: Sequence[Step], note: str = "") -> str:
+    """The steps as a shell script: what `--dry-run` prints, and what one could run by hand."""
+    head = f"# credd service {action} --dry-run: nothing was changed. These are the steps:\n"
+    body = "".join(step.shell() + "\n" for step in steps)
+    return head + body + (f"# {note}\n" if note else "")
+
+
+def first_line(code: int, stdout: str, stderr: str) -> str:
+    """A systemctl answer (`active`, `enabled`), else the first line of its complaint."""
+    text = stdout.strip() or stderr.strip()
+    return text.splitlines()[0] if text else f"no answer (exit status {code})"
+
+
+def launchctl_summary(code: int, stdout: str, stderr: str) -> str:
+    """The state, pid and last exit code out of `launchctl print`'s long report."""
+    if code != 0:
+        return "not loaded"
+    wanted = ("state = ", "pid = ", "last exit code = ")
+    found = [line.strip() for line in stdout.splitlines() if line.strip().startswith(wanted)]
+    return ", ".join(dict.fromkeys(found)) or "loaded"
+
+
+class Systemd:
+    """A user unit under `$XDG_CONFIG_HOME/systemd/user`, run by `systemctl --user`."""
+
+    tool = "systemctl"
+    missing = ("systemd is not available here (no `systemctl` on PATH); "
+               "run `credd serve` from your session's startup instead")
+    manager_advice = ("is your systemd user manager running? Run this again in a login session of your own user "
+                      "(su and sudo leave none to talk to), or run `credd serve` from your session's startup instead")
+    fallback_note = ("if systemd refuses the service the namespaces ProtectSystem=, ReadWritePaths= and "
+                     "PrivateTmp= need (exit status 226/NAMESPACE), install writes the unit again without them "
+                     "and restarts it")
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        config_home = paths._xdg(env, "XDG_CONFIG_HOME", ".config")
+        self.path = os.path.join(config_home, "systemd", "user", UNIT)
+        self.logs = f"journalctl --user -u {UNIT}"
+
+    def render(self, spec: ServiceSpec) -> bytes:
+        return render_unit(spec).encode()
+
+    def install_plan(self, spec: ServiceSpec) -> list[Step]:
+        dirs: list[Step] = [MakeDir(path) for path in spec.writable] if spec.mount_sandbox else []
+        return dirs + [
+            WriteFile(self.path, self.render(spec)),
+            self._systemctl("daemon-reload"),
+            self._systemctl("enable", UNIT),
+            Run(("systemctl", "--user", "restart", UNIT), starts_service=True,
+                advice=f"{UNIT} did not start: `{self.logs}` says why; fix that, then "
+                       f"`systemctl --user restart {UNIT}`"),
+        ]
+
+    def uninstall_plan(self) -> list[Step]:
+        return [self._systemctl("disable", "--now", UNIT), RemoveFile(self.path), self._systemctl("daemon-reload")]
+
+    def status_queries(self) -> list[Query]:
+        return [Query("enabled", ("systemctl", "--user", "is-enabled", UNIT), first_line),
+                Query("active", ("systemctl", "--user", "is-active", UNIT), first_line)]
+
+    def exit_status_query(self) -> tuple[str, ...]:
+        """How the last start ended: a number, e.g. 226 when the namespaces were refused."""
+        return ("systemctl", "--user", "show", "--property=ExecMainStatus", "--value", UNIT)
+
+    def _systemctl(self, *args: str) -> Run:
+        return Run(("systemctl", "--user", *args), advice=self.manager_advice)
+
+
+class Launchd:
+    """A LaunchAgent in ~/Library/LaunchAgents, loaded into the user's GUI domain."""
+
+    tool = "launchctl"
+    missing = ("launchd is not available here (no `launchctl` on PATH: it is macOS's); "
+               "run `credd serve` from your session's startup instead")
+    fallback_note = ""
+
+    def __init__(self, env: Mapping[str, str], uid: int) -> None:
+        home = paths.home_of(env)
+        self.path = os.path.join(home, "Library", "LaunchAgents", f"{LABEL}.plist")
+        self.logs = os.path.join(log_dir(home), "credd.log")
+        self.domain = f"gui/{uid}"
+        self.target = f"{self.domain}/{LABEL}"
+
+    def render(self, spec: ServiceSpec) -> bytes:
+        return render_plist(spec)
+
+    def install_plan(self, spec: ServiceSpec) -> list[Step]:
+        advice = (f"see {self.logs} and `launchctl print {self.target}`; fix the cause, "
+                  "then run `credd service install` again")
+        return [
+            MakeDir(log_dir(spec.home)),  # launchd does not create the log file's directory
+            WriteFile(self.path, self.render(spec)),
+            Run(("launchctl", "bootout", self.target), check=False),  # an older copy, if one is loaded
+            Run(("launchctl", "enable", self.target), advice=advice),  # undo a `launchctl disable`
+            Run(("launchctl", "bootstrap", self.domain, self.path), advice=advice, starts_service=True),
+        ]
+
+    def uninstall_plan(self) -> list[Step]:
+        return [Run(("launchctl", "bootout", self.target), check=False), RemoveFile(self.path)]
+
+    def status_queries(self) -> list[Query]:
+        return [Query("launchd", ("launchctl", "print", self.target), launchctl_summary)]
+
+
+Manager = Systemd | Launchd
+
+
+def manager_for(platform: str, env: Mapping[str, str], uid: int) -> Manager:
+    if platform == "linux":
+        return Systemd(env)
+    if platform == "darwin":
+        return Launchd(env, uid)
+    raise UsageError(f"credd service knows systemd (linux) and launchd (darwin), not {platform}; "
+                     "run `credd serve` from your session's startup instead")
