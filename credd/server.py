@@ -142,18 +142,20 @@ class SocketServer:
                 await writer.wait_closed()
 
     async def _reply_for(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> dict | None:
-        uid = peer_uid(writer.get_extra_info("socket"))
-        if uid != self.uid:
-            log.warning("refused a client of uid %s", uid)
-            return protocol.error_reply("forbidden", "this credd serves another user")
-        if self._clients > self.max_clients:
-            return protocol.error_reply("busy", "too many clients at once; try again")
+        # Read the (bounded) request before anything else, refusals included: closing a Unix
+        # socket with unread data resets it, and the client would never see the refusal.
         try:
             line = await asyncio.wait_for(reader.readline(), self.read_timeout)
         except asyncio.TimeoutError:
             return protocol.error_reply("timeout", f"no request within {self.read_timeout:g} s")
         except (ValueError, asyncio.LimitOverrunError):
             return protocol.error_reply("bad-request", f"request longer than {protocol.MAX_REQUEST} bytes")
+        uid = peer_uid(writer.get_extra_info("socket"))
+        if uid != self.uid:
+            log.warning("refused a client of uid %s", uid)
+            return protocol.error_reply("forbidden", "this credd serves another user")
+        if self._clients > self.max_clients:
+            return protocol.error_reply("busy", "too many clients at once; try again")
         if not line:
             return None  # connected and closed without a word
         try:
