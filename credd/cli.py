@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     totp_set.add_argument("source", metavar="SOURCE")
 
     _command(commands, "demo", "demo:run", "the whole flow, self-contained, in a throw-away home")
+    doctor = _command(commands, "doctor", "doctor:run",
+                      "check the keyring, config, files, socket, service, clock and AWS_* variables; say how to fix each")
+    doctor.add_argument("--json", action="store_true", help="machine-readable")
 
     service = _group(commands, "service", "the systemd user unit (Linux) or LaunchAgent (macOS) that runs the daemon")
     for name, help_text in (

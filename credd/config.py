@@ -93,7 +93,7 @@ def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], plat
     profiles = _profiles(reader, top, sources)
     refresh_before = _refresh_before(reader, top, sources, profiles)
 
-    credentials_file = _path_setting(reader, top, "credentials_file", env) or Path(paths.credentials_file(env))
+    credentials_file = _path_setting(reader, top, "credentials_file", env) or _default_credentials_file(label, env)
     socket = _socket(reader, top, env, platform, uid)
 
     keyring_service = DEFAULTS["keyring_service"]
@@ -263,6 +263,13 @@ def _warnings(sources: dict[str, Source], profiles: dict[str, Profile], refresh_
     if refresh_before < BOTOCORE_REFRESH_WINDOW:
         yield (f"refresh_before: {format_duration(refresh_before)} is under 15m; the AWS SDKs refresh credentials "
                "with less than 15 minutes left, so they would call credd on every request for the last stretch")
+
+
+def _default_credentials_file(label: str, env: Mapping[str, str]) -> Path:
+    try:
+        return Path(paths.credentials_file(env))
+    except ValueError as e:
+        raise ConfigError(label, None, "credentials_file", f"$AWS_SHARED_CREDENTIALS_FILE: {e}") from None
 
 
 def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, uid: int) -> Path:

@@ -99,6 +99,11 @@ def test_config_values_win_over_environment_defaults_but_credd_socket_wins_over_
     assert config.socket == Path("/tmp/env.sock")
 
 
+def test_unset_variable_in_the_environment_default_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"credentials_file: \$AWS_SHARED_CREDENTIALS_FILE: \$NOPE is not set"):
+        parse("sources: {a: {}}\n", env={"HOME": "/h", "AWS_SHARED_CREDENTIALS_FILE": "$NOPE/creds"})
+
+
 def test_default_socket_per_platform():
     text = "sources: {a: {}}\nprofiles: {p: {source: a}}\n"
     assert parse(text, env={"HOME": "/home/u"}).socket == Path("/tmp/credd-1000/credd.sock")

@@ -1,0 +1,409 @@
+"""`credd doctor`: each check against the broken setup it exists for, then the real command on broken homes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import threading
+import time
+from dataclasses import replace
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from credd import doctor
+from credd.commands.doctor import probe_clock, probe_clocks, sts_endpoints
+from credd.doctor import (AwsConfigFacts, ClockProbe, Facts, FileFacts, KeyringFacts, SecretFacts, ServiceFacts,
+                          SocketFacts, Stat)
+from credd.model import Config, Profile, Source
+from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd
+
+UID = 1000
+CREDS = "/home/u/.aws/credentials"
+AWS_CONFIG = "/home/u/.aws/config"
+CONFIG_PATH = "/home/u/.config/credd/config.yaml"
+SOCKET = "/run/user/1000/credd/credd.sock"
+OWNED = "[alice-session]\naws_access_key_id = ASIAEXAMPLEEXAMPLE1\naws_secret_access_key = s\n" \
+        "aws_session_token = t\nx_credd_expiration = 2030-01-01T00:00:00Z\n"
+LONG_TERM = f"aws_access_key_id = {TEST_KEY_ID}\naws_secret_access_key = {TEST_SECRET_KEY}\n"
+WIRED = {"prod-admin": {"credential_process": "credd process prod-admin"}}
+
+
+def make_config(**changes) -> Config:
+    source = Source("alice", "arn:aws:iam::111111111111:mfa/alice", "totp", None, 43200, "us-east-1",
+                    "http://127.0.0.1:9")
+    profiles = {
+        "alice-session": Profile("alice-session", "alice", None, "credd-alice", None, 3600, True),
+        "prod-admin": Profile("prod-admin", "alice", "arn:aws:iam::222222222222:role/Admin", "credd-alice", None,
+                              3600, False),
+    }
+    config = Config(Path(CONFIG_PATH), Path(CREDS), Path(SOCKET), "credd", 1200, {"alice": source}, profiles)
+    return replace(config, **changes)
+
+
+def status_reply(**changes) -> dict:
+    rows = [{"profile": name, "state": "fresh", "last_error": None} for name in ("alice-session", "prod-admin")]
+    return {"ok": True, "version": "0.1", "pid": 4242, "config": CONFIG_PATH, "profiles": rows, **changes}
+
+
+def healthy(**changes) -> Facts:
+    """A setup with nothing wrong: every check says ok."""
+    facts = Facts(
+        uid=UID, env={"HOME": "/home/u"}, config_path=CONFIG_PATH, config=make_config(), config_error=None,
+        keyring=KeyringFacts("keyring.backends.SecretService.Keyring"),
+        secrets={"alice": SecretFacts(TEST_KEY_ID, has_seed=True)},
+        credentials=file_with(),
+        sdk_credentials_file=CREDS, sdk_credentials_resolved=CREDS,
+        aws_config=AwsConfigFacts(AWS_CONFIG, True, WIRED),
+        socket=SocketFacts(SOCKET, stat=Stat(stat.S_IFSOCK | 0o600, UID), reply=status_reply()),
+        service=ServiceFacts("credd.service", "/home/u/.config/systemd/user/credd.service", True, "active"),
+        clock=(ClockProbe("http://127.0.0.1:9", skew=0.4),),
+    )
+    return replace(facts, **changes)
+
+
+def file_with(text: str | None = OWNED, mode: int = 0o600, owner: int = UID, dir_mode: int = 0o700) -> FileFacts:
+    return FileFacts(CREDS, CREDS, Stat(stat.S_IFREG | mode, owner), Stat(stat.S_IFDIR | dir_mode, UID), text)
+
+
+def problems(findings: list[doctor.Finding]) -> list[doctor.Finding]:
+    return [finding for finding in findings if finding.level != "ok"]
+
+
+def test_a_healthy_setup_is_all_ok():
+    findings = doctor.diagnose(healthy())
+    assert problems(findings) == []
+    topics = {finding.topic for finding in findings}
+    assert {"config", "keyring", "source alice", "credentials file", "aws config", "profile alice-session",
+            "profile prod-admin", "environment", "daemon", "service", "clock"} <= topics
+    paths = {f.topic: f.message for f in findings if f.topic.startswith("profile ")}
+    assert paths["profile alice-session"].startswith("served from the credentials file")
+    assert paths["profile prod-admin"].startswith("served by credential_process")
+
+
+# One row per broken setup: (what is broken, the facts, level, topic, in the message, in the fix).
+BROKEN = [
+    ("config error", {"config": None, "config_error": f"{CONFIG_PATH}:3: sources: expected a mapping"},
+     "fail", "config", "config.yaml:3: sources: expected a mapping", None),
+    ("config warning", {"config": make_config(warnings=("sources.bob: no profile uses this source",))},
+     "warn", "config", "no profile uses this source", None),
+    ("no keyring", {"keyring": KeyringFacts(None, error="no secure keyring is available; install one")},
+     "fail", "keyring", "no secure keyring", None),
+    ("plain-text keyring chosen", {"keyring": KeyringFacts("keyrings.alt.file.PlaintextKeyring", True, True),
+                                       "env": {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"}},
+     "warn", "keyring", "plain text", "unset PYTHON_KEYRING_BACKEND"),
+    ("plain-text keyring in keyringrc", {"keyring": KeyringFacts("keyrings.alt.file.PlaintextKeyring", True, True)},
+     "warn", "keyring", "keyringrc.cfg", "default-keyring"),
+    ("no access key", {"secrets": {"alice": SecretFacts(None, has_seed=True)}},
+     "fail", "source alice", "no access key", "credd keys set alice"),
+    ("no TOTP seed", {"secrets": {"alice": SecretFacts(TEST_KEY_ID, has_seed=False)}},
+     "fail", "source alice", "no TOTP seed", "credd totp set alice"),
+    ("locked keyring", {"secrets": {"alice": SecretFacts(error="cannot read the access key: locked. Unlock it")}},
+     "fail", "source alice", "locked", None),
+    ("credentials file 0644", {"credentials": file_with(mode=0o644)},
+     "fail", "credentials file", "mode 644", f"chmod 600 {CREDS}"),
+    ("credentials file of another user", {"credentials": file_with(owner=0)},
+     "fail", "credentials file", "belongs to uid 0", f"sudo chown {UID} {CREDS}"),
+    ("directory writable by others", {"credentials": file_with(dir_mode=0o777)},
+     "fail", "credentials file", "writable by other users", "chmod go-w /home/u/.aws"),
+    ("credentials file botocore refuses", {"credentials": file_with(OWNED + "[alice-session]\n")},
+     "fail", "credentials file", ":6: section [alice-session] appears a second time", None),
+    ("credentials file unreadable", {"credentials": FileFacts(CREDS, CREDS, error=f"cannot read {CREDS}: denied")},
+     "fail", "credentials file", "cannot read", None),
+    ("long-term key in the file", {"credentials": file_with(OWNED + "[old]\n" + LONG_TERM)},
+     "warn", "credentials file", "[old] in /home/u/.aws/credentials holds a long-term access key (AKIA…MPLE)",
+     "credd keys import alice --from-profile old"),
+    ("long-term key where credd writes", {"credentials": file_with("[alice-session]\n" + LONG_TERM)},
+     "fail", "credentials file", "cannot write profile alice-session",
+     "credd keys import alice --from-profile alice-session"),
+    ("AWS config botocore refuses", {"aws_config": AwsConfigFacts(AWS_CONFIG, True, error=f"{AWS_CONFIG}:4: bad")},
+     "fail", "aws config", "config:4: bad", None),
+    ("wired to a profile credd lacks",
+     {"aws_config": AwsConfigFacts(AWS_CONFIG, True, {**WIRED, "ghost": {"credential_process": "credd process gost"}})
+      },
+     "fail", "profile ghost", "runs `credd process gost`, but /home/u/.config/credd/config.yaml has no profile gost",
+     "add gost under `profiles:`"),
+    ("wired to credd without a profile",
+     {"aws_config": AwsConfigFacts(AWS_CONFIG, True, {**WIRED, "odd": {"credential_process": "credd status"}})},
+     "warn", "profile odd", "not as `credd process PROFILE`", "credential_process = credd process PROFILE"),
+    ("written profile also wired",
+     {"aws_config": AwsConfigFacts(AWS_CONFIG, True, {
+         **WIRED, "alice-session": {"credential_process": "/usr/bin/credd process alice-session"}})},
+     "warn", "profile alice-session", "never runs", "remove `credential_process` from [profile alice-session]"),
+    ("wired profile shadowed by the file", {"credentials": file_with(OWNED + "[prod-admin]\n" + LONG_TERM)},
+     "fail", "profile prod-admin", "the SDKs read [prod-admin] from /home/u/.aws/credentials first",
+     "remove [prod-admin] from /home/u/.aws/credentials"),
+    ("write: false profile not wired", {"aws_config": AwsConfigFacts(AWS_CONFIG, True, {})},
+     "warn", "profile prod-admin", "not wired",
+     "add `[profile prod-admin]` with `credential_process = credd process prod-admin`"),
+    ("wiring unknown: AWS config unreadable", {"aws_config": AwsConfigFacts(AWS_CONFIG, True, error="x:1: bad")},
+     "warn", "profile prod-admin", "cannot tell whether it is wired", "fix the AWS config"),
+    ("default profile not wired",
+     {"config": make_config(profiles={"default": Profile("default", "alice", None, "x", None, 3600, False)}),
+          "socket": SocketFacts(SOCKET, reply=status_reply(profiles=[{"profile": "default"}]))},
+     "warn", "profile default", "not wired", "add `[default]` with `credential_process = credd process default`"),
+    ("keys in the environment", {"env": {"AWS_ACCESS_KEY_ID": TEST_KEY_ID, "AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY}},
+     "warn", "environment", "AWS_ACCESS_KEY_ID (AKIA…MPLE), AWS_SECRET_ACCESS_KEY are set",
+     "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY"),
+    ("AWS_PROFILE not credd's", {"env": {"AWS_PROFILE": "mine"},
+                                     "aws_config": AwsConfigFacts(AWS_CONFIG, True, {**WIRED, "mine": {}})},
+     "warn", "environment", "AWS_PROFILE=mine is not a credd profile", "or unset AWS_PROFILE"),
+    ("AWS_PROFILE names nothing", {"env": {"AWS_DEFAULT_PROFILE": "nope"}},
+     "fail", "environment", "AWS_DEFAULT_PROFILE=nope names no profile", "alice-session, prod-admin"),
+    ("AWS_SHARED_CREDENTIALS_FILE elsewhere",
+     {"env": {"AWS_SHARED_CREDENTIALS_FILE": "/tmp/other"}, "sdk_credentials_file": "/tmp/other",
+          "sdk_credentials_resolved": "/tmp/other"},
+     "fail", "environment", "the SDKs read /tmp/other, but credd writes /home/u/.aws/credentials",
+     f"export AWS_SHARED_CREDENTIALS_FILE={CREDS}"),
+    ("credentials_file the SDKs do not read",
+     {"sdk_credentials_file": "/home/u/.aws/credentials2", "sdk_credentials_resolved": "/home/u/.aws/credentials2"},
+     "fail", "environment", "(credentials_file in", "remove `credentials_file:`"),
+    ("socket directory open", {"socket": SocketFacts(SOCKET, dir_problem="/run/user/1000/credd is open to other users "
+                                                                          "(mode 755); run `chmod 700 x`",
+                                                      reply=status_reply())},
+     "fail", "socket", "open to other users (mode 755)", None),
+    ("socket mode 0666", {"socket": SocketFacts(SOCKET, stat=Stat(stat.S_IFSOCK | 0o666, UID), reply=status_reply())},
+     "fail", "socket", "mode 666", f"chmod 600 {SOCKET}"),
+    ("not a socket", {"socket": SocketFacts(SOCKET, stat=Stat(stat.S_IFREG | 0o600, UID), reply=status_reply())},
+     "fail", "socket", "is not a socket", "move it out of the way"),
+    ("daemon not running", {"socket": SocketFacts(SOCKET)},
+     "warn", "daemon", "not running", "credd service install"),
+    ("daemon stuck", {"socket": SocketFacts(SOCKET, error="no answer within 3 s")},
+     "fail", "daemon", "does not answer: no answer within 3 s", "restart it"),
+    ("another user's daemon", {"socket": SocketFacts(SOCKET, reply={"ok": False, "error": "forbidden",
+                                                                     "message": "this credd serves another user"})},
+     "fail", "daemon", "refused: this credd serves another user", "$CREDD_SOCKET"),
+    ("daemon on another config", {"socket": SocketFacts(SOCKET, reply=status_reply(config="/etc/credd.yaml"))},
+     "warn", "daemon", "runs with /etc/credd.yaml", "credd --config /etc/credd.yaml doctor"),
+    ("daemon not reloaded", {"socket": SocketFacts(SOCKET, reply=status_reply(profiles=[{"profile": "alice-session"},
+                                                                                        {"profile": "gone"}]))},
+     "warn", "daemon", "does not serve prod-admin; it still serves gone", "kill -HUP 4242"),
+    ("refresh failing", {"socket": SocketFacts(SOCKET, reply=status_reply(profiles=[
+        {"profile": "alice-session"}, {"profile": "prod-admin", "last_error": "AccessDenied: fix the trust policy"}]))},
+     "warn", "profile prod-admin", "last refresh failed: AccessDenied", None),
+    ("service not installed", {"service": ServiceFacts("credd.service", "/u/credd.service", False)},
+     "warn", "service", "was started by hand", "credd service install"),
+    ("service failed", {"service": ServiceFacts("credd.service", "/u/credd.service", True, "failed",
+                                                 logs="journalctl --user -u credd.service")},
+     "fail", "service", "not running (failed)", "journalctl --user -u credd.service"),
+    ("service manager unreachable", {"service": ServiceFacts("credd.service", "/u/credd.service", True, None,
+                                                              "Failed to connect to bus")},
+     "warn", "service", "state is unknown: Failed to connect to bus", "credd service status"),
+    ("clock far off", {"clock": (ClockProbe("https://sts.us-east-1.amazonaws.com", skew=-400.2),)},
+     "fail", "clock", "6m40s behind STS", "timedatectl set-ntp true"),
+    ("clock a little off", {"clock": (ClockProbe("https://sts.us-east-1.amazonaws.com", skew=45),)},
+     "warn", "clock", "45s ahead of STS", "timedatectl"),
+    ("STS unreachable", {"clock": (ClockProbe("https://sts.us-east-1.amazonaws.com", error="Name not known"),)},
+     "warn", "clock", "cannot reach STS at https://sts.us-east-1.amazonaws.com to check the clock", "offline"),
+]
+
+
+@pytest.mark.parametrize("changes,level,topic,message,fix", [row[1:] for row in BROKEN], ids=[row[0] for row in BROKEN])
+def test_each_broken_setup_is_found_with_its_fix(changes, level, topic, message, fix):
+    findings = doctor.diagnose(healthy(**changes))
+    matching = [f for f in findings if f.level == level and f.topic == topic and message in f.message]
+    assert matching, "\n".join(map(str, problems(findings)))
+    if fix is not None:
+        assert fix in (matching[0].fix or "")
+    assert TEST_SECRET_KEY not in doctor.format_text(findings) and TEST_KEY_ID not in doctor.format_text(findings)
+
+
+def test_a_bad_config_skips_the_checks_that_need_it_and_says_so():
+    findings = doctor.diagnose(healthy(config=None, config_error="bad", env={"AWS_PROFILE": "x"}))
+    assert findings[0] == doctor.fail("config", "bad")
+    assert findings[1].topic == "doctor" and findings[1].message.startswith("skipped")
+    assert not any(f.topic.startswith(("profile ", "source ", "clock")) for f in findings)
+    topics = {finding.topic for finding in findings}
+    assert {"keyring", "credentials file", "aws config", "environment", "daemon", "service"} <= topics
+
+
+def test_no_keyring_skips_the_entries_of_each_source():
+    findings = doctor.diagnose(healthy(keyring=KeyringFacts(None, error="none"), secrets={}))
+    assert any(f.topic == "doctor" and "keyring entries" in f.message for f in findings)
+    assert not any(f.topic == "source alice" for f in findings)
+
+
+def test_a_check_that_breaks_costs_only_its_own_findings(monkeypatch: pytest.MonkeyPatch):
+    def broken(*args):
+        raise KeyError("boom")
+
+    broken.__name__ = "check_clock"
+    monkeypatch.setattr(doctor, "check_clock", broken)
+    findings = doctor.diagnose(healthy())
+    assert findings[-1].level == "fail" and "internal error in check_clock (KeyError)" in findings[-1].message
+    assert len(findings) > 10
+
+
+@pytest.mark.parametrize("command,target", [
+    ("credd process prod", "prod"),
+    ("/usr/local/bin/credd --config /a/b.yaml process prod", "prod"),
+    ("/venv/bin/python3 -m credd process --config x.yaml prod", "prod"),
+    ("credd status", None),
+])
+def test_wiring_reads_every_way_to_run_the_hook(command, target):
+    assert doctor.wired_profiles({"p": {"credential_process": command}}) == {"p": target}
+
+
+@pytest.mark.parametrize("command", ["aws-vault exec prod --json", "'unbalanced", ""])
+def test_wiring_ignores_other_programs(command):
+    assert doctor.wired_profiles({"p": {"credential_process": command}, "q": {"region": "x"}}) == {}
+
+
+def test_text_output_puts_each_fix_under_its_finding_and_counts():
+    text = doctor.format_text([doctor.ok("a", "fine"), doctor.warn("b", "meh", "do x"), doctor.fail("c", "bad")])
+    assert text.splitlines() == ["ok   a: fine", "warn b: meh", "     fix: do x", "FAIL c: bad", "1 failed, 1 warning"]
+    assert doctor.format_text([doctor.ok("a", "fine")]).endswith("everything is ok")
+    assert doctor.as_json([doctor.warn("b", "meh")]) == {
+        "ok": True, "findings": [{"level": "warn", "topic": "b", "message": "meh", "fix": None}]}
+
+
+# The clock probe, against local HTTP servers -----------------------------------------------------------
+
+
+class _Dated(BaseHTTPRequestHandler):
+    offset = 0.0  # seconds the server's clock is ahead
+
+    def do_GET(self) -> None:
+        if self.path == "/redirect":
+            self.send_response_only(302)
+            self.send_header("Location", "/")
+            self.send_header("Date", formatdate(0, usegmt=True))
+        else:
+            self.send_response_only(403)
+            self.send_header("Date", formatdate(time.time() + self.offset, usegmt=True))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def dated_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Dated)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_clock_probe_reads_the_date_of_a_refused_request(dated_server, monkeypatch):
+    assert abs(probe_clock(dated_server, 2.0).skew) < 2
+    monkeypatch.setattr(_Dated, "offset", 600.0)
+    assert -602 < probe_clock(dated_server, 2.0).skew < -598  # this clock is 10 minutes behind
+
+
+def test_the_clock_probe_does_not_follow_redirects(dated_server):
+    skew = probe_clock(dated_server + "/redirect", 2.0).skew  # the 302's own Date, 1970
+    assert skew > 50 * 365 * 86400
+
+
+def test_the_clock_probe_never_hangs():
+    listener = socket.socket()  # accepts connections (the backlog) and never answers
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connection refused
+    try:
+        silent = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        probes = probe_clocks([silent, refused], timeout=0.5)
+    finally:
+        listener.close()
+        closed.close()
+    assert [p.endpoint for p in probes] == [silent, refused]
+    assert all(p.skew is None and p.error for p in probes)
+    assert "refused" in probes[1].error
+
+
+def test_sts_endpoints_are_each_source_once():
+    config = make_config(sources={
+        "a": Source("a", None, None, None, 3600, "eu-west-1", None),
+        "b": Source("b", None, None, None, 3600, "eu-west-1", None),
+        "c": Source("c", None, None, None, 3600, "us-east-1", "http://127.0.0.1:9"),
+    })
+    assert sts_endpoints(config) == ["https://sts.eu-west-1.amazonaws.com", "http://127.0.0.1:9"]
+
+
+# The real command -------------------------------------------------------------------------------------
+
+HOME_CONFIG = """\
+version: 1
+sources:
+  alice:
+    sts_endpoint: http://127.0.0.1:9
+profiles:
+  alice-session:
+    source: alice
+"""
+
+
+def broken_home(home: Home, break_it: str) -> dict[str, str]:
+    """A home whose only FAILs come from `break_it` (the keyring is keyrings.alt, so it warns); its extra env."""
+    home.write_config(HOME_CONFIG)
+    run_credd(["keys", "set", "alice"], home, input=f"{TEST_KEY_ID}\n{TEST_SECRET_KEY}\n")
+    home.credentials.parent.mkdir(mode=0o700, exist_ok=True)
+    home.credentials.write_text("[mine]\naws_access_key_id = ASIAEXAMPLEEXAMPLE1\naws_session_token = t\n")
+    home.credentials.chmod(0o600)
+    if break_it == "bad config":
+        home.write_config(HOME_CONFIG.replace("source: alice", "source: alcie"))
+    elif break_it == "credentials file 0644":
+        home.credentials.chmod(0o644)
+    elif break_it == "unknown profile wired":
+        (home.root / ".aws" / "config").write_text("[profile ghost]\ncredential_process = credd process ghost\n")
+    elif break_it == "keys in the environment":
+        return {"AWS_ACCESS_KEY_ID": TEST_KEY_ID, "AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY}
+    return {}
+
+
+@pytest.mark.parametrize("break_it,status,line,fix", [
+    ("bad config", 1, "FAIL config: ", "no source named 'alcie' (did you mean 'alice'?)"),
+    ("plain-text keyring", 0, "warn keyring: keyrings.alt.file.PlaintextKeyring keeps secrets in plain text",
+     "fix: unset PYTHON_KEYRING_BACKEND"),
+    ("credentials file 0644", 1, "FAIL credentials file: ", "fix: chmod 600 "),
+    ("keys in the environment", 0, "warn environment: AWS_ACCESS_KEY_ID (AKIA…MPLE), AWS_SECRET_ACCESS_KEY are set",
+     "fix: unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY"),
+    ("unknown profile wired", 1, "FAIL profile ghost: [profile ghost] in ", "fix: add ghost under `profiles:`"),
+])
+def test_the_command_on_a_broken_home(plaintext_keyring: Home, break_it, status, line, fix):
+    extra = broken_home(plaintext_keyring, break_it)
+    result = run_credd(["doctor"], plaintext_keyring, extra_env=extra)
+    assert result.returncode == status, result.stdout + result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    found = [n for n, text in enumerate(lines) if text.startswith(line)]
+    assert found, result.stdout
+    assert fix in result.stdout
+    failures = [text for text in lines if text.startswith("FAIL")]
+    assert len(failures) == status, result.stdout  # nothing else in the home is broken
+
+
+def test_the_command_with_a_running_daemon(daemon, live_sts):
+    daemon.start()
+    aws_config = daemon.home.root / ".aws" / "config"
+    aws_config.parent.mkdir(mode=0o700, exist_ok=True)
+    aws_config.write_text("[profile prod-admin]\ncredential_process = credd process prod-admin\n")
+    daemon.wait_state("alice-session", "fresh")
+
+    result = daemon.credd("doctor", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    levels = {(f["level"], f["topic"]) for f in findings}
+    assert {("ok", "daemon"), ("ok", "clock"), ("ok", "credentials file"), ("ok", "profile alice-session"),
+            ("ok", "profile prod-admin"), ("ok", "source alice")} <= levels
+    # What this test machine cannot help: keyrings.alt (chosen) and no user service manager.
+    assert {topic for level, topic in levels if level != "ok"} <= {"keyring", "service"}, result.stdout
+
+    socket_dir = daemon.socket.parent
+    os.chmod(socket_dir, 0o755)
+    try:
+        result = daemon.credd("doctor")
+    finally:
+        os.chmod(socket_dir, 0o700)
+    assert result.returncode == 1
+    assert f"FAIL socket: {socket_dir} is open to other users (mode 755); run `chmod 700 {socket_dir}`" in result.stdout
+    assert "ok   daemon: credd" in result.stdout
