@@ -63,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a role profile (repeat for more)")
     init.add_argument("--sts-endpoint", metavar="URL", help=argparse.SUPPRESS)
     init.add_argument("--force", action="store_true", help="replace an existing config")
+    init.add_argument("--import-from-profile", metavar="NAME",
+                      help="then move the long-term key in section NAME of the credentials file into the keyring "
+                           "(as `credd keys import`)")
+    init.add_argument("--hook", action="store_true",
+                      help="serve role profiles through credential_process (write: false) instead of writing them "
+                           "into the credentials file")
+    init.add_argument("--wire-aws-config", action="store_true",
+                      help="with --hook: add `credential_process = credd process PROFILE` for them to ~/.aws/config")
 
     config = _group(commands, "config", "the config file")
     _command(config, "check", "config_check:run", "validate the config")

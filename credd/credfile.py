@@ -19,9 +19,12 @@ only if it owns it.
 
 Entry points: `update` (the daemon), `read_long_term_key` and
 `remove_long_term_key` (`credd keys import`), `read_profiles` (what botocore
-would read; `doctor` and the tests). Text comes in as `atomicfile.read_text`
-decodes it: UTF-8 with newlines untouched, undecodable bytes as lone
-surrogates, which are reported here as the line that is not UTF-8.
+would read; `doctor` and the tests), and `set_keys`, the same editing without
+the credentials rules, for `~/.aws/config` (`credd init` adds
+`credential_process` lines there; botocore reads that file with the same
+parser). Text comes in as `atomicfile.read_text` decodes it: UTF-8 with
+newlines untouched, undecodable bytes as lone surrogates, which are reported
+here as the line that is not UTF-8.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ LABEL = "the shared credentials file"
 # Universal newlines, as botocore's text-mode read splits lines: \r\n, \r or \n.
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 _NOT_UTF8 = re.compile("[\ud800-\udfff]")  # what `surrogateescape` made of undecodable bytes
+_KEY_NAME = re.compile(r"[a-z0-9_][a-z0-9_.-]*")  # a key `set_keys` may add
 
 
 class Kind(Enum):
@@ -339,16 +343,36 @@ def remove_long_term_key(text: str, section: str, key: AccessKey, path: str = LA
     return _apply(doc, edits, {section: rest or None}, path)
 
 
+def set_keys(text: str, section: str, values: Mapping[str, str], path: str = LABEL) -> str:
+    """Give `section` these `key = value` lines, adding the section at the end when the file lacks it.
+
+    `update` without the credentials rules (no ownership mark, no long-term key
+    guard, no `aws_security_token` clean-up), for other files botocore reads
+    with the same parser, such as `~/.aws/config`. A key the section holds gets
+    the new value on its own line; every other byte stays. Whether to replace a
+    value someone else set is the caller's choice: read the section first with
+    `parse`. Raises CredentialsFileError, and changes nothing, for a file
+    botocore cannot read or an edit that would change how it reads other
+    lines; ValueError for a section, key or value no INI line can hold.
+    """
+    if section == DEFAULT_SECTION:
+        raise ValueError(f"[{DEFAULT_SECTION}] holds defaults for every section; name a section")
+    for key in values:
+        if not _KEY_NAME.fullmatch(key):  # configparser lower-cases names: "Region" would duplicate "region"
+            raise ValueError(f"{key!r} cannot be a key name: use lower-case letters, digits, _ . and -")
+    _check_line_safe(section, values, "section")
+    doc = parse(text, path)
+    edits = _Edits()
+    expected = {section: _set_keys(doc, section, values, edits, stale=())}
+    return _apply(doc, edits, expected, path)
+
+
 def _check_writable(doc: Document, name: str, values: Mapping[str, str], path: str) -> None:
     if name == DEFAULT_SECTION:
         raise CredentialsFileError(path, None, f"a profile cannot be named {DEFAULT_SECTION}: botocore reads "
                                                f"[{DEFAULT_SECTION}] as defaults for every section, not as a profile; "
                                                "rename the profile or set `write: false` for it")
-    if not name or re.search(r"[\r\n]", name) or _NOT_UTF8.search(name):
-        raise ValueError(f"{name!r} cannot be a section name")
-    for key, value in values.items():
-        if not value or value.strip() != value or re.search(r"[\r\n]", value) or _NOT_UTF8.search(value):
-            raise ValueError(f"the {key} of profile {name!r} cannot be written to an INI file")  # never the value
+    _check_line_safe(name, values)
     if SECURITY_TOKEN in doc.defaults:
         raise CredentialsFileError(path, doc.defaults[SECURITY_TOKEN].lines[0] + 1,
                                    f"[{DEFAULT_SECTION}] sets {SECURITY_TOKEN}, which botocore gives to every profile "
@@ -361,6 +385,15 @@ def _check_writable(doc: Document, name: str, values: Mapping[str, str], path: s
                                    f"{SESSION_TOKEN}), which credd does not overwrite. Move it into the keyring with "
                                    f"`credd keys import SOURCE --from-profile {name}` (SOURCE: the source in your "
                                    f"credd config it belongs to), or set `write: false` for profile {name}")
+
+
+def _check_line_safe(name: str, values: Mapping[str, str], what: str = "profile") -> None:
+    """Each name and value fits on its one line and reads back as written (ValueError never shows a value)."""
+    if not name or re.search(r"[\r\n]", name) or _NOT_UTF8.search(name):
+        raise ValueError(f"{name!r} cannot be a section name")
+    for key, value in values.items():
+        if not value or value.strip() != value or re.search(r"[\r\n]", value) or _NOT_UTF8.search(value):
+            raise ValueError(f"the {key} of {what} {name!r} cannot be written to an INI file")  # never the value
 
 
 @dataclass
@@ -376,8 +409,9 @@ class _Edits:
         return bool(self.replaced or self.deleted or self.after or self.appended)
 
 
-def _set_keys(doc: Document, name: str, values: Mapping[str, str], edits: _Edits) -> dict[str, str]:
-    """Edits that give section `name` these values; returns the keys it will then hold."""
+def _set_keys(doc: Document, name: str, values: Mapping[str, str], edits: _Edits,
+              stale: Collection[str] = (SECURITY_TOKEN,)) -> dict[str, str]:
+    """Edits that give section `name` these values and drop its `stale` keys; returns the keys it will then hold."""
     section = doc.sections.get(name)
     if section is None:
         edits.appended.append([f"[{name}]"] + [f"{key} = {value}" for key, value in values.items()])
@@ -390,12 +424,13 @@ def _set_keys(doc: Document, name: str, values: Mapping[str, str], edits: _Edits
         elif key.value != value:
             edits.replaced[key.lines[0]] = _with_value(doc.lines[key.lines[0]], value)
             edits.deleted.update(key.lines[1:])
-    if SECURITY_TOKEN in section.keys and SECURITY_TOKEN not in values:
-        edits.deleted.update(section.keys[SECURITY_TOKEN].lines)
+    dropped = [key for key in stale if key in section.keys and key not in values]
+    for key in dropped:
+        edits.deleted.update(section.keys[key].lines)
     if missing:
         indent = _indent_for_new_keys(doc, section)
         edits.after.setdefault(section.last, []).extend(indent + line for line in missing)
-    kept = {key: value for key, value in section.values().items() if key != SECURITY_TOKEN}
+    kept = {key: value for key, value in section.values().items() if key not in dropped}
     return {**kept, **values}
 
 

@@ -16,6 +16,9 @@ class Answers:
     sts_endpoint: str | None = None
     session_profile: str | None = None
     roles: list[tuple[str, str]] = field(default_factory=list)  # (profile name, role ARN)
+    # Role profiles served by `credd process` through credential_process (write: false) rather than kept
+    # in the credentials file, which the SDKs would read first.
+    hook_roles: bool = False
 
 
 def _quote(text: str) -> str:
@@ -56,6 +59,8 @@ def render(answers: Answers) -> str:
             f"    role_arn: {_quote(arn)}",
             "    duration: 1h                # AWS caps roles assumed from a session at 1h",
         ]
+        if answers.hook_roles:
+            lines.append("    write: false                # served by credential_process (`credd process`)")
     if not answers.session_profile and not answers.roles:
         lines.append("  {}")
     return "\n".join(lines) + "\n"

@@ -255,3 +255,48 @@ def test_remove_long_term_key_again_changes_nothing() -> None:
     once = credfile.remove_long_term_key(LONG_TERM, "prod", key)
     assert once == "# mine\n"
     assert credfile.remove_long_term_key(once, "prod", key) == once
+
+
+# set_keys: the same editor for ~/.aws/config ------------------------------------------------------------
+
+AWS_CONFIG = ("# by hand\r\n[default]\r\nregion = eu-west-1\r\naws_security_token = kept\r\n\r\n"
+              "; another tool\r\n[profile x]\r\n  output = json")
+HOOK = "/opt/credd/bin/credd process p"
+
+
+def test_set_keys_adds_to_a_section_and_appends_a_new_one_keeping_every_other_byte() -> None:
+    into_default = credfile.set_keys(AWS_CONFIG, "default", {"credential_process": HOOK}, "config")
+    assert into_default == AWS_CONFIG.replace("= kept\r\n", f"= kept\r\ncredential_process = {HOOK}\r\n")
+    appended = credfile.set_keys(into_default, "profile p", {"credential_process": HOOK})
+    assert appended == into_default + f"\r\n\r\n[profile p]\r\ncredential_process = {HOOK}"
+    read = botocore_read(appended)
+    assert read["default"] == {"region": "eu-west-1", "aws_security_token": "kept", "credential_process": HOOK}
+    assert read["profile p"] == {"credential_process": HOOK} and read["profile x"] == {"output": "json"}
+
+
+def test_set_keys_indents_like_the_section_replaces_in_place_and_is_idempotent() -> None:
+    indented = credfile.set_keys(AWS_CONFIG, "profile x", {"region": "r"})
+    assert indented == AWS_CONFIG + "\r\n  region = r"
+    replaced = credfile.set_keys(indented, "profile x", {"output": "text"})
+    assert replaced == indented.replace("output = json", "output = text")
+    assert credfile.set_keys(replaced, "profile x", {"output": "text"}) == replaced
+    assert credfile.set_keys("", "s", {"k": "v"}) == "[s]\nk = v\n"
+
+
+@pytest.mark.parametrize("section, values", [
+    ("DEFAULT", {"k": "v"}),
+    ("s", {"Region": "v"}),
+    ("s", {"k = x": "v"}),
+    ("s", {"k": "line\nbreak-secret"}),
+    ("s", {"k": " padded"}),
+    ("a\nb", {"k": "v"}),
+], ids=["DEFAULT", "upper-case key", "key with =", "newline in value", "padded value", "newline in section"])
+def test_set_keys_refuses_what_an_ini_line_cannot_hold(section: str, values: dict[str, str]) -> None:
+    with pytest.raises(ValueError) as caught:
+        credfile.set_keys(AWS_CONFIG, section, values)
+    assert "break-secret" not in str(caught.value)
+
+
+def test_set_keys_refuses_a_file_botocore_cannot_read() -> None:
+    with pytest.raises(CredentialsFileError, match=r"^config:3: section \[a\] appears a second time"):
+        credfile.set_keys("[a]\n[b]\n[a]\n", "b", {"k": "v"}, "config")

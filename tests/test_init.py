@@ -58,6 +58,9 @@ def test_init_keeps_an_existing_config(home: Home):
     (["--source", "a", "--role", "p=Admin"], "profiles.p.role_arn: expected a role ARN"),
     (["--source", "a", "--mfa", "totp"], "--mfa needs --mfa-serial"),
     (["--source", "a", "--mfa-serial", "arn:aws:iam::111111111111:mfa/a", "--mfa", "command"], "needs --mfa-command"),
+    (["--source", "a", "--hook"], "--hook serves role profiles through credential_process; add --role"),
+    (["--source", "a", "--role", "p=arn:aws:iam::222222222222:role/A", "--wire-aws-config"], "add --hook"),
+    (["--source", "a", "--import-from-profile", "p"], "--import-from-profile p: "),
 ])
 def test_init_bad_flags_write_nothing(home: Home, args, message):
     result = run_credd(["init", *args], home)
@@ -90,6 +93,8 @@ def test_init_interactive_in_a_terminal(home: Home, terminal):
     terminal.wait_for("Role ARN for prod-admin")
     terminal.type("arn:aws:iam::222222222222:role/Admin")
     terminal.type("")
+    terminal.wait_for("Serve roles through credential_process instead of writing them into the credentials file? [y/N]")
+    terminal.type("")  # the default: no, credd writes them into the credentials file
     assert terminal.exit_status() == 0
     config = load(home)
     alice = config.sources["alice"]
@@ -97,6 +102,7 @@ def test_init_interactive_in_a_terminal(home: Home, terminal):
     assert config.profiles["prod-admin"].role_arn == "arn:aws:iam::222222222222:role/Admin"
     assert config.profiles["alice-session"].source == "alice"
     assert set(config.profiles) == {"alice-session", "prod-admin"}
+    assert config.profiles["prod-admin"].write
 
 
 def test_keys_set_prompts_without_echo_in_a_terminal(plaintext_keyring: Home, terminal):

@@ -49,28 +49,32 @@ def warn_if_plaintext(ctx: Context, store) -> None:
 
 
 def import_key(ctx: Context, args: argparse.Namespace) -> int:
-    """Move a long-term key out of a credentials-file section into the keyring.
-
-    The file changes only after the keyring has returned the key intact, so a
-    failure at any step leaves the key in at least one place.
-    """
     config = ctx.load_config()
-    source = known_source(config, args.source)
+    import_from_profile(ctx, config, known_source(config, args.source), args.from_profile, args.replace)
+    return 0
+
+
+def import_from_profile(ctx: Context, config: Config, source: str, section: str, replace: bool = False) -> None:
+    """Move the long-term key in `section` of the credentials file into the keyring for `source`.
+
+    `credd keys import` and `credd init` both come here, so the two cannot
+    drift apart. The file changes only after the keyring has returned the key
+    intact, so a failure at any step leaves the key in at least one place.
+    """
     store = ctx.open_store(config)
-    path, section = config.credentials_file, args.from_profile
+    path = config.credentials_file
     text = read_text(path)
     if text is None:
         raise CredentialsFileError(str(path), None, f"there is no such file, so no key to import; "
                                                     f"store the key with `credd keys set {source}`")
     found = credfile.read_long_term_key(text, section, str(path))
     key = parse_access_key(found.key_id, found.secret.reveal())
-    _store_verified(store, source, key, args.replace)
+    _store_verified(store, source, key, replace)
     removed = update_file(path, lambda current: credfile.remove_long_term_key(current, section, found, str(path)))
     where = f"removed it from [{section}] in {path}" if removed else f"[{section}] in {path} no longer held it"
     ctx.say(f"imported access key {mask_key_id(key.key_id)} for source {source} into the keyring "
             f"({backend_name(store.backend)}); {where}")
     warn_if_plaintext(ctx, store)
-    return 0
 
 
 def _store_verified(store: Store, source: str, key: AccessKey, replace: bool) -> None:

@@ -1,0 +1,95 @@
+"""Wiring profiles into `~/.aws/config`: `credential_process = credd process NAME` sections.
+
+The AWS config file has the credentials file's syntax as botocore reads it,
+so this uses the same byte-preserving editor (`credfile.set_keys`), through the
+same locked atomic write. Pure text functions (`wire_text`) apart from the one
+that touches the file (`wire_aws_config`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from credd import credfile
+from credd.atomicfile import update_file
+from credd.doctor import wired_profiles
+
+CREDENTIAL_PROCESS = "credential_process"
+# Keys with which botocore takes another way before it runs credential_process: its provider
+# chain tries assume-role, web identity and SSO first.
+SHADOWING = ("role_arn", "web_identity_token_file", "sso_start_url", "sso_session")
+
+@dataclass(frozen=True)
+class Wiring:
+    """What wiring one profile into `~/.aws/config` found or did."""
+
+    profile: str
+    section: str
+    state: Literal["added", "wired", "other"]  # wired: credd serves it already; other: another command, left alone
+    line: int | None = None  # of the credential_process line that was there
+    shadowed_by: tuple[str, ...] = ()  # keys in the section that botocore uses before credential_process
+
+
+def wire_aws_config(path: Path, profiles: Sequence[str], command: Sequence[str]) -> list[Wiring]:
+    """Wire `profiles` into the AWS config file at `path` under credd's lock; what was found or done for each."""
+    outcomes: list[Wiring] = []
+
+    def transform(text: str) -> str:
+        new, found = wire_text(text, profiles, command, str(path))
+        outcomes[:] = found  # update_file may re-run this on a file changed meanwhile: the last run counts
+        return new
+
+    update_file(path, transform)
+    return outcomes
+
+
+def wire_text(text: str, profiles: Sequence[str], command: Sequence[str], path: str) -> tuple[str, list[Wiring]]:
+    """Add `credential_process = COMMAND process NAME` for each profile that has none; pure.
+
+    Never a second section or key for a profile: an existing section gets the
+    line, one with our line is left as it is, one with another command is left
+    alone for the user to decide.
+    """
+    outcomes = []
+    for profile in profiles:
+        doc = credfile.parse(text, path)
+        section = section_of(doc, profile)
+        existing = doc.sections.get(section)
+        current = existing.keys.get(CREDENTIAL_PROCESS) if existing else None
+        shadowed_by = tuple(key for key in SHADOWING if existing and key in existing.keys)
+        wanted = hook_line(command, profile)
+        if current is None:
+            text = credfile.set_keys(text, section, {CREDENTIAL_PROCESS: wanted}, path)
+            outcomes.append(Wiring(profile, section, "added", None, shadowed_by))
+        else:
+            # Any credd that serves this profile counts, as for `credd doctor` (`credd process NAME` on PATH too).
+            runs_credd = wired_profiles({profile: {CREDENTIAL_PROCESS: current.value}}).get(profile) == profile
+            outcomes.append(Wiring(profile, section, "wired" if runs_credd else "other", current.lines[0] + 1,
+                                   shadowed_by))
+    return text, outcomes
+
+
+def hook_line(command: Sequence[str], profile: str) -> str:
+    """The credential_process value: botocore splits it with `shlex.split` (no shell), other SDKs run it
+    with `sh -c`; `shlex.join` quotes what either would split (a path with spaces)."""
+    return shlex.join([*command, "process", profile])
+
+
+def section_of(doc: credfile.Document, profile: str) -> str:
+    """The section botocore reads `profile` from, else the one to add.
+
+    botocore's own `build_profile_map` decides, on the section names: besides
+    `[default]` and `[profile NAME]` it takes `[profile "NAME"]` and
+    `[profile  NAME]`, and of two sections for one profile the later wins.
+    """
+    from botocore.configloader import build_profile_map
+
+    return build_profile_map({name: name for name in doc.sections})["profiles"].get(profile) or new_section(profile)
+
+
+def new_section(profile: str) -> str:
+    return "default" if profile == "default" else f"profile {profile}"
