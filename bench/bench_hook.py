@@ -1,80 +1,149 @@
 """Hook start-up: `credd process P` (daemon warm) against `python -c pass` and `python -I -S -c pass`.
 
-Interleaved (A B C A B C ...) so the machine's noise hits every command alike;
-prints median, min and max in milliseconds and the ratios of the medians.
-Run: .venv/bin/python bench/bench_hook.py [--runs 200]
+    .venv/bin/python bench/bench_hook.py [--runs 200] [--importtime-runs 15] [--no-user-install]
+
+Two installs, each against its own interpreter's `python -c pass`:
+  .venv: this checkout's development venv (an editable install, whose import
+         hook makes every start of its interpreter import pathlib and re);
+  user install: credd installed as a user installs it (`pip install .`, not
+         editable) in bench/.peers/credd; there it also times what a faster
+         hook would cost (`import re` and `import json` alone, and
+         bench/hook_prototype.py, a client without json and re run by path).
+All commands run interleaved (A B C A B C ...) so the machine's noise hits
+every command alike; prints median, min and max in milliseconds and the
+ratios of the medians. Then each install's import list (`-X importtime`):
+every module the hook imports beyond what `python -c pass` imports, with its
+self time (median over `--importtime-runs`), grouped: `re` and what it
+imports, `json`, credd, other standard library, and anything else (the goal:
+nothing else).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from credd import protocol
-from credd.commands.demo import DEMO_KEY_ID, DEMO_SECRET, DEMO_SEED, demo_env, local_sts
+import common
+import installs
+from common import markdown, running_daemon, time_commands, timing_table
+
+from credd.commands.demo import demo_env, local_sts
+
+PROFILE = "p"
+PROTOTYPE = str(Path(__file__).resolve().parent / "hook_prototype.py")
 
 
-def credd(env: dict[str, str], *args: str, stdin: str = "") -> None:
-    subprocess.run([sys.executable, "-m", "credd", *args], input=stdin, env=env, check=True, capture_output=True,
-                   text=True)
+def imports(argv: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Module -> self import time in microseconds, from one `python -X importtime` run."""
+    result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, check=True, timeout=60)
+    found = {}
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            self_us, _, name = line[len("import time:"):].split("|")
+            if self_us.strip().isdigit():
+                found[name.strip()] = float(self_us)
+    return found
 
 
-def start_daemon(env: dict[str, str], root: Path, endpoint: str) -> subprocess.Popen:
-    credd(env, "init", "--source", "alice", "--mfa-serial", "arn:aws:iam::123456789012:mfa/alice", "--mfa", "totp",
-          "--role", "p=arn:aws:iam::210987654321:role/Admin", "--sts-endpoint", endpoint)
-    credd(env, "keys", "set", "alice", stdin=f"{DEMO_KEY_ID}\n{DEMO_SECRET}\n")
-    credd(env, "totp", "set", "alice", stdin=DEMO_SEED + "\n")
-    daemon = subprocess.Popen([sys.executable, "-m", "credd", "serve"], env=env, stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            if protocol.request(env["CREDD_SOCKET"], {"op": "credentials", "profile": "p"}, 10)["ok"]:
-                return daemon
-        except (protocol.DaemonUnreachable, OSError):
-            time.sleep(0.05)
-    raise SystemExit("the daemon did not come up")
+def kind(module: str) -> str:
+    top = module.split(".")[0]
+    if top == "credd":
+        return "credd"
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return "standard library"
+    return "OTHER"
 
 
-def measure(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in commands}
+def added(argv: list[str], bare: list[str], env: dict[str, str], runs: int) -> dict[str, list[float]]:
+    """Module -> self import times (µs) over `runs` runs, of the modules `argv` imports and `bare` does not."""
+    samples: dict[str, list[float]] = {}
     for _ in range(runs):
-        for name, argv in commands.items():
-            started = time.perf_counter()
-            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
-            times[name].append((time.perf_counter() - started) * 1000)
-    return times
+        baseline = imports(bare, env)
+        for module, micros in imports(argv, env).items():
+            if module not in baseline:
+                samples.setdefault(module, []).append(micros)
+    return samples
+
+
+def import_table(bin_dir: Path, env: dict[str, str], runs: int) -> tuple[str, list[str]]:
+    """The hook's imports beyond `python -c pass`'s, grouped, as a table; and the modules neither stdlib nor credd.
+
+    The groups are measured, not listed by hand: `re` is what `python -c "import re"`
+    adds in this venv, `json` what `python -c "import json"` adds beyond that.
+    """
+    python = str(bin_dir / "python")
+    bare = [python, "-X", "importtime", "-c", "pass"]
+    samples = added([python, "-X", "importtime", str(bin_dir / "credd"), "process", PROFILE], bare, env, runs)
+    re_chain = set(added([python, "-X", "importtime", "-c", "import re"], bare, env, 1))
+    json_chain = set(added([python, "-X", "importtime", "-c", "import json"], bare, env, 1)) - re_chain
+
+    def group(module: str) -> str:
+        if kind(module) == "OTHER":
+            return "NOT the standard library"
+        if kind(module) == "credd":
+            return "credd"
+        if module in re_chain:
+            return "`re` and what it imports"
+        return "`json`" if module in json_chain else "other standard library"
+
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for module, values in samples.items():
+        groups.setdefault(group(module), []).append((module, statistics.median(values)))
+    rows = []
+    for name, members in sorted(groups.items(), key=lambda item: -sum(micros for _, micros in item[1])):
+        members.sort(key=lambda member: -member[1])
+        rows.append((name, len(members), f"{sum(micros for _, micros in members):.0f}",
+                     ", ".join(f"`{module}` {micros:.0f}" for module, micros in members)))
+    total = sum(micros for members in groups.values() for _, micros in members)
+    rows.append(("total", len(samples), f"{total:.0f}", ""))
+    table = markdown(("imports the hook adds", "modules", "self µs (median)", "each module, µs"), rows, "lrrl")
+    return table, sorted(module for module in samples if kind(module) == "OTHER")
+
+
+def commands_of(bin_dir: Path, prototype: bool) -> dict[str, list[str]]:
+    python = str(bin_dir / "python")
+    commands = {
+        "python -I -S -c pass": [python, "-I", "-S", "-c", "pass"],
+        "python -c pass": [python, "-c", "pass"],
+        f"credd process {PROFILE}": [str(bin_dir / "credd"), "process", PROFILE],
+    }
+    if prototype:
+        commands["python -c 'import re'"] = [python, "-c", "import re"]
+        commands["python -c 'import json'"] = [python, "-c", "import json"]
+        commands[f"python bench/hook_prototype.py {PROFILE}"] = [python, PROTOTYPE, PROFILE]
+    return commands
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--importtime-runs", type=int, default=15)
+    parser.add_argument("--no-user-install", action="store_true",
+                        help="only the .venv (no pip install into bench/.peers/credd)")
     args = parser.parse_args()
-    credd_script = str(Path(sys.executable).parent / "credd")
+    venvs = {".venv (editable)": Path(sys.executable).parent}
+    if not args.no_user_install:
+        venvs["user install (pip install ., not editable)"] = installs.install_credd()
     with tempfile.TemporaryDirectory(prefix="credd-bench-") as temp, local_sts() as endpoint:
         env = demo_env(Path(temp))
-        daemon = start_daemon(env, Path(temp), endpoint)
-        try:
-            commands = {
-                "python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"],
-                "python -c pass": [sys.executable, "-c", "pass"],
-                "credd process p": [credd_script, "process", "p"],
-            }
-            times = measure(commands, env, args.runs)
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(30)
-    base = statistics.median(times["python -c pass"])
-    print(f"{args.runs} runs each, interleaved; {os.cpu_count()} cores; Python {sys.version.split()[0]}")
-    print(f"{'command':24} {'median ms':>10} {'min':>7} {'max':>7} {'/ python -c pass':>17}")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:24} {median:10.1f} {min(values):7.1f} {max(values):7.1f} {median / base:17.2f}")
+        with running_daemon(env, endpoint, {PROFILE: "arn:aws:iam::210987654321:role/Admin"}, write=False):
+            commands = {f"{venv}\0{name}": argv for n, (venv, bin_dir) in enumerate(venvs.items())
+                        for name, argv in commands_of(bin_dir, prototype=n > 0).items()}
+            times = time_commands(commands, env, args.runs, expect_ok=list(commands))
+            imported = {venv: import_table(bin_dir, env, args.importtime_runs) for venv, bin_dir in venvs.items()}
+    print(f"### Hook start-up\n\n{args.runs} runs each, all interleaved, daemon warm; {common.machine()}")
+    for venv in venvs:
+        mine = {name.split("\0")[1]: values for name, values in times.items() if name.startswith(venv + "\0")}
+        table, others = imported[venv]
+        print(f"\n{venv}:\n\n{timing_table(mine, 'python -c pass')}")
+        print(f"\nImports of `credd process {PROFILE}` beyond those of `python -c pass` ({venv}), "
+              f"median of {args.importtime_runs} runs of `-X importtime`:\n\n{table}")
+        print("\nStandard library only: " + ("yes" if not others else "NO: " + ", ".join(others)))
 
 
 if __name__ == "__main__":
