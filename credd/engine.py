@@ -111,9 +111,6 @@ class Engine:
         with self._locks[source]:
             return self._with_backoff(self._refresh(self.config.sources[source], targets, force, new_session))
 
-    def refresh_all(self, *, force: bool = False) -> dict[str, SourceResult]:
-        return {name: self.refresh(name, force=force) for name in self.config.sources}
-
     def credentials(self, profile: str) -> Credentials | None:
         """The newest credentials of `profile` still good for a call made now (never expired ones)."""
         return self._valid(profile, self.clock())
