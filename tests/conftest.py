@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_tty", "tests.fixtures_sts", "tests.fixtures_credfile", "tests.fixtures_daemon"]
+pytest_plugins = ["tests.fixtures_tty", "tests.fixtures_sts", "tests.fixtures_credfile", "tests.fixtures_daemon",
+                  "tests.fixtures_faults", "tests.fixtures_secrets"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
