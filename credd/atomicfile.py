@@ -15,6 +15,7 @@ read-back and the rename can still be lost. The window is as small as it gets.)
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -190,7 +191,25 @@ def _remove_stale_temps(target: Path) -> None:
                 _discard(Path(entry.path))
 
 
+# Why a write failed, and what to do, by errno; `{dir}` is the file's directory.
+WRITE_ADVICE = {
+    errno.EROFS: "the directory {dir} is read-only (a read-only file system): make it writable, or move the file",
+    errno.EACCES: "the directory {dir} or the file is not writable by you: make both yours and writable "
+                  "(`credd doctor` checks them)",
+    errno.ENOSPC: "the file system holding {dir} is full: free some space",
+    errno.EDQUOT: "your disk quota for {dir} is used up: free some space",
+    errno.EFBIG: "the file is larger than the file size limit credd runs under (`ulimit -f`): raise the limit",
+}
+WRITE_ADVICE[errno.EPERM] = WRITE_ADVICE[errno.EACCES]
+
+
 def _io_error(action: str, path: Path, error: OSError) -> CreddError:
+    """A message that says why, what to do, and (for a failed write) that the file is as it was."""
+    advice = WRITE_ADVICE.get(error.errno) if action != "read" else None
+    if advice is not None:
+        directory = resolve_target(path).parent
+        return CreddError(f"cannot {action} {path}: {error.strerror}; {advice.format(dir=directory)}; "
+                          "the file was left as it was")
     hint = ""
     if isinstance(error, (PermissionError, IsADirectoryError, NotADirectoryError)):
         hint = "; it and its directory must be yours and writable (`credd doctor` checks them)"

@@ -46,6 +46,7 @@ def process_json(credentials: Credentials) -> dict:
 class ProfileStatus:
     last_refresh: datetime | None = None
     last_error: Failure | None = None
+    last_error_at: datetime | None = None  # when last_error last happened (a backing-off refresh repeats it)
 
 
 class CredentialsWriter:
@@ -77,6 +78,7 @@ class Daemon:
         self.jitter = jitter
         self.status_of = {name: ProfileStatus() for name in config.profiles}
         self._in_file: set[str] = set()  # owned profiles credd has written and not yet removed
+        self._unwritten: dict[str, Failure] = {}  # owned profiles whose newest credentials a failed write left out
 
     # Refreshing -------------------------------------------------------------------
 
@@ -88,9 +90,9 @@ class Daemon:
         for name, outcome in result.profiles.items():
             status = self.status_of.setdefault(name, ProfileStatus())
             if outcome.renewed:
-                status.last_refresh, status.last_error = now, None
-            elif outcome.failure is not None:
-                status.last_error = outcome.failure
+                status.last_refresh, status.last_error, status.last_error_at = now, None, None
+            elif outcome.failure is not None and outcome.failure is not status.last_error:
+                status.last_error, status.last_error_at = outcome.failure, now
         self._write_file(result)
         self.plan(source, self.next_run(result, now))
         return result
@@ -100,21 +102,36 @@ class Daemon:
             try:
                 self.refresh_source(source)
             except Exception as e:  # one source's bug must not stop the others, nor leak a value
-                log.error("source %s: refresh failed: %s", source, type(e).__name__)
+                log.error("source %s: refresh failed: %s; trying again in %d min", source, type(e).__name__,
+                          STUCK_RETRY.total_seconds() // 60)
+                self.plan(source, self.clock() + STUCK_RETRY)  # nor stop this source for good
 
     def next_run(self, result: SourceResult, now: datetime) -> datetime:
-        """The earliest of: each credential's refresh time, each expiry (to drop it), a retry after failure."""
+        """The earliest of: each credential's refresh time, each expiry (to drop it), a retry after failure.
+
+        Every profile of the source counts, not only those of this refresh: the
+        plan replaces the source's previous one. A refresh time that a failure
+        made due at once waits for the retry (the backoff, or STUCK_RETRY when
+        waiting cannot help), so a failing source never runs in a loop.
+        """
         refresh_before = timedelta(seconds=self.config.refresh_before)
-        times = []
-        for outcome in result.profiles.values():
-            if outcome.credentials is not None:
-                expiration = outcome.credentials.expiration
-                times.append(refresh.refresh_at(expiration, refresh_before, now, self.jitter))
-                times.append(expiration - refresh.SERVE_MARGIN)
+        trouble = self.engine.trouble(result.source)
         if result.retry_after is not None:
-            times.append(now + timedelta(seconds=result.retry_after))
-        elif not result.ok and not _waits_for_user(result):
-            times.append(now + STUCK_RETRY)
+            retry = now + timedelta(seconds=result.retry_after)
+        elif trouble is not None:
+            retry = trouble.retry_at
+        else:
+            retry = None if result.ok else now + STUCK_RETRY  # waiting cannot help: a look now and then
+        times = [retry] if retry is not None else []
+        for name in _profiles_of(self.config, result.source):
+            outcome = result.profiles.get(name)
+            creds = outcome.credentials if outcome is not None else self.engine.credentials(name)
+            if creds is None:
+                continue
+            issued = now if outcome is not None and outcome.renewed else None
+            due = refresh.refresh_at(creds.expiration, refresh_before, now, self.jitter, issued=issued)
+            times.append(max(due, retry) if retry is not None else due)
+            times.append(creds.expiration - refresh.SERVE_MARGIN)  # to drop it from the file when it expires
         return max(now, min(times)) if times else now + STUCK_RETRY
 
     def _write_file(self, result: SourceResult) -> None:
@@ -125,23 +142,44 @@ class Daemon:
         # with "could not be found" (or runs the credential_process hook, whose message says why),
         # not with an ExpiredToken that points nowhere.
         gone = {name for name, o in result.profiles.items() if name in owned and o.credentials is None}
+        # What an earlier failed write (a read-only directory, a full disk) left out goes in with this one,
+        # renewed or not: the file must not keep stale credentials until the next renewal.
+        for name in sorted(set(self._unwritten) & owned - set(write)):
+            credentials = self.engine.credentials(name)
+            if credentials is not None:
+                write[name] = credentials
+            else:
+                self._unwritten.pop(name)
+                gone.add(name)
         remove = gone & self._in_file
         try:
             self.write(write, remove)
         except CreddError as e:
-            log.error("%s", e)
-            failure = Failure(FailureKind.OTHER, str(e), retryable=True)
+            failure = Failure(FailureKind.OTHER, f"{e}. credd still serves these credentials over its socket "
+                              "(`credd process`) and writes the file at its next refresh", retryable=True)
+            log.error("source %s: profile(s) %s not written: %s", result.source, ", ".join(sorted(write)) or "-",
+                      failure.message)
             for name in write:
-                self.status_of[name].last_error = failure
+                self.status_of[name].last_error = self._unwritten[name] = failure
             return
+        for name in write:
+            failed = self._unwritten.pop(name, None)
+            if failed is not None and self.status_of[name].last_error is failed:
+                self.status_of[name].last_error = None  # the write that failed has now been made
         self._in_file = (self._in_file | set(write)) - remove
 
     def remove_profiles(self, names: Iterable[str]) -> None:
         """Drop credd's sections of profiles it no longer writes (after a reload)."""
         names = set(names)
-        if names:
+        if not names:
+            return
+        try:
             self.write({}, names)
-            self._in_file -= names
+        except CreddError as e:
+            log.error("cannot remove the sections of profile(s) %s, which credd no longer writes: %s; they expire "
+                      "on their own, or remove them by hand", ", ".join(sorted(names)), e)
+            return
+        self._in_file -= names
 
     # Requests ---------------------------------------------------------------------
 
@@ -204,8 +242,11 @@ class Daemon:
         return {"ok": all(item["ok"] for item in outcome.values()), "profiles": outcome}
 
     def status(self) -> dict:
+        """Every profile's state and last error; for a source in trouble, how often it failed and when it
+        tries again; a clock far off STS's. Fields are only ever added, for scripts that read `--json`."""
         now = self.clock()
         refresh_before = timedelta(seconds=self.config.refresh_before)
+        sources = {name: _source_status(self.engine, name) for name in self.config.sources}
         rows = []
         for profile in self.config.profiles.values():
             creds = self.engine.credentials(profile.name)
@@ -215,6 +256,7 @@ class Daemon:
                     else "no-credentials"
             else:
                 state = "fresh" if refresh.is_fresh(creds.expiration, now, refresh_before) else "expiring"
+            error = status.last_error
             rows.append({
                 "profile": profile.name,
                 "source": profile.source,
@@ -224,21 +266,36 @@ class Daemon:
                 "expiration": _utc(creds.expiration) if creds else None,
                 "seconds_left": int((creds.expiration - now).total_seconds()) if creds else None,
                 "last_refresh": _utc(status.last_refresh) if status.last_refresh else None,
-                "last_error": status.last_error.message if status.last_error else None,
+                "last_error": error.message if error else None,
+                "last_error_kind": error.kind.value if error else None,
+                "last_error_at": _utc(status.last_error_at) if error and status.last_error_at else None,
+                "failures_in_a_row": sources[profile.source]["failures_in_a_row"] if error else 0,
+                "next_attempt": sources[profile.source]["next_attempt"] if error else None,
             })
         return {"ok": True, "version": __version__, "pid": os.getpid(), "config": str(self.config.path),
-                "now": _utc(now), "profiles": rows}
+                "now": _utc(now), "profiles": rows, "sources": sources}
 
     def _unknown_profile(self, name: str) -> dict:
         return protocol.error_reply("unknown-profile", f"profile {name!r} is not in {self.config.path}; add it "
                                     "under `profiles:` and reload (`systemctl --user reload credd` or SIGHUP)")
 
 
-def _waits_for_user(result: SourceResult) -> bool:
-    """Only the user can help: a `prompt` source waiting for a code."""
-    failures = [o.failure for o in result.profiles.values() if o.failure is not None]
-    return bool(failures) and all(f.kind is FailureKind.MFA_NEEDED for f in failures)
-
-
 def _utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _profiles_of(config: Config, source: str) -> list[str]:
+    return [p.name for p in config.profiles.values() if p.source == source]
+
+
+def _source_status(engine: Engine, source: str) -> dict:
+    """A source's backoff and clock, as `status` shows them."""
+    trouble = engine.trouble(source)
+    skew = engine.clock_skew(source)
+    return {
+        "failures_in_a_row": trouble.failures_in_a_row if trouble else 0,
+        "next_attempt": _utc(trouble.retry_at) if trouble else None,
+        "last_error_kind": trouble.failure.kind.value if trouble else None,
+        "clock_skew_seconds": round(skew.total_seconds()) if skew is not None else None,  # + ahead of STS
+        "clock_warning": engine.clock_warning(source),
+    }

@@ -6,6 +6,11 @@ code window); then every due role profile assumed with that session,
 concurrently, so one code serves them all. Failures become `Failure`s per
 profile; credentials that are still valid keep being served meanwhile.
 
+After a failure that may pass on its own (throttling, STS down, a malformed
+reply) the source backs off (`refresh.backoff`): until then a refresh makes
+no STS call and serves what is still valid, unless a credential someone
+asks for has expired (`refresh.may_retry`), or the user forces it.
+
 Everything with an effect is injected: the clock, `sleep`, the STS client
 factory, the Store, the MFA drivers and the window ledger.
 """
@@ -64,6 +69,15 @@ class SourceResult:
 
 
 @dataclass(frozen=True)
+class Trouble:
+    """A source backing off after failures that may pass on their own: what `status` says about it."""
+
+    failures_in_a_row: int
+    retry_at: datetime  # no STS call before this, unless a credential asked for has expired, or forced
+    failure: Failure  # the latest of them
+
+
+@dataclass(frozen=True)
 class _Session:
     credentials: Credentials
     origin: str  # "memory", "keyring" or "sts"
@@ -93,6 +107,12 @@ class Engine:
         self._sessions: dict[str, Credentials] = {}
         self._served: dict[str, Credentials] = {}
         self._failures_in_a_row: dict[str, int] = {}
+        self._trouble: dict[str, Trouble] = {}
+        self._failed: dict[str, Failure] = {}  # each profile's latest failure, until it is renewed
+        self._last_attempt: dict[str, datetime] = {}
+        self._skews: dict[str, timedelta] = {}
+        self._skew_logged: set[str] = set()
+        self._skew_lock = threading.Lock()
         self._clamp_logged: set[str] = set()
 
     # Public ---------------------------------------------------------------------
@@ -109,11 +129,59 @@ class Engine:
         targets = [p for p in self.config.profiles.values()
                    if p.source == source and (profiles is None or p.name in profiles)]
         with self._locks[source]:
+            if not (force or new_session):
+                held = self._held_back(source, targets)
+                if held is not None:
+                    return held
             return self._with_backoff(self._refresh(self.config.sources[source], targets, force, new_session))
 
     def credentials(self, profile: str) -> Credentials | None:
         """The newest credentials of `profile` still good for a call made now (never expired ones)."""
         return self._valid(profile, self.clock())
+
+    def trouble(self, source: str) -> Trouble | None:
+        """Why and until when `source` backs off; None when its last refresh did not fail that way."""
+        return self._trouble.get(source)
+
+    def clock_skew(self, source: str) -> timedelta | None:
+        """How far this machine's clock was ahead of STS's (negative: behind) at the source's last reply."""
+        return self._skews.get(source)
+
+    def clock_warning(self, source: str) -> str | None:
+        """What to say about this machine's clock, when STS's last reply showed it too far off."""
+        skew = self._skews.get(source)
+        if skew is None or abs(skew) < sts.SKEW_REPORTED:
+            return None
+        return f"{sts.describe_skew(skew)}; check timedatectl/NTP (`credd doctor`)"
+
+    # Backing off ----------------------------------------------------------------
+
+    def _held_back(self, source: str, targets: list[Profile]) -> SourceResult | None:
+        """While backing off: what is still valid, and the last failure for what is due; None to go ahead."""
+        trouble = self._trouble.get(source)
+        now = self.clock()
+        due = {p.name for p in targets if not self._fresh(self._served.get(p.name), now)}
+        urgent = any(self._valid(name, now) is None for name in due)
+        if trouble is None or not due or refresh.may_retry(now, trouble.retry_at, self._last_attempt.get(source),
+                                                           urgent):
+            return None
+        profiles = {p.name: ProfileResult(p.name, self._valid(p.name, now),
+                                          self._failed.get(p.name, trouble.failure) if p.name in due else None,
+                                          renewed=False)
+                    for p in targets}
+        return SourceResult(source, profiles, None, None, retry_after=(trouble.retry_at - now).total_seconds())
+
+    def _watch_skew(self, source: str) -> sts.SkewWatcher:
+        def watch(skew: timedelta) -> None:
+            with self._skew_lock:
+                self._skews[source] = skew
+                if abs(skew) < sts.SKEW_REPORTED:
+                    self._skew_logged.discard(source)
+                elif source not in self._skew_logged:  # once, until it comes back within bounds
+                    self._skew_logged.add(source)
+                    self.log.warning("source %s: %s", source, self.clock_warning(source))
+
+        return watch
 
     # One refresh ----------------------------------------------------------------
 
@@ -198,7 +266,8 @@ class Engine:
     def _new_session(self, source: Source, key: AccessKey) -> Credentials:
         client = self.clients.for_key(source, key)
         if source.mfa_serial is None:
-            return self._logged_session(source, sts.get_session_token(client, source, None, self.clock()))
+            return self._logged_session(source, sts.get_session_token(client, source, None, self.clock(),
+                                                                      skew=self._watch_skew(source.name)))
         driver = self._driver(source)
         # A rejected code may just have been used elsewhere: a driver that makes its own
         # codes tries once more in the next window; a handed-in code needs the user again.
@@ -206,7 +275,8 @@ class Engine:
         for attempt in range(1, attempts + 1):
             code = self._mfa_code(source, driver)
             try:
-                return self._logged_session(source, sts.get_session_token(client, source, code, self.clock()))
+                creds = sts.get_session_token(client, source, code, self.clock(), skew=self._watch_skew(source.name))
+                return self._logged_session(source, creds)
             except StsError as e:
                 if e.failure.kind is not FailureKind.MFA_INVALID:
                     raise
@@ -265,7 +335,8 @@ class Engine:
 
     def _assume(self, client, profile: Profile) -> Credentials | Failure:
         try:
-            creds = sts.assume_role(client, profile, role_duration(profile), self.clock())
+            creds = sts.assume_role(client, profile, role_duration(profile), self.clock(),
+                                    skew=self._watch_skew(profile.source))
         except RefreshError as e:
             self.log.warning("profile %s: %s", profile.name, e.failure.message)
             return e.failure
@@ -288,7 +359,10 @@ class Engine:
             outcome = outcomes.get(profile.name)
             if isinstance(outcome, Credentials):
                 self._served[profile.name] = outcome
+                self._failed.pop(profile.name, None)
             failure = outcome if isinstance(outcome, Failure) else None
+            if failure is not None:
+                self._failed[profile.name] = failure
             profiles[profile.name] = ProfileResult(profile.name, self._valid(profile.name, now), failure,
                                                    renewed=isinstance(outcome, Credentials))
         return SourceResult(source, profiles, session_from, session_failure, retry_after=None)
@@ -297,13 +371,21 @@ class Engine:
         """Count failures that may pass on their own, and say when to try again."""
         failures = [r.failure for r in result.profiles.values() if r.failure is not None]
         if result.failure is not None:
-            failures.append(result.failure)
-        if not any(f.retryable for f in failures):
+            failures.insert(0, result.failure)
+        if not failures and not any(r.renewed for r in result.profiles.values()):
+            return result  # nothing was due: no call made, nothing learnt
+        retryable = [f for f in failures if f.retryable]
+        if not retryable:
             if not failures:
                 self._failures_in_a_row.pop(result.source, None)
+            self._trouble.pop(result.source, None)
             return result
+        now = self.clock()
         count = self._failures_in_a_row[result.source] = self._failures_in_a_row.get(result.source, 0) + 1
-        return replace(result, retry_after=refresh.backoff(count, self.jitter).total_seconds())
+        wait = refresh.backoff(count, self.jitter)
+        self._last_attempt[result.source] = now
+        self._trouble[result.source] = Trouble(count, now + wait, retryable[0])
+        return replace(result, retry_after=wait.total_seconds())
 
     def _valid(self, profile: str, now: datetime) -> Credentials | None:
         creds = self._served.get(profile)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from credd.atomicfile import write_atomic
-from credd.errors import MfaError, SecretFormatError
+from credd.errors import KeyringError, MfaError, RefreshError, SecretFormatError
 from credd.model import Failure, FailureKind, Secret, Source
 
 LOG = logging.getLogger("credd.mfa")
@@ -69,8 +69,10 @@ class UsedWindows:
     `claim` is atomic across threads, so two refreshes that share an MFA device
     get different windows. The file is re-read on every claim (another credd
     process may have used the device) and written atomically. A file that
-    cannot be written is logged, not fatal: the cost is at most one refused
-    code after a restart, which the engine retries anyway.
+    cannot be written (a read-only or full state directory) is not fatal: the
+    windows are kept in memory, so this process never reuses a code, and the
+    log says so once, not on every code; the cost is at most one refused code
+    after a restart, which the engine retries anyway.
     """
 
     def __init__(self, path: Path | None, log: logging.Logger = LOG) -> None:
@@ -78,6 +80,7 @@ class UsedWindows:
         self._log = log
         self._lock = threading.Lock()
         self._memory: dict[str, int] = {}
+        self._unwritable = False  # the last write failed and the log has said so
 
     def claim(self, serial: str, now: float) -> int:
         """Reserve the first unused window for `serial` and return it; the caller waits for it to start."""
@@ -131,8 +134,16 @@ class UsedWindows:
         try:
             write_atomic(self.path, data.encode("utf-8"))
         except OSError as e:
-            self._log.error("cannot write the MFA window state file %s (%s); a restart may reuse a code once",
-                            self.path, e.strerror or type(e).__name__)
+            if not self._unwritable:
+                self._unwritable = True
+                self._log.error("cannot write the MFA window state file %s (%s): credd keeps the MFA windows it "
+                                "used in memory until it can, so it reuses no code while it runs; a restart may "
+                                "cost one refused code. Make %s writable", self.path, e.strerror or type(e).__name__,
+                                self.path.parent)
+            return
+        if self._unwritable:
+            self._unwritable = False
+            self._log.info("the MFA window state file %s is written again", self.path)
 
 
 # Drivers -----------------------------------------------------------------------
@@ -166,7 +177,10 @@ class TotpDriver:
     def code(self, source: Source, window: int) -> Secret:
         import pyotp
 
-        seed = self._seeds(source.name)
+        try:
+            seed = self._seeds(source.name)
+        except KeyringError as e:  # locked or gone: a RefreshError, so the engine reports it and retries
+            raise RefreshError(Failure(FailureKind.KEYRING, str(e), retryable=True)) from None
         if seed is None:
             raise _unavailable(source, f"no TOTP seed in the keyring; store it with `credd totp set {source.name}`",
                                retryable=False)

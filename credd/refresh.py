@@ -30,20 +30,38 @@ def is_servable(expiration: datetime, now: datetime) -> bool:
 
 
 def refresh_at(expiration: datetime, refresh_before: timedelta, now: datetime,
-               random: Callable[[], float]) -> datetime:
+               random: Callable[[], float], *, issued: datetime | None = None) -> datetime:
     """When to refresh a credential expiring at `expiration`: `refresh_before` ahead, less some jitter.
 
     The jitter is at most a tenth of `refresh_before` (and a minute), so the
-    credential is still fresh when the refresh runs. Never in the past.
+    credential is still fresh when the refresh runs. Never in the past. A
+    credential just `issued` that lives less than `refresh_before` (STS gave
+    less than asked) is refreshed at half its life, not at once and again.
     """
     jitter = min(MAX_JITTER, refresh_before / 10) * random()
-    return max(now, expiration - refresh_before - jitter)
+    at = expiration - refresh_before - jitter
+    if issued is not None:
+        at = max(at, issued + (expiration - issued) / 2)
+    return max(now, at)
 
 
 def backoff(failures: int, random: Callable[[], float]) -> timedelta:
     """The wait after the `failures`-th failure in a row: exponential, capped, with jitter in its upper half."""
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, failures - 1)))
     return ceiling * (0.5 + random() / 2)
+
+
+def may_retry(now: datetime, retry_at: datetime | None, last_attempt: datetime | None, urgent: bool) -> bool:
+    """Whether a refresh may call STS now, while backing off after failures.
+
+    Once the backoff is over, yes. Before, only when a credential someone
+    asks for can no longer be served (`urgent`), and at most once every
+    BACKOFF_BASE: a client asking in a loop costs STS one try per 15 s, not
+    one per request, and a credential still valid is served meanwhile.
+    """
+    if retry_at is None or now >= retry_at:
+        return True
+    return urgent and (last_attempt is None or now - last_attempt >= BACKOFF_BASE)
 
 
 def clock_jumped(wall_elapsed: timedelta, monotonic_elapsed: timedelta) -> bool:

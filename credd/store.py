@@ -186,10 +186,42 @@ class Store:
     def _failure(self, action: str, source: str, kind: str, error: Exception) -> KeyringError:
         # The backend's own message, never the value: keyring errors describe the
         # backend state (locked, dismissed prompt), and no secret is passed to them.
+        detail = str(error).strip()
+        end = "" if detail.endswith((".", "!", "?")) else "."
         return KeyringError(
             f"cannot {action} the {_what(kind)} of source {source!r} in the keyring ({backend_name(self.backend)}): "
-            f"{type(error).__name__}: {error}. Unlock the keyring or see `credd doctor`."
+            f"{type(error).__name__}: {detail}{end} {advice(error)}"
         )
+
+
+def advice(error: BaseException) -> str:
+    """What to do about a keyring backend's failure: a locked keyring and a missing one need different fixes.
+
+    Looks at the exception and its causes by class name and text, so no
+    backend's module has to be importable here (secretstorage exists only on Linux).
+    """
+    names, text, seen = set(), "", 0
+    while error is not None and seen < 5:
+        names.update(cls.__name__ for cls in type(error).__mro__)
+        text += f" {error}".lower()
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    if "KeyringLocked" in names or "locked" in text:
+        return ("The keyring is locked: unlock it (log in to your desktop session, or unlock the login keyring "
+                "in Seahorse or KeePassXC); a running `credd serve` tries again on its own.")
+    if names & UNREACHABLE_ERRORS or any(marker in text for marker in UNREACHABLE_TEXTS):
+        return ("The keyring service is not running or cannot be reached: start your Secret Service "
+                "(gnome-keyring, KeePassXC) in this login session and check that $DBUS_SESSION_BUS_ADDRESS names "
+                "its D-Bus; a running `credd serve` tries again on its own (`credd doctor` checks the keyring).")
+    return "Unlock the keyring or see `credd doctor`."
+
+
+# What a backend raises when its service is gone: keyring's InitError, secretstorage's
+# "not available", a D-Bus socket that is gone or refuses (FileNotFoundError,
+# ConnectionError), a bus that hung up (EOFError), and the bus's own replies for a
+# service that is not there or does not answer.
+UNREACHABLE_ERRORS = {"InitError", "SecretServiceNotAvailableException", "FileNotFoundError", "ConnectionError",
+                      "EOFError"}
+UNREACHABLE_TEXTS = ("serviceunknown", "noreply", "not provided by any .service files", "disconnected")
 
 
 def _user(source: str, kind: str) -> str:

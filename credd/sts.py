@@ -1,11 +1,18 @@
 """STS through botocore: the clients, the two calls credd makes, and what their errors mean.
 
-Retries of throttling, 5xx and dropped or timed-out connections are
-botocore's `standard` mode (exponential backoff with jitter); credd adds
+Retries of throttling, 5xx and dropped, cut-short or timed-out connections
+are botocore's `standard` mode (exponential backoff with jitter); credd adds
 none of its own at this level, and 4xx replies other than throttling are
-not retried. Whatever comes back is checked as hostile input: a reply with
-missing, mistyped or already-expired credentials is an error with a
-message, never a traceback, and no value from it is ever shown.
+not retried. A malformed reply is not retried within the call either (for
+GetSessionToken, AWS may have taken the MFA code already): the engine tries
+again later, with backoff. Whatever comes back is checked as hostile input:
+a reply with missing, mistyped or already-expired credentials is an error
+with a message, never a traceback, and no value from it is ever shown.
+
+Expiry is told in this machine's clock, whatever STS's clock says: a
+credential lives `Expiration - Date` by STS's own clock (the reply's HTTP
+`Date` header), counted from when credd sent the request and never longer
+than it asked for. A clock far off STS's is measured on the way and reported.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 
 from credd import __version__
 from credd.errors import StsError
@@ -23,11 +32,17 @@ from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, S
 # botocore's `total_max_attempts` counts the first try: 5 survives four throttled
 # replies in a row (its client-config `max_attempts` counts retries only, 4 here).
 TOTAL_ATTEMPTS = 5
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 10.0
+# STS answers in well under a second. Against one that stalls, five attempts of at most
+# 3 + 5 s (and botocore's 0.75 s of sleeps between them) end within 41 s: before the
+# credential_process hook gives up waiting (45 s), so it can say why.
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 5.0
 # The longest any STS credential lives (GetSessionToken's 36 h) and some slack:
 # an Expiration beyond it is a bogus reply that would stop credd from refreshing.
 LONGEST_LIFE = timedelta(hours=37)
+# A clock this far off STS's is reported (status, log): TOTP codes made on it may be refused,
+# some AWS services refuse requests signed this far off, and STS refuses them from 15 minutes.
+SKEW_REPORTED = timedelta(minutes=5)
 
 KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
 # Values go into an INI file and HTTP headers: printable ASCII, no white space.
@@ -38,6 +53,8 @@ KEY_REFUSED = {"InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedCli
                "InvalidAccessKeyId", "AuthFailure", "IncompleteSignature"}
 TOKEN_EXPIRED = {"ExpiredToken", "ExpiredTokenException"}
 CLOCK_SKEW = {"RequestExpired", "RequestTimeTooSkewed", "RequestInTheFuture"}
+# SignatureDoesNotMatch with these is AWS refusing a request signed more than 15 minutes off its clock.
+STALE_SIGNATURE = ("Signature expired", "Signature not yet current")
 # What botocore's parser lets escape when a 200 reply is XML of the wrong shape or
 # holds a bad timestamp; raised from the call, they can only come from the reply.
 REPLY_SHAPE_ERRORS = (KeyError, IndexError, ValueError, TypeError, AttributeError)
@@ -102,15 +119,54 @@ class StsClients:
                     import botocore.session
 
                     self._session = botocore.session.Session()
-                return self._session.create_client(
+                client = self._session.create_client(
                     "sts", region_name=source.region, endpoint_url=source.sts_endpoint, config=config,
                     aws_access_key_id=key_id, aws_secret_access_key=secret.reveal(),
                     aws_session_token=token.reveal() if token is not None else None,
                 )
+            _refuse_short_replies(client)
+            return client
         except Exception as e:  # ProfileNotFound from $AWS_PROFILE, an endpoint botocore refuses, ...
             problem = f"{type(e).__name__}: {_one_line(str(e))}"
             raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: cannot set up an STS client: {problem}",
                                    retryable=False)) from None
+
+
+class _WholeReplies:
+    """botocore's HTTP session, with a reply shorter than its Content-Length made a dropped connection.
+
+    botocore reads replies with urllib3's `enforce_content_length` off, so a
+    connection closed mid-reply hands its parser half an XML document: a parse
+    error, which it does not retry. As a ConnectionClosedError it is retried
+    like any dropped connection.
+    """
+
+    def __init__(self, session) -> None:
+        self._session = session
+
+    def send(self, request):
+        response = self._session.send(request)
+        expected = str(response.headers.get("Content-Length", ""))
+        if (expected.isdigit() and not getattr(request, "stream_output", False)
+                and len(response.content) < int(expected)):
+            from botocore.exceptions import ConnectionClosedError
+
+            raise ConnectionClosedError(endpoint_url=request.url, request=request, cut_short=True)
+        return response
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
+
+
+def _refuse_short_replies(client) -> None:
+    """Wrap the client's HTTP session (`_endpoint.http_session`: not public API, present for a decade).
+
+    Without it a cut-short reply stays a malformed one: still safe, retried later by the engine.
+    """
+    endpoint = getattr(client, "_endpoint", None)
+    session = getattr(endpoint, "http_session", None)
+    if session is not None and not isinstance(session, _WholeReplies):
+        endpoint.http_session = _WholeReplies(session)
 
 
 def quiet_botocore() -> None:
@@ -124,18 +180,26 @@ def quiet_botocore() -> None:
 
 # The two calls -----------------------------------------------------------------
 
-def get_session_token(client, source: Source, code: Secret | None, now: datetime) -> Credentials:
-    """The source's session; `code` is required exactly when the source has an MFA device."""
+SkewWatcher = Callable[[timedelta], None]  # told how far this machine's clock is ahead of STS's (negative: behind)
+
+
+def get_session_token(client, source: Source, code: Secret | None, now: datetime, *,
+                      skew: SkewWatcher | None = None) -> Credentials:
+    """The source's session; `code` is required exactly when the source has an MFA device.
+
+    `now` is when the request goes out, by this machine's clock; the credentials' expiry is counted from it.
+    """
     params: dict[str, object] = {"DurationSeconds": source.duration}
     if source.mfa_serial is not None:
         if code is None:
             raise ValueError("a source with mfa_serial needs a code")
         params.update(SerialNumber=source.mfa_serial, TokenCode=code.reveal())
     call = Call("GetSessionToken", source.name)
-    return parse_credentials(_send(client, call, params), now, call)
+    return parse_credentials(_send(client, call, params, now, skew), now, call, source.duration)
 
 
-def assume_role(client, profile: Profile, duration: int, now: datetime) -> Credentials:
+def assume_role(client, profile: Profile, duration: int, now: datetime, *,
+                skew: SkewWatcher | None = None) -> Credentials:
     """The role of `profile`, assumed with the client's (session) credentials for `duration` seconds."""
     params: dict[str, object] = {
         "RoleArn": profile.role_arn,
@@ -145,21 +209,33 @@ def assume_role(client, profile: Profile, duration: int, now: datetime) -> Crede
     if profile.external_id is not None:
         params["ExternalId"] = profile.external_id
     call = Call("AssumeRole", profile.source, profile.name)
-    return parse_credentials(_send(client, call, params), now, call)
+    return parse_credentials(_send(client, call, params, now, skew), now, call, duration)
 
 
-def _send(client, call: Call, params: dict[str, object]) -> object:
+def _send(client, call: Call, params: dict[str, object], now: datetime, watcher: SkewWatcher | None) -> object:
     method = {"GetSessionToken": client.get_session_token, "AssumeRole": client.assume_role}[call.operation]
     try:
-        return method(**params)
+        reply = method(**params)
     except Exception as e:  # every way a call can fail becomes a Failure; the cause may quote the code
-        raise StsError(classify(e, call)) from None
+        skew = clock_skew(getattr(e, "response", None), now)  # an error reply has a Date too
+        if skew is not None and watcher is not None:
+            watcher(skew)
+        raise StsError(classify(e, call, skew)) from None
+    skew = clock_skew(reply, now)
+    if skew is not None and watcher is not None:
+        watcher(skew)
+    return reply
 
 
 # Replies: hostile input --------------------------------------------------------
 
-def parse_credentials(reply: object, now: datetime, call: Call) -> Credentials:
-    """The credentials in a GetSessionToken/AssumeRole reply, or StsError naming what is wrong with it."""
+def parse_credentials(reply: object, now: datetime, call: Call, duration: int | None = None) -> Credentials:
+    """The credentials in a GetSessionToken/AssumeRole reply, or StsError naming what is wrong with it.
+
+    Their expiration is in this machine's clock: `now` (when the request went out) plus what they live
+    by STS's clock (`Expiration - Date`), at most the `duration` asked for. Counting from the request
+    errs early by the round trip, never late; the Date header's whole seconds are within SERVE_MARGIN.
+    """
     fields = reply.get("Credentials") if isinstance(reply, dict) else None
     if not isinstance(fields, dict):
         raise _bad_reply(call, "it holds no Credentials")
@@ -172,12 +248,51 @@ def parse_credentials(reply: object, now: datetime, call: Call) -> Credentials:
     if expiration.tzinfo is None or expiration.utcoffset() is None:
         raise _bad_reply(call, "its Expiration has no time zone")
     expiration = expiration.astimezone(timezone.utc)
-    if expiration <= now:
-        raise _bad_reply(call, f"its credentials expired already ({expiration:%Y-%m-%dT%H:%M:%SZ}); "
-                               "check this machine's clock (`credd doctor`)")
-    if expiration > now + LONGEST_LIFE:
+    sent_at = server_date(reply)
+    if sent_at is not None:
+        lifetime = expiration - sent_at
+        if lifetime <= timedelta(0):
+            raise _bad_reply(call, f"its credentials had expired already by STS's own clock (Expiration "
+                                   f"{expiration:%Y-%m-%dT%H:%M:%SZ}, Date {sent_at:%Y-%m-%dT%H:%M:%SZ}): "
+                                   "an old reply replayed by a proxy?")
+    else:  # no Date to tell STS's clock from ours: ours it is
+        lifetime = expiration - now
+        if lifetime <= timedelta(0):
+            raise _bad_reply(call, f"its credentials expired already ({expiration:%Y-%m-%dT%H:%M:%SZ}); "
+                                   "check this machine's clock (`credd doctor`)")
+    if lifetime > LONGEST_LIFE:
         raise _bad_reply(call, f"its Expiration ({expiration:%Y-%m-%dT%H:%M:%SZ}) is further ahead than STS allows")
-    return Credentials(key_id, Secret(secret), Secret(token), expiration)
+    asked = timedelta(seconds=duration) if duration else LONGEST_LIFE
+    return Credentials(key_id, Secret(secret), Secret(token), now + min(lifetime, asked))
+
+
+def server_date(reply: object) -> datetime | None:
+    """When STS sent `reply` by its own clock (the HTTP Date header); None when missing or unreadable."""
+    meta = reply.get("ResponseMetadata") if isinstance(reply, dict) else None
+    headers = meta.get("HTTPHeaders") if isinstance(meta, dict) else None
+    text = headers.get("date") if isinstance(headers, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        date = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if date is None:
+        return None
+    return (date if date.tzinfo is not None else date.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def clock_skew(reply: object, now: datetime) -> timedelta | None:
+    """How far this machine's clock (`now`, when the request went out) is ahead of STS's; negative: behind."""
+    date = server_date(reply)
+    return now - date if date is not None else None
+
+
+def describe_skew(skew: timedelta) -> str:
+    """`this machine's clock is 12 min behind STS's`: for status, the log and error messages."""
+    seconds = abs(skew.total_seconds())
+    size = f"{round(seconds / 60)} min" if seconds >= 120 else f"{round(seconds)} s"
+    return f"this machine's clock is {size} {'ahead of' if skew > timedelta(0) else 'behind'} STS's"
 
 
 def _text(fields: dict, name: str, pattern: re.Pattern[str], call: Call) -> str:
@@ -189,24 +304,30 @@ def _text(fields: dict, name: str, pattern: re.Pattern[str], call: Call) -> str:
 
 def _bad_reply(call: Call, problem: str) -> StsError:
     return StsError(Failure(FailureKind.BAD_REPLY,
-                            f"{call.who}: STS answered {call.operation} with a reply credd cannot use: {problem}",
+                            f"{call.who}: STS answered {call.operation} with a reply credd cannot use: {problem}; "
+                            "credd tries again later",
                             retryable=True))
 
 
 # Errors: what they mean and what to do -----------------------------------------
 
-def classify(error: BaseException, call: Call) -> Failure:
-    """What `error` from an STS call means for the user, and whether trying again later may help."""
+def classify(error: BaseException, call: Call, skew: timedelta | None = None) -> Failure:
+    """What `error` from an STS call means for the user, and whether trying again later may help.
+
+    `skew`, when the error reply said STS's time, lets a clock error say how far off the clock is.
+    """
     from botocore import exceptions as bx
     from botocore.parsers import ResponseParserError
 
     if isinstance(error, bx.ClientError):
-        return _client_error(error, call)
+        return _client_error(error, call, skew)
     if isinstance(error, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
         return _network(call, f"STS did not answer in time ({type(error).__name__})")
     if isinstance(error, bx.SSLError):
         return _network(call, "the TLS connection to STS failed; a proxy or captive portal in the way? "
                               "($AWS_CA_BUNDLE names extra CA certificates)")
+    if isinstance(error, bx.ConnectionClosedError) and error.kwargs.get("cut_short"):
+        return _network(call, "the connection to STS closed in the middle of its reply")
     if isinstance(error, (bx.ConnectionError, bx.HTTPClientError)):
         return _network(call, f"cannot reach STS ({type(error).__name__})")
     if isinstance(error, (ResponseParserError, *REPLY_SHAPE_ERRORS)):
@@ -222,7 +343,7 @@ def classify(error: BaseException, call: Call) -> Failure:
                    retryable=False)
 
 
-def _client_error(error, call: Call) -> Failure:
+def _client_error(error, call: Call, skew: timedelta | None) -> Failure:
     details = error.response.get("Error", {}) if isinstance(error.response, dict) else {}
     code = str(details.get("Code") or "")
     said = _one_line(str(details.get("Message") or ""))
@@ -234,8 +355,9 @@ def _client_error(error, call: Call) -> Failure:
 
     if code == "AccessDenied" and MFA_REJECTED in said:
         return failure(FailureKind.MFA_INVALID, "the MFA code was wrong, expired or used before", retryable=False)
-    if code in CLOCK_SKEW or "Signature expired" in said:
-        return failure(FailureKind.CLOCK, "this machine's clock is off; set it right (`credd doctor`)", True)
+    if code in CLOCK_SKEW or any(sign in said for sign in STALE_SIGNATURE):
+        off = describe_skew(skew) if skew is not None else "this machine's clock is off"
+        return failure(FailureKind.CLOCK, f"{off}; set it right (timedatectl, NTP; `credd doctor`)", True)
     if code in KEY_REFUSED and call.operation == "GetSessionToken":
         return failure(FailureKind.KEY_INVALID, f"the access key is wrong, deactivated or deleted: store a "
                                                 f"working one with `credd keys set {call.source}`", retryable=False)

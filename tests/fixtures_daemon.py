@@ -6,11 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from credd import protocol
+from credd.daemon import CredentialsWriter, Daemon
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, Home, run_credd
 from tests.fixtures_sts import SERIAL, SOURCE
 from tests.sts_front import StsFront
@@ -47,11 +50,12 @@ class DaemonProcess:
         self.process: subprocess.Popen | None = None
         self.logs: list[Path] = []
 
-    def start(self, wait: bool = True) -> subprocess.Popen:
+    def start(self, wait: bool = True, wrapper: Sequence[str] = ()) -> subprocess.Popen:
+        """`wrapper` execs credd in the same process (`prlimit ... --`, say): a test's way to start it under a limit."""
         log = self.log_dir / f"serve-{len(self.logs)}.log"
         self.logs.append(log)
         with open(log, "wb") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "credd", "serve"], env=self.env,
+            self.process = subprocess.Popen([*wrapper, sys.executable, "-m", "credd", "serve"], env=self.env,
                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
         if wait:
             self.wait_serving()
@@ -99,6 +103,15 @@ class DaemonProcess:
     def log(self) -> str:
         return "\n".join(path.read_text(errors="replace") for path in self.logs if path.exists())
 
+    def finish(self) -> None:
+        """Kill what still runs; then no secret this daemon handled may be in its log."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        log = self.log()
+        for secret in self.secrets():
+            assert secret not in log, "a secret appeared in the daemon's log"
+
     def secrets(self) -> list[str]:
         """Everything secret this daemon handled: the test key and seed, and every session it wrote."""
         found = [TEST_SECRET_KEY, TEST_TOTP_SEED]
@@ -127,12 +140,7 @@ def daemon(plaintext_keyring: Home, live_sts: StsFront, sock_path: Path, tmp_pat
     assert run_credd(["totp", "set", SOURCE], home, input=TEST_TOTP_SEED + "\n").returncode == 0
     process = DaemonProcess(home, sock_path, tmp_path)
     yield process
-    if process.process is not None and process.process.poll() is None:
-        process.process.kill()
-        process.process.wait(10)
-    log = process.log()
-    for secret in process.secrets():
-        assert secret not in log, "a secret appeared in the daemon's log"
+    process.finish()
 
 
 def current_code(seed: str = TEST_TOTP_SEED) -> str:
@@ -144,3 +152,24 @@ def current_code(seed: str = TEST_TOTP_SEED) -> str:
     return pyotp.TOTP(seed).now()
 
 
+class Plans(dict):
+    """The daemon's `plan` callable in-process: the last time planned per source."""
+
+    def __call__(self, source, when):
+        self[source] = when
+
+
+@pytest.fixture
+def make_daemon(sts_rig, tmp_path: Path):
+    """`make_daemon(**rig_options)`: an in-process Daemon on the frozen clock, writing tmp_path/aws/credentials."""
+
+    def make(**options):
+        rig = sts_rig(**options)
+        credentials = tmp_path / "aws" / "credentials"
+        rig.config = replace(rig.config, credentials_file=credentials)
+        plans = Plans()
+        daemon = Daemon(rig.config, rig.engine(), rig.inbox, plan=plans, write=CredentialsWriter(credentials),
+                        clock=rig.clock.now, jitter=lambda: 0.0)
+        return rig, daemon, plans, credentials
+
+    return make

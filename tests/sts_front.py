@@ -14,7 +14,13 @@ It sits before moto's server and forwards what it accepts. On the way it
   - counts requests per Action and keeps them for assertions;
   - can add a fixed latency to every reply, as a real STS's round trip;
   - injects faults on request: throttling, 500s, timeouts, dropped
-    connections before or after moto handled the call, rewritten replies.
+    connections before or after moto handled the call, replies cut short
+    after their headers, rewritten replies;
+  - keeps its own clock `clock_offset` seconds ahead of the test's (behind
+    when negative), as a real STS's clock differs from a machine's: the
+    `Date` header and every `Expiration` follow it, and a request signed more
+    than 15 minutes off it is refused as AWS refuses it (SigV4);
+  - can leave out the `Date` header, or send one that does not parse.
 
 The clock is an argument (`now`), so a test that walks a frozen clock and
 the front agree on which 30-second window a code belongs to.
@@ -31,7 +37,8 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
@@ -39,7 +46,8 @@ from xml.sax.saxutils import escape
 import pyotp
 
 MFA_FAILED = "MultiFactorAuthentication failed with invalid MFA one time pass code. "
-FAULTS = ("throttle", "server_error", "timeout", "drop", "drop_after", "rewrite")
+FAULTS = ("throttle", "server_error", "timeout", "drop", "drop_after", "truncate", "rewrite")
+SIGNATURE_WINDOW = 15 * 60  # seconds: STS refuses a SigV4 request whose X-Amz-Date is further off its clock
 ERRORS = {  # code -> (HTTP status, AWS's message)
     "InvalidClientTokenId": (403, "The security token included in the request is invalid."),
     "SignatureDoesNotMatch": (403, "The request signature we calculated does not match the signature you "
@@ -56,6 +64,7 @@ class Request:
     action: str
     key_id: str | None
     params: dict[str, str]
+    signed_at: str | None = None  # X-Amz-Date, as botocore signed it (the machine's clock)
 
 
 @dataclass
@@ -74,6 +83,9 @@ class StsFront:
         self.seeds = dict(seeds or {})
         self.hold = hold  # how long a "timeout" keeps the client waiting
         self.latency = latency  # added to every reply, as a round trip to a real STS is
+        self.clock_offset = 0.0  # seconds STS's clock is ahead of `now` (Date, Expiration, SigV4 window)
+        self.date_header: str | None = "auto"  # "auto": STS's time; None: no Date header; else sent as is
+        self.signature_window: float | None = SIGNATURE_WINDOW  # None: take requests signed at any time
         self.calls: Counter[str] = Counter()
         self.requests: list[Request] = []
         self.accepted_codes: list[tuple[str, int, str]] = []  # (serial, window, code)
@@ -138,6 +150,10 @@ class StsFront:
         with self._lock:
             self._used.add((serial, int(timestamp // 30)))
 
+    def sts_now(self) -> float:
+        """STS's clock: the test's, moved by `clock_offset`."""
+        return self.now() + self.clock_offset
+
     def count(self, action: str) -> int:
         with self._lock:
             return self.calls[action]
@@ -161,6 +177,9 @@ class StsFront:
     def _refusal(self, request: Request) -> tuple[str, str] | None:
         """(error code, message) when AWS would refuse this request."""
         key_id, params = request.key_id or "", request.params
+        stale = self._stale_signature(request.signed_at)
+        if stale is not None:
+            return "SignatureDoesNotMatch", stale
         if key_id in self.revoked:
             code = self.revoked[key_id]
             return code, ERRORS[code][1]
@@ -178,6 +197,25 @@ class StsFront:
         if request.action == "AssumeRole" and params.get("RoleArn") in self.denied_roles:
             return "AccessDenied", (f"User: arn:aws:iam::111111111111:user/test is not authorized to perform: "
                                     f"sts:AssumeRole on resource: {params.get('RoleArn')}")
+        return None
+
+    def _stale_signature(self, signed_at: str | None) -> str | None:
+        """AWS's message when the request was signed more than 15 minutes off STS's clock, else None."""
+        if signed_at is None or self.signature_window is None:
+            return None
+        try:
+            signed = datetime.strptime(signed_at, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        except ValueError:
+            return None
+        sts_now = datetime.fromtimestamp(self.sts_now(), timezone.utc)
+        window = timedelta(seconds=self.signature_window)
+        stamp = "%Y%m%dT%H%M%SZ"
+        if signed < sts_now - window:
+            return (f"Signature expired: {signed:{stamp}} is now earlier than {sts_now - window:{stamp}} "
+                    f"({sts_now:{stamp}} - 15 min.)")
+        if signed > sts_now + window:
+            return (f"Signature not yet current: {signed:{stamp}} is still later than {sts_now + window:{stamp}} "
+                    f"({sts_now:{stamp}} + 15 min.)")
         return None
 
     def _accept_code(self, serial: str, code: str) -> bool:
@@ -200,6 +238,11 @@ class StsFront:
         token = "FwoG" + secrets.token_urlsafe(150).replace("-", "+").replace("_", "/")
         if expiration is None:
             return body
+        # Every stream the suite captures is scanned for these (tests/fixtures_secrets.py).
+        from tests import known_secrets
+
+        known_secrets.remember(secret, "a session secret key issued by the STS front")
+        known_secrets.remember(token, "a session token issued by the STS front")
         with self._lock:
             self.sessions[key_id] = datetime.fromisoformat(expiration.group(1).replace("Z", "+00:00"))
             self.issued.append((key_id, secret, token))
@@ -225,6 +268,19 @@ def error_body(code: str, message: str) -> bytes:
             f"<RequestId>{secrets.token_hex(16)}</RequestId></ErrorResponse>").encode()
 
 
+def rewrite_expiration(change: Callable[[datetime], datetime]) -> Callable[[bytes], bytes]:
+    """A `rewrite` that replaces the reply's Expiration `e` with `change(e)` (both aware, UTC)."""
+
+    def rewrite(body: bytes) -> bytes:
+        def one(match: re.Match[str]) -> str:
+            old = datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
+            return f"<Expiration>{change(old).astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}</Expiration>"
+
+        return re.sub(r"<Expiration>([^<]+)</Expiration>", one, body.decode()).encode()
+
+    return rewrite
+
+
 def status_of(code: str) -> int:
     if code in ERRORS:
         return ERRORS[code][0]
@@ -246,7 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         params = dict(parse_qsl(body.decode(), keep_blank_values=True))
         credential = re.search(r"Credential=([A-Z0-9]+)/", self.headers.get("Authorization", ""))
-        request = Request(params.get("Action", "?"), credential.group(1) if credential else None, params)
+        request = Request(params.get("Action", "?"), credential.group(1) if credential else None, params,
+                          self.headers.get("X-Amz-Date"))
         fault = front._record(request)
         kind = fault.kind if fault else None
         if front.latency:
@@ -266,8 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
         status, content_type, reply = front._forward(body, dict(self.headers))
         if status == 200 and request.action == "GetSessionToken":
             reply = front._issue_session(reply)
+        if status == 200 and front.clock_offset:
+            reply = rewrite_expiration(lambda e: e + timedelta(seconds=front.clock_offset))(reply)
         if kind == "drop_after":
             return self._drop()
+        if kind == "truncate":
+            return self._reply(status, content_type, reply, cut=len(reply) // 2)
         if kind == "rewrite" and fault is not None and fault.rewrite is not None:
             reply = fault.rewrite(reply)
         self._reply(status, content_type, reply)
@@ -275,12 +336,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, code: str, message: str) -> None:
         self._reply(status_of(code), "text/xml", error_body(code, message))
 
-    def _reply(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
+    def _reply(self, status: int, content_type: str, body: bytes, cut: int | None = None) -> None:
+        """The reply; with `cut`, only its first `cut` bytes (under the full Content-Length), then a close."""
+        self.send_response_only(status)
+        self.send_header("Server", "sts-front")
+        date = self.front.date_header
+        if date is not None:
+            self.send_header("Date", formatdate(self.front.sts_now(), usegmt=True) if date == "auto" else date)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(body if cut is None else body[:cut])
+        if cut is not None:
+            self.close_connection = True
 
     def _drop(self) -> None:
         """Close without a byte of reply, as a dead link or a crashed proxy does."""

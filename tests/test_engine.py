@@ -272,7 +272,14 @@ def test_network_down_keeps_serving_what_is_valid_and_backs_off(sts_rig, sts_fro
     assert set(failures(down)) == {"role-00", "role-01"}  # the session profile is still fresh
     for name in ("role-00", "role-01"):
         assert down.profiles[name].credentials == first.profiles[name].credentials  # 15 minutes left: served
-    assert down.retry_after == 15.0 and engine.refresh(SOURCE).retry_after == 30.0  # backoff grows
+    assert down.retry_after == 15.0
+    calls = sts_front.count("AssumeRole")
+    held = engine.refresh(SOURCE)  # backing off: what is valid is served, STS is left alone
+    assert held.retry_after == 15.0 and sts_front.count("AssumeRole") == calls
+    assert held.profiles["role-00"].credentials == first.profiles["role-00"].credentials
+    clock.advance(15)
+    assert engine.refresh(SOURCE).retry_after == 30.0  # backoff grows
+    assert engine.trouble(SOURCE).failures_in_a_row == 2
 
     clock.advance(15 * 60)  # the roles expire
     gone = engine.refresh(SOURCE)
@@ -280,8 +287,9 @@ def test_network_down_keeps_serving_what_is_valid_and_backs_off(sts_rig, sts_fro
     assert engine.credentials("alice-session") is not None
 
     sts_front.clear_faults()
+    clock.advance(60)
     back = engine.refresh(SOURCE)
-    assert back.ok and back.retry_after is None
+    assert back.ok and back.retry_after is None and engine.trouble(SOURCE) is None
     sts_front.inject("drop", times=float("inf"))
     clock.advance(45 * 60)
     assert engine.refresh(SOURCE).retry_after == 15.0  # the count started over

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from credd.refresh import (BACKOFF_CAP, backoff, clock_jumped, is_fresh, is_servable, refresh_at)
+from credd.refresh import (BACKOFF_CAP, backoff, clock_jumped, is_fresh, is_servable, may_retry, refresh_at)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 TWENTY_MIN = timedelta(minutes=20)
@@ -45,3 +45,19 @@ def test_clock_jump():
     assert not clock_jumped(timedelta(seconds=35), timedelta(seconds=10))
     assert clock_jumped(timedelta(hours=8), timedelta(seconds=10))  # slept through the night
     assert clock_jumped(timedelta(minutes=-5), timedelta(seconds=10))  # set back
+
+
+def test_may_retry_before_the_backoff_is_over_only_for_an_expired_credential_and_not_twice_in_15_s():
+    later = NOW + timedelta(minutes=5)
+    assert may_retry(NOW, None, None, urgent=False)
+    assert may_retry(later, later, NOW, urgent=False)  # the backoff is over
+    assert not may_retry(NOW + timedelta(minutes=1), later, NOW, urgent=False)  # still valid: wait
+    assert may_retry(NOW + timedelta(seconds=15), later, NOW, urgent=True)
+    assert not may_retry(NOW + timedelta(seconds=14), later, NOW, urgent=True)
+
+
+def test_a_credential_issued_shorter_than_refresh_before_is_refreshed_at_half_its_life():
+    expiration = NOW + timedelta(minutes=40)
+    assert refresh_at(expiration, timedelta(minutes=50), NOW, lambda: 0.0) == NOW  # due at once, again and again
+    assert refresh_at(expiration, timedelta(minutes=50), NOW, lambda: 0.0, issued=NOW) == NOW + TWENTY_MIN
+    assert refresh_at(expiration, TWENTY_MIN, NOW, lambda: 0.0, issued=NOW) == NOW + TWENTY_MIN

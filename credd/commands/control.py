@@ -13,6 +13,15 @@ from credd.terminal import ask_hidden, is_interactive, read_lines
 
 STATUS_TIMEOUT = 10.0
 REFRESH_TIMEOUT = 180.0  # a refresh may wait 30 s for a fresh TOTP window, and STS retries
+# What went wrong with STS, in a word or two, before the daemon's message (`last_error_kind`).
+ERROR_LABELS = {
+    "throttled": "STS throttled",
+    "network": "STS unreachable",
+    "server": "STS server error",
+    "bad_reply": "malformed STS reply",
+    "clock": "clock skew",
+    "expired_token": "session refused",
+}
 
 
 def ask_daemon(ctx: Context, message: dict, timeout: float) -> dict:
@@ -33,11 +42,27 @@ def status(ctx: Context, args: argparse.Namespace) -> int:
     for row in reply["profiles"]:
         left = format_duration(max(0, row["seconds_left"])) if row["seconds_left"] is not None else "-"
         rows.append((row["profile"], row["source"], row["state"], left, row["last_refresh"] or "-",
-                     row["last_error"] or ""))
+                     error_line(row)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        ctx.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+        ctx.say(("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5]).rstrip())
+    for name, source in sorted(reply.get("sources", {}).items()):  # an older daemon sends none
+        if source.get("clock_warning"):
+            ctx.say(f"warning: source {name}: {source['clock_warning']}")
     return 0 if all(row["state"] in ("fresh", "expiring") for row in reply["profiles"]) else 1
+
+
+def error_line(row: dict) -> str:
+    """`STS throttled (3 failures in a row; next attempt 2030-06-01T12:45:00Z): <the daemon's message>`."""
+    message = row.get("last_error")
+    if not message:
+        return ""
+    label = ERROR_LABELS.get(row.get("last_error_kind") or "")
+    if row.get("next_attempt"):
+        count = row.get("failures_in_a_row") or 0
+        label = (f"{label or 'failing'} ({count} failure{'s' * (count != 1)} in a row; "
+                 f"next attempt {row['next_attempt']})")
+    return f"{label}: {message}" if label else message
 
 
 def refresh(ctx: Context, args: argparse.Namespace) -> int:

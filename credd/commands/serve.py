@@ -31,6 +31,10 @@ log = logging.getLogger("credd.serve")
 def run(ctx: Context, args: argparse.Namespace) -> int:
     _log_to(ctx.stderr)
     _no_core_dumps()
+    # A file size limit (`ulimit -f`) must fail a write with EFBIG, which credd reports and
+    # survives, not kill the daemon with SIGXFSZ. CPython ignores it at start-up already;
+    # credd relies on it, so it says so here.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     config = ctx.load_config()
     for warning in config.warnings:
         log.warning("%s: %s", config.path, warning)
@@ -86,11 +90,19 @@ class Runtime:
         notify("RELOADING=1")
         try:
             self._reload()
+        except Exception as e:  # runs in an executor nobody awaits: say it here, keep the running daemon
+            log.error("reload failed (%s); the running config stays in effect", type(e).__name__)
         finally:
             notify("READY=1")
 
     def _reload(self) -> None:
         old = self.daemon
+        path = self.ctx.config_path
+        if not path.exists():
+            log.error("reload: the config file %s is gone; credd keeps serving the config it runs (%d profile(s)). "
+                      "Put the file back (`credd init` writes a new one), then reload again", path,
+                      len(old.config.profiles))
+            return
         try:
             config = self.ctx.load_config()
         except CreddError as e:
