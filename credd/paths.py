@@ -15,7 +15,17 @@ SOCKET_PATH_MAX = {"linux": 107, "darwin": 103}
 
 
 def home_of(env: Mapping[str, str]) -> str:
-    return env.get("HOME") or os.path.expanduser("~")
+    """`$HOME`, unless it is unset or relative: then the home the password database gives the user.
+
+    A relative `$HOME` would put every default path wherever the process
+    happens to run (`/` for a service), so it is not taken.
+    """
+    home = env.get("HOME", "")
+    if os.path.isabs(home):
+        return home
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_dir
 
 
 def expand(path: str, env: Mapping[str, str]) -> str:
@@ -44,9 +54,17 @@ def config_file(env: Mapping[str, str], explicit: str | None = None) -> str:
 
 
 def credentials_file(env: Mapping[str, str]) -> str:
-    """Where the AWS SDKs look: `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`."""
+    """Where the AWS SDKs look: `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+
+    A relative `$AWS_SHARED_CREDENTIALS_FILE` is refused (ValueError), as a
+    relative `credentials_file:` is: the daemon would write it relative to
+    wherever it runs, not where the user's shell reads it.
+    """
     if env.get("AWS_SHARED_CREDENTIALS_FILE"):
-        return expand(env["AWS_SHARED_CREDENTIALS_FILE"], env)
+        path = expand(env["AWS_SHARED_CREDENTIALS_FILE"], env)
+        if not os.path.isabs(path):
+            raise ValueError(f"{path} is relative; give an absolute path or one starting with ~/")
+        return path
     return os.path.join(home_of(env), ".aws", "credentials")
 
 

@@ -56,7 +56,10 @@ def prepare_directory(directory: Path, uid: int) -> None:
         os.chmod(directory, 0o700)
     except FileExistsError:
         pass
-    info = os.lstat(directory)
+    _check_directory(directory, os.lstat(directory), uid)
+
+
+def _check_directory(directory: Path, info: os.stat_result, uid: int) -> None:
     if not stat.S_ISDIR(info.st_mode):
         raise CreddError(f"{directory} is not a directory (a symlink?); remove it, or set `socket:` elsewhere")
     if info.st_uid != uid:
@@ -67,23 +70,38 @@ def prepare_directory(directory: Path, uid: int) -> None:
 
 
 class Listener:
-    """The bound socket plus the lock that makes this daemon the only one on it."""
+    """The bound socket plus the lock that makes this daemon the only one on it.
+
+    Once checked, the socket's directory is used through an open handle, never
+    by its name again: if the name is swapped later (the directory renamed, a
+    symlink put in its place), the lock, the removal of a stale socket and the
+    clean-up at exit still act in the directory that was checked, and remove
+    nothing in a place of someone else's choosing.
+    """
 
     def __init__(self, path: Path, uid: int) -> None:
         self.path = path
         prepare_directory(path.parent, uid)
-        self._lock = self._take_lock(path.with_name(path.name + ".lock"))
-        # We hold the lock, so whatever socket file is there belongs to a dead daemon.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        self._dir = _open_directory(path.parent, uid)
+        self._lock = -1
+        self._inode: tuple[int, int] | None = None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
-        os.chmod(path, 0o600)
-        self.sock.listen(128)
-        self.sock.setblocking(False)
+        try:
+            self._lock = self._take_lock(path.name + ".lock")
+            # We hold the lock, so whatever socket file is there belongs to a dead daemon.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path.name, dir_fd=self._dir)
+            self.sock.bind(str(path))  # bind() takes no directory handle: check where the name landed
+            self._inode = self._bound_here()
+            os.chmod(path.name, 0o600, dir_fd=self._dir)
+            self.sock.listen(128)
+            self.sock.setblocking(False)
+        except BaseException:
+            self.close()
+            raise
 
-    def _take_lock(self, lock_path: Path) -> int:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    def _take_lock(self, name: str) -> int:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self._dir)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -95,12 +113,48 @@ class Listener:
         os.write(fd, str(os.getpid()).encode())
         return fd
 
+    def _bound_here(self) -> tuple[int, int]:
+        """The socket file's identity, once it is sure the bind put it in the checked directory."""
+        try:
+            info = os.stat(self.path.name, dir_fd=self._dir, follow_symlinks=False)
+        except FileNotFoundError:
+            info = None
+        if info is None or not stat.S_ISSOCK(info.st_mode):
+            raise CreddError(f"{self.path.parent} was replaced while credd was starting; check who else writes to "
+                             f"{self.path.parent.parent}, or set `socket:` elsewhere")
+        return info.st_dev, info.st_ino
+
     def close(self) -> None:
-        """Remove the socket file, then give up the lock (in that order: no window for a stale file)."""
+        """Remove the socket file, then give up the lock (in that order: no window for a stale file).
+
+        Only the file this listener bound is removed, and only in its own directory.
+        """
         self.sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        os.close(self._lock)
+        if self._inode is not None:
+            with contextlib.suppress(FileNotFoundError):
+                info = os.stat(self.path.name, dir_fd=self._dir, follow_symlinks=False)
+                if (info.st_dev, info.st_ino) == self._inode:
+                    os.unlink(self.path.name, dir_fd=self._dir)
+            self._inode = None
+        for fd in (self._lock, self._dir):
+            if fd >= 0:
+                os.close(fd)
+        self._lock = self._dir = -1
+
+
+def _open_directory(directory: Path, uid: int) -> int:
+    """A handle on the directory prepare_directory checked, checked again through the handle itself."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # ELOOP, ENOTDIR: swapped for a symlink or a file since the check
+        raise CreddError(f"{directory} is not a directory (a symlink?); remove it, "
+                         "or set `socket:` elsewhere") from None
+    try:
+        _check_directory(directory, os.fstat(fd), uid)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class SocketServer:

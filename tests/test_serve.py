@@ -143,19 +143,69 @@ def test_status_without_a_daemon_says_how_to_start_it(daemon):
     assert result.returncode == 1 and "credd service install" in result.stderr
 
 
-def test_files_and_socket_modes_under_a_permissive_umask(daemon):
+def test_files_and_socket_modes_under_a_permissive_umask(plaintext_keyring, live_sts, sock_path, tmp_path):
+    """Under umask 000, everything credd makes is private: init, keys import, keys set, totp set, serve."""
+    from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED
+    from tests.fixtures_daemon import DaemonProcess
+    from tests.fixtures_sts import SERIAL
+
+    home = plaintext_keyring
+    roots = (home.root, sock_path.parent.parent)
+
+    def modes() -> dict[str, int]:
+        paths = list(map(str, roots))
+        for root in roots:
+            for directory, dirs, files in os.walk(root):
+                paths += [os.path.join(directory, name) for name in dirs + files]
+        return {path: os.lstat(path).st_mode & 0o777 for path in paths}
+
+    # What the test makes, not credd: keyrings.alt's own directory (test_access checks that one), and a
+    # credentials file with a long-term key to import, both as a umask of 000 leaves them.
     old = os.umask(0)
+    daemon = DaemonProcess(home, sock_path, tmp_path)
     try:
+        keyring_dir = home.root / ".local" / "share" / "python_keyring"
+        for directory in (keyring_dir.parent.parent, keyring_dir.parent, keyring_dir):
+            directory.mkdir(mode=0o700)
+        home.credentials.parent.mkdir()
+        home.credentials.write_text(f"[legacy]\naws_access_key_id = {TEST_KEY_ID}\n"
+                                    f"aws_secret_access_key = {TEST_SECRET_KEY}\n")
+        assert os.stat(home.credentials).st_mode & 0o777 == 0o666
+        made_by_test = modes()
+
+        init = run_credd(["init", "--source", SOURCE, "--mfa-serial", SERIAL, "--mfa", "totp"], home)
+        assert init.returncode == 0, init.stderr
+        home.config.write_text(daemon_config(live_sts.url))  # the local STS; the file keeps the mode init gave it
+        imported = run_credd(["keys", "import", SOURCE, "--from-profile", "legacy"], home)
+        assert imported.returncode == 0, imported.stderr
+        assert run_credd(["keys", "set", SOURCE], home, input=f"{TEST_KEY_ID}\n{TEST_SECRET_KEY}\n").returncode == 0
+        assert run_credd(["totp", "set", SOURCE], home, input=TEST_TOTP_SEED + "\n").returncode == 0
+        written = home.root / "new" / "aws" / "credentials"  # a file (and directories) the daemon creates
+        daemon.env["AWS_SHARED_CREDENTIALS_FILE"] = str(written)
         daemon.start()
+        daemon.wait_state("alice-session", "fresh")
+        daemon.wait_until("the credentials file written", written.exists)
+        now = modes()
     finally:
         os.umask(old)
-    daemon.wait_state("alice-session", "fresh")
-    daemon.wait_until("the credentials file written", daemon.home.credentials.exists)
-    assert oct(os.stat(daemon.socket).st_mode & 0o777) == "0o600"
-    assert oct(os.stat(daemon.socket.parent).st_mode & 0o777) == "0o700"
-    assert oct(os.stat(daemon.home.credentials).st_mode & 0o777) == "0o600"
-    assert oct(os.stat(daemon.home.credentials.parent).st_mode & 0o777) == "0o700"
-    assert ROLE_ARN not in daemon.home.credentials.read_text()  # prod-admin has write: false
+        if daemon.process is not None and daemon.process.poll() is None:
+            assert daemon.stop() == 0
+        daemon.finish()
+
+    created = {path: mode for path, mode in now.items() if path not in made_by_test}
+    state = home.root / ".local" / "state" / "credd"
+    expected = {home.config: 0o600, home.config.parent: 0o700, home.config.parent.parent: 0o700,
+                home.credentials.with_name(".credentials.lock"): 0o600,
+                keyring_dir / "keyring_pass.cfg": 0o600,
+                sock_path: 0o600, sock_path.parent: 0o700, sock_path.with_name("credd.sock.lock"): 0o600,
+                written: 0o600, written.with_name(".credentials.lock"): 0o600, written.parent: 0o700,
+                written.parent.parent: 0o700, state / "mfa-windows.json": 0o600, state: 0o700, state.parent: 0o700}
+    assert {str(path): oct(mode) for path, mode in expected.items()} == \
+           {str(path): oct(created.get(str(path), 0)) for path in expected}
+    assert {path: oct(mode) for path, mode in created.items() if mode & 0o077} == {}  # nor anything else
+    assert oct(now[str(home.credentials)]) == "0o600"  # the imported-from file: narrowed when credd rewrote it
+    assert "[legacy]" not in home.credentials.read_text()
+    assert ROLE_ARN not in written.read_text()  # prod-admin has write: false
 
 
 def test_the_daemon_serves_a_crowd_while_garbage_arrives(daemon, live_sts):
