@@ -9,6 +9,7 @@ for `protocol`; none raises for a user-level failure.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from credd import __version__, credfile, protocol, refresh
 from credd.atomicfile import update_file
+from credd.durations import format_duration
 from credd.engine import Engine, SourceResult
 from credd.errors import CreddError
 from credd.mfa import CodeInbox
@@ -29,6 +31,8 @@ log = logging.getLogger("credd.daemon")
 # A failure nobody can fix by waiting (a bad key, a missing seed) is still retried this often,
 # so that `credd keys set` or a config fix takes effect without a restart.
 STUCK_RETRY = timedelta(minutes=15)
+# While credentials could not be written to the credentials file, the write is tried again this often.
+UNWRITTEN_RETRY = timedelta(seconds=60)
 
 
 def process_json(credentials: Credentials) -> dict:
@@ -107,7 +111,8 @@ class Daemon:
                 self.plan(source, self.clock() + STUCK_RETRY)  # nor stop this source for good
 
     def next_run(self, result: SourceResult, now: datetime) -> datetime:
-        """The earliest of: each credential's refresh time, each expiry (to drop it), a retry after failure.
+        """The earliest of: each credential's refresh time, each expiry (to drop it), a retry after failure,
+        and a new try at the credentials file while it holds credentials back.
 
         Every profile of the source counts, not only those of this refresh: the
         plan replaces the source's previous one. A refresh time that a failure
@@ -119,10 +124,14 @@ class Daemon:
         if result.retry_after is not None:
             retry = now + timedelta(seconds=result.retry_after)
         elif trouble is not None:
-            retry = trouble.retry_at
+            retry = refresh.next_attempt(trouble.retry_at, now)  # not hours ahead after the clock went back
         else:
             retry = None if result.ok else now + STUCK_RETRY  # waiting cannot help: a look now and then
         times = [retry] if retry is not None else []
+        if any(name in self._unwritten for name in _profiles_of(self.config, result.source)):
+            # The file catches up soon after the fault (a read-only dir, a full disk) is gone, and a fault
+            # that stays costs one write a minute, not a storm. Such a run calls STS only for what is due.
+            times.append(now + UNWRITTEN_RETRY)
         for name in _profiles_of(self.config, result.source):
             outcome = result.profiles.get(name)
             creds = outcome.credentials if outcome is not None else self.engine.credentials(name)
@@ -212,6 +221,13 @@ class Daemon:
         if failure is not None and failure.kind is FailureKind.MFA_NEEDED:
             return {"ok": False, "error": "mfa-required", "source": profile.source, "message": failure.message}
         message = failure.message if failure else f"profile {name} has no credentials yet; see `credd status`"
+        trouble = self.engine.trouble(profile.source)
+        if trouble is not None:  # backing off: say when it tries again, and how not to wait
+            now = self.clock()
+            when = refresh.next_attempt(trouble.retry_at, now)
+            wait = format_duration(max(0, math.ceil((when - now).total_seconds())))
+            message = (f"{message.rstrip('.')}; next attempt at {_utc(when)} (in {wait}), "
+                       f"or run `credd refresh {name}` to try now")
         return protocol.error_reply("failed", message)
 
     def hand_in_mfa(self, source: str, code: str) -> dict:

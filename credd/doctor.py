@@ -35,7 +35,9 @@ ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "
 # The profile an AWS command uses without --profile (AWS_DEFAULT_PROFILE: the AWS CLI's older name).
 ENV_PROFILES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 SKEW_WARN = 30  # seconds: one TOTP window; AWS may refuse codes made on a clock this far off
-SKEW_FAIL = 300  # seconds: AWS refuses requests signed more than 5 minutes off its clock
+# Seconds: TOTP codes made on a clock this far off are refused, and so are requests some AWS services
+# get signed this far off (STS refuses them from 15 minutes).
+SKEW_FAIL = 300
 RUNNING_STATES = ("active", "activating", "reloading")  # systemctl is-active; launchd says "state = running"
 TIME_SYNC = ("turn on network time: `timedatectl set-ntp true` (Linux), or System Settings > General > "
              "Date & Time > Set time and date automatically (macOS)")
@@ -600,8 +602,9 @@ def check_clock(probes: tuple[ClockProbe, ...]) -> list[Finding]:
         size = abs(probe.skew)
         off = f"{format_duration(round(size))} {'ahead of' if probe.skew > 0 else 'behind'} STS ({probe.endpoint})"
         if size >= SKEW_FAIL:
-            found.append(fail("clock", f"this machine's clock is {off}: AWS refuses requests signed more than "
-                                       "5 minutes off", TIME_SYNC))
+            found.append(fail("clock", f"this machine's clock is {off}: AWS refuses the TOTP codes made here, "
+                                       "and some AWS services refuse requests signed this far off (STS from 15 "
+                                       "minutes)", TIME_SYNC))
         elif size >= SKEW_WARN:
             found.append(warn("clock", f"this machine's clock is {off}: AWS may refuse the TOTP codes made here",
                               TIME_SYNC))

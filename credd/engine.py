@@ -135,6 +135,32 @@ class Engine:
                     return held
             return self._with_backoff(self._refresh(self.config.sources[source], targets, force, new_session))
 
+    def take_over(self, old: Engine) -> set[str]:
+        """Start from what `old` (the engine of the config before a reload) holds in memory; return the
+        profiles whose credentials it took.
+
+        A reload must not stop serving while STS or the keyring is out of reach,
+        nor cost an MFA code. Sessions of sources defined as before carry over,
+        and still valid credentials of profiles defined as before whose source
+        is too: a changed definition (another key, MFA device, role, endpoint)
+        may no longer give those credentials, so it starts from nothing. The
+        backoff is not carried: a reload is a way to try again at once.
+        """
+        now = self.clock()
+        sessions, served = dict(old._sessions), dict(old._served)  # one-step copies: `old` may still be refreshing
+        same = {name for name, source in self.config.sources.items()
+                if _source_identity(old.config, old.config.sources.get(name)) == _source_identity(self.config, source)}
+        for name in same & set(sessions):
+            self._sessions[name] = sessions[name]
+        taken = set()
+        for name, profile in self.config.profiles.items():
+            creds = served.get(name)
+            if (profile.source in same and old.config.profiles.get(name) == profile and creds is not None
+                    and refresh.is_servable(creds.expiration, now)):
+                self._served[name] = creds
+                taken.add(name)
+        return taken
+
     def credentials(self, profile: str) -> Credentials | None:
         """The newest credentials of `profile` still good for a call made now (never expired ones)."""
         return self._valid(profile, self.clock())
@@ -390,6 +416,17 @@ class Engine:
     def _valid(self, profile: str, now: datetime) -> Credentials | None:
         creds = self._served.get(profile)
         return creds if creds is not None and refresh.is_servable(creds.expiration, now) else None
+
+
+def _source_identity(config: Config, source: Source | None) -> tuple[str, Source] | None:
+    """What a source's sessions depend on: its key (keyring_service), MFA device, duration and STS.
+
+    How MFA codes are had (`mfa`, `mfa_command`) is left out: another way to
+    the same device gives the same sessions.
+    """
+    if source is None:
+        return None
+    return config.keyring_service, replace(source, mfa=None, mfa_command=None)
 
 
 def _session_refused(outcome: Credentials | Failure) -> bool:

@@ -58,10 +58,28 @@ def may_retry(now: datetime, retry_at: datetime | None, last_attempt: datetime |
     asks for can no longer be served (`urgent`), and at most once every
     BACKOFF_BASE: a client asking in a loop costs STS one try per 15 s, not
     one per request, and a credential still valid is served meanwhile.
+
+    The times are wall-clock times, so a clock set back (NTP, a user) would
+    hold retries for as long as it went back. A retry time further ahead than
+    the longest backoff, or a last attempt in the future, can only mean that:
+    the backoff then ends at once, or (for an urgent retry) the 15 s wait.
     """
-    if retry_at is None or now >= retry_at:
+    if retry_at is None or now >= retry_at or retry_at - now > BACKOFF_CAP:
         return True
-    return urgent and (last_attempt is None or now - last_attempt >= BACKOFF_BASE)
+    if not urgent:
+        return False
+    if last_attempt is None:
+        return True
+    since = now - last_attempt
+    return since >= BACKOFF_BASE or since < timedelta(0)
+
+
+def next_attempt(retry_at: datetime, now: datetime) -> datetime:
+    """When a source backing off tries again: `retry_at`, but never more than BACKOFF_CAP ahead.
+
+    A retry time further ahead was computed before the clock was set back (see `may_retry`).
+    """
+    return min(retry_at, now + BACKOFF_CAP)
 
 
 def clock_jumped(wall_elapsed: timedelta, monotonic_elapsed: timedelta) -> bool:

@@ -4,35 +4,16 @@ refresh shared by concurrent requests, expiry, MFA hand-in, the plan, and catch-
 from __future__ import annotations
 
 import configparser
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
-from credd.daemon import STUCK_RETRY, CredentialsWriter, Daemon
+from credd.daemon import STUCK_RETRY, UNWRITTEN_RETRY
+from credd.errors import CreddError
 from credd.scheduler import ClockWatch, Scheduler
 from tests.fixtures_sts import SOURCE
-
-
-class Plans(dict):
-    def __call__(self, source, when):
-        self[source] = when
-
-
-@pytest.fixture
-def make_daemon(sts_rig, tmp_path: Path):
-    def make(**options):
-        rig = sts_rig(**options)
-        credentials = tmp_path / "aws" / "credentials"
-        rig.config = replace(rig.config, credentials_file=credentials)
-        plans = Plans()
-        daemon = Daemon(rig.config, rig.engine(), rig.inbox, plan=plans, write=CredentialsWriter(credentials),
-                        clock=rig.clock.now, jitter=lambda: 0.0)
-        return rig, daemon, plans, credentials
-
-    return make
 
 
 def read_file(path: Path) -> configparser.RawConfigParser:
@@ -55,7 +36,7 @@ def test_refresh_writes_owned_profiles_and_plans_ahead(make_daemon, sts_front, c
 
 
 def test_credentials_request_serves_and_refreshes_on_the_spot(make_daemon, sts_front, clock):
-    rig, daemon, plans, _ = make_daemon(roles=1)
+    _, daemon, _, _ = make_daemon(roles=1)
     reply = daemon.handle({"op": "credentials", "profile": "role-00"})
     assert reply["ok"] and reply["credentials"]["Version"] == 1
     assert reply["credentials"]["Expiration"] == (clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -67,7 +48,7 @@ def test_credentials_request_serves_and_refreshes_on_the_spot(make_daemon, sts_f
 
 
 def test_concurrent_requests_for_one_profile_share_one_sts_call(make_daemon, sts_front, clock):
-    rig, daemon, _, _ = make_daemon(roles=1)
+    _, daemon, _, _ = make_daemon(roles=1)
     daemon.refresh_all()
     clock.advance(45 * 60)
     with ThreadPoolExecutor(20) as pool:
@@ -78,7 +59,7 @@ def test_concurrent_requests_for_one_profile_share_one_sts_call(make_daemon, sts
 
 
 def test_expired_and_unrefreshable_credentials_leave_the_file(make_daemon, sts_front, clock):
-    rig, daemon, plans, credentials = make_daemon(roles=1, session_profile=False)
+    _, daemon, plans, credentials = make_daemon(roles=1, session_profile=False)
     credentials.parent.mkdir(mode=0o700)
     credentials.write_text("# mine\n[default]\nregion = eu-west-1\n")
     daemon.refresh_all()
@@ -99,7 +80,7 @@ def test_prompt_source_asks_for_a_code_then_serves(make_daemon, sts_front, clock
 
     from tests.conftest import TEST_TOTP_SEED
 
-    rig, daemon, plans, _ = make_daemon(roles=1, mfa="prompt")
+    _, daemon, plans, _ = make_daemon(roles=1, mfa="prompt")
     daemon.refresh_all()
     reply = daemon.handle({"op": "credentials", "profile": "role-00"})
     assert reply == {"ok": False, "error": "mfa-required", "source": SOURCE, "message": reply["message"]}
@@ -127,7 +108,7 @@ def test_refresh_op_forces_and_reports(make_daemon, sts_front):
 
 
 def test_a_long_term_key_section_is_refused_and_reported(make_daemon, clock):
-    rig, daemon, _, credentials = make_daemon(roles=0)
+    _, daemon, _, credentials = make_daemon(roles=0)
     credentials.parent.mkdir(mode=0o700)
     original = "[alice-session]\naws_access_key_id = AKIAOLDOLDOLDOLDOLD1\naws_secret_access_key = x\n"
     credentials.write_text(original)
@@ -138,7 +119,7 @@ def test_a_long_term_key_section_is_refused_and_reported(make_daemon, clock):
 
 
 def test_a_wall_clock_jump_catches_up_at_once(make_daemon, sts_front, clock):
-    rig, daemon, _, _ = make_daemon(roles=1)
+    _, daemon, _, _ = make_daemon(roles=1)
     daemon.refresh_all()
     wall = [clock.timestamp()]
     scheduler = Scheduler(lambda source: None, daemon.refresh_all,
@@ -148,3 +129,61 @@ def test_a_wall_clock_jump_catches_up_at_once(make_daemon, sts_front, clock):
     assert scheduler.check_clock() is True
     assert sts_front.calls["AssumeRole"] == 2
     assert daemon.handle({"op": "status"})["profiles"][1]["state"] == "fresh"
+
+
+class FailingWriter:
+    """The file writer, failing as a read-only directory makes it fail while `broken`; counts its tries."""
+
+    def __init__(self, write) -> None:
+        self.write = write
+        self.broken = True
+        self.tries = 0
+
+    def __call__(self, write, remove) -> None:
+        self.tries += 1
+        if self.broken:
+            raise CreddError("cannot update credentials: Read-only file system; the file was left as it was")
+        self.write(write, remove)
+
+
+def test_credentials_the_file_could_not_take_are_written_within_a_minute(make_daemon, sts_front, clock):
+    _, daemon, plans, credentials = make_daemon(roles=1)
+    writer = daemon.write = FailingWriter(daemon.write)
+    start = clock.now()
+    daemon.refresh_all()
+    assert not credentials.exists()
+    assert plans[SOURCE] == start + UNWRITTEN_RETRY  # not in 40 minutes, when the role is due; nor sooner
+    calls = dict(sts_front.calls)
+
+    clock.advance(UNWRITTEN_RETRY.total_seconds())  # the planned run, the fault still there: another minute
+    daemon.refresh_all([SOURCE])
+    assert writer.tries == 2 and plans[SOURCE] == clock.now() + UNWRITTEN_RETRY
+
+    writer.broken = False  # the fault cleared: the next planned run catches the file up
+    clock.advance(UNWRITTEN_RETRY.total_seconds())
+    daemon.refresh_all([SOURCE])
+    parsed = read_file(credentials)
+    for name in ("alice-session", "role-00"):
+        assert parsed[name]["aws_session_token"] == daemon.engine.credentials(name).session_token.reveal()
+    assert sts_front.calls == calls  # catching up costs STS nothing
+    assert plans[SOURCE] == start + timedelta(minutes=40)  # back to the role's refresh time
+    assert daemon.status()["profiles"][1]["last_error"] is None
+
+
+def test_a_request_failing_while_backing_off_says_when_credd_tries_again(make_daemon, sts_front, clock):
+    _, daemon, _, _ = make_daemon(roles=1)
+    sts_front.inject("drop", times=float("inf"))
+    daemon.refresh_all()
+    trouble = daemon.engine.trouble(SOURCE)
+    clock.advance(5)
+    reply = daemon.handle({"op": "credentials", "profile": "role-00"})  # held back: tried 5 s ago
+    assert reply["ok"] is False and reply["error"] == "failed"
+    wait = math.ceil((trouble.retry_at - clock.now()).total_seconds())
+    assert 0 < wait <= 10  # the first backoff: 7.5 to 15 s
+    assert reply["message"] == (f"{trouble.failure.message.rstrip('.')}; next attempt at "
+                                f"{trouble.retry_at:%Y-%m-%dT%H:%M:%SZ} (in {wait}s), or run `credd refresh role-00` "
+                                "to try now")
+
+    sts_front.clear_faults()
+    assert daemon.handle({"op": "refresh", "profiles": ["role-00"]})["ok"]  # which it does
+    assert daemon.engine.trouble(SOURCE) is None

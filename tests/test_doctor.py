@@ -194,7 +194,9 @@ BROKEN = [
                                                               "Failed to connect to bus")},
      "warn", "service", "state is unknown: Failed to connect to bus", "credd service status"),
     ("clock far off", {"clock": (ClockProbe("https://sts.us-east-1.amazonaws.com", skew=-400.2),)},
-     "fail", "clock", "6m40s behind STS", "timedatectl set-ntp true"),
+     "fail", "clock", ("6m40s behind STS (https://sts.us-east-1.amazonaws.com): AWS refuses the TOTP codes made "
+                       "here, and some AWS services refuse requests signed this far off (STS from 15 minutes)"),
+     "timedatectl set-ntp true"),
     ("clock a little off", {"clock": (ClockProbe("https://sts.us-east-1.amazonaws.com", skew=45),)},
      "warn", "clock", "45s ahead of STS", "timedatectl"),
     ("STS unreachable", {"clock": (ClockProbe("https://sts.us-east-1.amazonaws.com", error="Name not known"),)},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -134,6 +135,71 @@ def test_a_revoked_cached_session_is_replaced(sts_rig, sts_front, clock):
     result = rig.engine().refresh(SOURCE)
     assert result.ok and result.session_from == "sts"
     assert sts_front.count("GetSessionToken") == 2 and sts_front.count("AssumeRole") == 3 + 3 + 3
+
+
+# A reload ----------------------------------------------------------------------------------
+
+def reloaded(rig, **changes):
+    """An engine for the config `rig.config` would be with `changes`, as a reload builds it."""
+    rig.config = replace(rig.config, **changes)
+    return rig.engine()
+
+
+def test_a_reload_takes_over_what_is_valid_for_unchanged_profiles(sts_rig, sts_front, clock):
+    rig = sts_rig(roles=3)
+    old = rig.engine()
+    first = old.refresh(SOURCE)
+    profiles = dict(rig.config.profiles)
+    profiles["role-01"] = replace(profiles["role-01"], role_arn=role_arn(7))  # another role: other credentials
+    profiles["role-02"] = replace(profiles["role-02"], external_id="changed")
+    new = reloaded(rig, profiles=profiles)
+    assert new.take_over(old) == {"alice-session", "role-00"}
+    for name in ("alice-session", "role-00"):
+        assert new.credentials(name) == first.profiles[name].credentials
+    assert new.credentials("role-01") is None and new.credentials("role-02") is None
+    result = new.refresh(SOURCE)  # only the changed roles, with the session taken over: no code, no keyring
+    assert result.ok and result.session_from == "memory" and renewed(result) == {"role-01", "role-02"}
+    assert sts_front.calls == {"GetSessionToken": 1, "AssumeRole": 5}
+    assert {r.params["RoleArn"] for r in sts_front.of("AssumeRole")[3:]} == {role_arn(7), role_arn(2)}
+
+
+def test_a_reload_takes_over_nothing_expired_nor_removed(sts_rig, clock):
+    rig = sts_rig(roles=2)
+    old = rig.engine()
+    old.refresh(SOURCE)
+    clock.advance(3600 - 30)  # the roles have 30 s left: no longer servable; the session has hours
+    profiles = {name: p for name, p in rig.config.profiles.items() if name != "alice-session"}
+    new = reloaded(rig, profiles=profiles)
+    assert new.take_over(old) == set()
+    assert new.credentials("role-00") is None and new.credentials("alice-session") is None
+    assert new.refresh(SOURCE).session_from == "memory"  # the session itself still carries over
+
+
+@pytest.mark.parametrize("change", ["duration", "mfa_serial", "region", "keyring_service"])
+def test_a_reload_takes_over_nothing_from_a_changed_source(sts_rig, sts_front, change):
+    rig = sts_rig(roles=1)
+    old = rig.engine()
+    old.refresh(SOURCE)
+    source = rig.config.sources[SOURCE]
+    if change == "keyring_service":
+        new = reloaded(rig, keyring_service="another-service")
+    else:
+        value = {"duration": 6 * 3600, "mfa_serial": SERIAL + "-2", "region": "eu-west-1"}[change]
+        new = reloaded(rig, sources={SOURCE: replace(source, **{change: value})})
+    assert new.take_over(old) == set()
+    assert new.credentials("role-00") is None and new.credentials("alice-session") is None
+    assert new.refresh(SOURCE).session_from != "memory"  # the keyring's, STS's, or none
+
+
+def test_a_reload_that_changes_only_how_codes_are_had_keeps_the_session(sts_rig, sts_front, device_command):
+    rig = sts_rig(roles=1)
+    old = rig.engine()
+    old.refresh(SOURCE)
+    source = replace(rig.config.sources[SOURCE], mfa="command", mfa_command=device_command)
+    new = reloaded(rig, sources={SOURCE: source})
+    assert new.take_over(old) == {"alice-session", "role-00"}
+    assert new.refresh(SOURCE, force=True).session_from == "memory"
+    assert sts_front.count("GetSessionToken") == 1
 
 
 # Never reuse a TOTP code ------------------------------------------------------------------

@@ -7,10 +7,12 @@ that credd recovers once the fault is gone.
 from __future__ import annotations
 
 import configparser
+import io
 import json
 import logging
 import signal
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,9 +20,13 @@ import pytest
 
 from credd import mfa
 from credd.atomicfile import update_file
+from credd.commands import control
+from credd.context import Context
 from credd.daemon import STUCK_RETRY
-from credd.errors import CreddError
+from credd.errors import CreddError, UsageError
+from credd.refresh import BACKOFF_CAP
 from credd.scheduler import ClockWatch, Scheduler
+from tests.fixtures_daemon import daemon_config
 from tests.fixtures_faults import (
     IS_ROOT,
     file_size_limit,
@@ -100,18 +106,24 @@ def test_a_keyring_locked_or_gone_mid_run(keyring_daemon, keyring_bus, live_sts,
     assert_clean_log(daemon)
 
 
-@pytest.mark.xfail(strict=True, reason="a reload (credd/commands/serve.py Runtime._reload) builds a new Engine that "
-                   "starts empty, so with the keyring gone nothing is served until it is back; it needs an Engine "
-                   "method to take over the valid credentials and sessions of unchanged profiles and sources")
 def test_a_reload_while_the_keyring_is_gone_keeps_serving(keyring_daemon, keyring_bus):
     daemon = keyring_daemon
     daemon.start()
     daemon.wait_state("prod-admin", "fresh")
     keyring_bus.stop_keyring()
     daemon.process.send_signal(signal.SIGHUP)  # the same config: nothing changed that credd serves
-    daemon.wait_until("the reload's refresh", lambda: "no session" in daemon.log())
+    daemon.wait_until("the reload", lambda: "reloaded " in daemon.log())
+    assert rows(daemon)["prod-admin"]["state"] == "fresh"  # taken over from before the reload
+    # Within a second the session needs renewing (see above): then the new engine needs the keyring.
+    failed = []
+    daemon.wait_until("a refresh that needs the keyring",
+                      lambda: failed.append(daemon.ask({"op": "refresh", "profiles": ["prod-admin"]})) or
+                      not failed[-1]["ok"], timeout=10)
+    assert "no session" in daemon.log()
     hook = daemon.credd("process", "prod-admin")
     assert hook.returncode == 0, hook.stderr
+    assert daemon.stop() == 0
+    assert_clean_log(daemon)
 
 
 def test_a_keyring_that_refuses_the_seed_is_a_keyring_failure_retried_soon(make_daemon, sts_front, clock):
@@ -380,9 +392,6 @@ def test_a_clock_set_back_recomputes_the_plan_without_a_storm(make_daemon, sts_f
     assert scheduler.check_clock() is False  # measured from the last look: one jump, one catch-up
 
 
-@pytest.mark.xfail(strict=True, reason="the engine's backoff keeps wall-clock times (Trouble.retry_at, the last "
-                   "attempt): after the clock is set back they lie hours ahead, so refresh.may_retry holds every "
-                   "retry back, on-demand ones too, for as long as the clock went back")
 def test_a_clock_set_back_while_backing_off_does_not_hold_retries_for_hours(make_daemon, sts_front, clock):
     _, daemon, plans, _ = make_daemon(roles=1)
     wall = Wall(clock)
@@ -399,6 +408,19 @@ def test_a_clock_set_back_while_backing_off_does_not_hold_retries_for_hours(make
     assert scheduler.check_clock() is True
     assert sts_front.calls == calls  # the catch-up finds everything fresh
     assert plans[SOURCE] == daemon.engine.credentials("role-00").expiration - timedelta(minutes=20)
+
+
+def test_a_clock_set_back_while_backing_off_plans_no_further_ahead_than_the_longest_backoff(make_daemon, sts_front,
+                                                                                             clock):
+    _, daemon, plans, _ = make_daemon(roles=1)
+    daemon.refresh_all()
+    clock.advance(45 * 60)  # the role is due, and STS is down: it keeps being served while credd backs off
+    sts_front.inject("drop", times=float("inf"))
+    daemon.refresh_all()
+    assert clock.now() < plans[SOURCE] <= clock.now() + timedelta(seconds=15)
+    clock.advance(-2 * 3600)  # NTP sets the clock back: the retry time computed before lies 2 h ahead
+    daemon.refresh_all()  # the catch-up after the jump (the role now looks fresh: no call)
+    assert plans[SOURCE] == clock.now() + BACKOFF_CAP
 
 
 def test_a_clock_set_back_does_not_block_new_mfa_codes(sts_rig, sts_front, clock, caplog):
@@ -420,9 +442,24 @@ def test_a_clock_set_back_does_not_block_new_mfa_codes(sts_rig, sts_front, clock
 
 
 
-@pytest.mark.xfail(strict=True, reason="credd/commands/control.py's ask_daemon loads the whole config to find the "
-                   "socket; with $CREDD_SOCKET set (or the config gone) it should find it as the hook does "
-                   "(hook.socket_path), so status/refresh/mfa still reach a daemon whose config was deleted")
+def test_the_control_commands_find_the_socket_of_a_config_broken_or_gone(tmp_path):
+    config = tmp_path / "config.yaml"
+    sock = tmp_path / "run" / "credd.sock"
+    good = daemon_config("http://127.0.0.1:9") + f"socket: {sock}\n"
+    stderr = io.StringIO()
+    ctx = Context(env={"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path / "xdg")}, stderr=stderr,
+                  config_arg=str(config))
+    config.write_text(good)
+    assert control.socket_path(ctx) == str(sock) and stderr.getvalue() == ""
+    config.write_text(good + "profiles_typo: {}\n")  # an edit in progress: the daemon runs the config before it
+    assert control.socket_path(ctx) == str(sock)
+    assert f"{config}:" in stderr.getvalue() and "profiles_typo" in stderr.getvalue()
+    config.unlink()
+    assert control.socket_path(ctx) == str(tmp_path / "xdg" / "credd" / "credd.sock")  # the default, as the hook
+    with pytest.raises(UsageError, match="relative"):
+        control.socket_path(replace(ctx, env={**ctx.env, "CREDD_SOCKET": "credd.sock"}))
+
+
 def test_status_and_refresh_reach_a_daemon_whose_config_was_deleted(daemon):
     daemon.start()
     daemon.wait_state("prod-admin", "fresh")

@@ -2,7 +2,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from credd.refresh import (BACKOFF_CAP, backoff, clock_jumped, is_fresh, is_servable, may_retry, refresh_at)
+from credd.refresh import (BACKOFF_CAP, backoff, clock_jumped, is_fresh, is_servable, may_retry, next_attempt,
+                           refresh_at)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 TWENTY_MIN = timedelta(minutes=20)
@@ -54,6 +55,22 @@ def test_may_retry_before_the_backoff_is_over_only_for_an_expired_credential_and
     assert not may_retry(NOW + timedelta(minutes=1), later, NOW, urgent=False)  # still valid: wait
     assert may_retry(NOW + timedelta(seconds=15), later, NOW, urgent=True)
     assert not may_retry(NOW + timedelta(seconds=14), later, NOW, urgent=True)
+
+
+def test_a_clock_set_back_does_not_stretch_the_backoff():
+    last = NOW
+    retry_at = last + BACKOFF_CAP  # the longest backoff there is
+    assert not may_retry(last + timedelta(seconds=1), retry_at, last, urgent=False)  # a backoff as computed
+    back = last - timedelta(hours=2)  # then the clock goes back two hours
+    assert may_retry(back, retry_at, last, urgent=False)  # a retry time beyond any backoff: over at once
+    assert next_attempt(retry_at, back) == back + BACKOFF_CAP
+    assert next_attempt(retry_at, last + timedelta(minutes=1)) == retry_at  # the clock as it was: unchanged
+
+    retry_at = last + timedelta(seconds=30)
+    back = last - timedelta(minutes=5)  # back less than the cap: the backoff may stand, at most BACKOFF_CAP
+    assert not may_retry(back, retry_at, last, urgent=False)
+    assert may_retry(back, retry_at, last, urgent=True)  # but a last attempt "in the future" holds no urgent retry
+    assert not may_retry(last + timedelta(seconds=14), retry_at, last, urgent=True)  # the clock as it was: 15 s apart
 
 
 def test_a_credential_issued_shorter_than_refresh_before_is_refreshed_at_half_its_life():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os.path
 
 from credd import hook
 from credd.context import Context
 from credd.durations import format_duration
-from credd.errors import CreddError
+from credd.errors import ConfigError, CreddError, UsageError
 from credd.terminal import ask_hidden, is_interactive, read_lines
 
 STATUS_TIMEOUT = 10.0
@@ -27,9 +28,30 @@ ERROR_LABELS = {
 def ask_daemon(ctx: Context, message: dict, timeout: float) -> dict:
     """The daemon's reply, or a CreddError that says what is wrong (and how to start the daemon)."""
     try:
-        return hook.ask(str(ctx.load_config().socket), message, timeout)
+        return hook.ask(socket_path(ctx), message, timeout)
     except hook.HookError as e:
         raise CreddError(str(e)) from None
+
+
+def socket_path(ctx: Context) -> str:
+    """The daemon's socket: `$CREDD_SOCKET`, else the config's `socket:`, else the default.
+
+    A daemon keeps running the config it loaded, so a config deleted or broken
+    since must not cut the user off from it: then the socket is found as
+    `credd process` finds it, from a `socket:` line alone.
+    """
+    if not ctx.env.get("CREDD_SOCKET"):
+        try:
+            return str(ctx.load_config().socket)
+        except ConfigError as e:
+            ctx.warn(f"{e}; looking for the daemon without it")
+    try:
+        path = hook.socket_path(ctx.env, ctx.config_arg, ctx.platform)
+    except hook.HookError as e:
+        raise UsageError(str(e)) from None
+    if not os.path.isabs(path):  # the daemon refuses it too: it would mean another socket in every directory
+        raise UsageError(f"the socket path {path!r} is relative; set $CREDD_SOCKET (or `socket:`) to an absolute path")
+    return path
 
 
 def status(ctx: Context, args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import replace
 
 from credd import mfa, paths, sts
 from credd.context import Context
@@ -113,8 +114,12 @@ class Runtime:
         for warning in config.warnings:
             log.warning("%s: %s", config.path, warning)
         new = self._build(config)
+        # What is valid keeps being served, and no MFA code is spent, even with STS or the keyring out of reach.
+        for name in new.engine.take_over(old.engine):
+            new.status_of[name] = replace(old.status_of[name])
         written = {p.name for p in config.profiles.values() if p.write}
         new._in_file = old._in_file & written
+        new._unwritten = {name: failure for name, failure in old._unwritten.items() if name in written}
         if config.credentials_file == old.config.credentials_file:
             new.remove_profiles(old._in_file - written)
         for source in set(old.config.sources) - set(config.sources):
