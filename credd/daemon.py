@@ -166,13 +166,18 @@ class Daemon:
         except CreddError as e:
             failure = Failure(FailureKind.OTHER, f"{e}. credd still serves these credentials over its socket "
                               "(`credd process`) and writes the file at its next refresh", retryable=True)
-            log.error("source %s: profile(s) %s not written: %s", result.source, ", ".join(sorted(write)) or "-",
-                      failure.message)
+            # Retried every minute while the fault lasts: said once, not once a minute.
+            repeated = bool(write) and all(name in self._unwritten and self._unwritten[name].message == failure.message
+                                           for name in write)
+            (log.debug if repeated else log.error)("source %s: profile(s) %s not written: %s", result.source,
+                                                    ", ".join(sorted(write)) or "-", failure.message)
             for name in write:
                 self.status_of[name].last_error = self._unwritten[name] = failure
             return
         for name in write:
             failed = self._unwritten.pop(name, None)
+            if failed is not None:
+                log.info("profile %s: written to %s again", name, self.config.credentials_file)
             if failed is not None and self.status_of[name].last_error is failed:
                 self.status_of[name].last_error = None  # the write that failed has now been made
         self._in_file = (self._in_file | set(write)) - remove
@@ -262,7 +267,7 @@ class Daemon:
         tries again; a clock far off STS's. Fields are only ever added, for scripts that read `--json`."""
         now = self.clock()
         refresh_before = timedelta(seconds=self.config.refresh_before)
-        sources = {name: _source_status(self.engine, name) for name in self.config.sources}
+        sources = {name: _source_status(self.engine, name, now) for name in self.config.sources}
         rows = []
         for profile in self.config.profiles.values():
             creds = self.engine.credentials(profile.name)
@@ -304,13 +309,13 @@ def _profiles_of(config: Config, source: str) -> list[str]:
     return [p.name for p in config.profiles.values() if p.source == source]
 
 
-def _source_status(engine: Engine, source: str) -> dict:
+def _source_status(engine: Engine, source: str, now: datetime) -> dict:
     """A source's backoff and clock, as `status` shows them."""
     trouble = engine.trouble(source)
     skew = engine.clock_skew(source)
     return {
         "failures_in_a_row": trouble.failures_in_a_row if trouble else 0,
-        "next_attempt": _utc(trouble.retry_at) if trouble else None,
+        "next_attempt": _utc(refresh.next_attempt(trouble.retry_at, now)) if trouble else None,
         "last_error_kind": trouble.failure.kind.value if trouble else None,
         "clock_skew_seconds": round(skew.total_seconds()) if skew is not None else None,  # + ahead of STS
         "clock_warning": engine.clock_warning(source),

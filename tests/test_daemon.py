@@ -4,6 +4,7 @@ refresh shared by concurrent requests, expiry, MFA hand-in, the plan, and catch-
 from __future__ import annotations
 
 import configparser
+import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -146,7 +147,8 @@ class FailingWriter:
         self.write(write, remove)
 
 
-def test_credentials_the_file_could_not_take_are_written_within_a_minute(make_daemon, sts_front, clock):
+def test_credentials_the_file_could_not_take_are_written_within_a_minute(make_daemon, sts_front, clock, caplog):
+    caplog.set_level(logging.DEBUG, logger="credd.daemon")
     _, daemon, plans, credentials = make_daemon(roles=1)
     writer = daemon.write = FailingWriter(daemon.write)
     start = clock.now()
@@ -158,6 +160,8 @@ def test_credentials_the_file_could_not_take_are_written_within_a_minute(make_da
     clock.advance(UNWRITTEN_RETRY.total_seconds())  # the planned run, the fault still there: another minute
     daemon.refresh_all([SOURCE])
     assert writer.tries == 2 and plans[SOURCE] == clock.now() + UNWRITTEN_RETRY
+    not_written = [r for r in caplog.records if "not written" in r.getMessage()]
+    assert [r.levelno for r in not_written] == [logging.ERROR, logging.DEBUG]  # said once, not once a minute
 
     writer.broken = False  # the fault cleared: the next planned run catches the file up
     clock.advance(UNWRITTEN_RETRY.total_seconds())
@@ -168,6 +172,7 @@ def test_credentials_the_file_could_not_take_are_written_within_a_minute(make_da
     assert sts_front.calls == calls  # catching up costs STS nothing
     assert plans[SOURCE] == start + timedelta(minutes=40)  # back to the role's refresh time
     assert daemon.status()["profiles"][1]["last_error"] is None
+    assert sum("written to" in r.getMessage() and "again" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_a_request_failing_while_backing_off_says_when_credd_tries_again(make_daemon, sts_front, clock):
