@@ -53,9 +53,20 @@ def ensure_private_dir(directory: Path) -> None:
         os.chmod(created, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
 
 
-def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
-    """Replace `path` with `data`; never widen the mode of a file that exists."""
-    target = resolve_target(path)
+def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE, follow_symlinks: bool = True) -> None:
+    """Replace `path` with `data`; never widen the mode of a file that exists.
+
+    A symlinked `path` is written through (its target replaced, the link
+    kept), unless `follow_symlinks` is False: then it is refused (ELOOP); that
+    is for files in credd's own directories, where a symlink can only have
+    been planted. A link planted after the check is replaced, not followed.
+    """
+    if follow_symlinks:
+        target = resolve_target(path)
+    else:
+        target = path
+        if path.is_symlink():
+            raise OSError(errno.ELOOP, "it is a symlink, which credd does not follow there", str(path))
     ensure_private_dir(target.parent)
     _commit(_write_temp(target, data, mode), target)
 

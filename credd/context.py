@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Not in the repr: the environment may hold AWS_SECRET_ACCESS_KEY or AWS_SESSION_TOKEN.
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     stdin: IO[str] = field(default_factory=lambda: sys.stdin)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import threading
@@ -24,7 +25,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from credd.atomicfile import write_atomic
+from credd import privatedir
+from credd.atomicfile import ensure_private_dir, write_atomic
 from credd.errors import KeyringError, MfaError, RefreshError, SecretFormatError
 from credd.model import Failure, FailureKind, Secret, Source
 
@@ -72,15 +74,20 @@ class UsedWindows:
     cannot be written (a read-only or full state directory) is not fatal: the
     windows are kept in memory, so this process never reuses a code, and the
     log says so once, not on every code; the cost is at most one refused code
-    after a restart, which the engine retries anyway.
+    after a restart, which the engine retries anyway. A state directory that
+    is not the user's own (a symlink, another owner, writable by others) is
+    treated the same way, and neither read nor written: whoever planted it
+    could otherwise hold credd back with windows from the future, or steer
+    its writes (`privatedir`).
     """
 
-    def __init__(self, path: Path | None, log: logging.Logger = LOG) -> None:
+    def __init__(self, path: Path | None, log: logging.Logger = LOG, uid: int | None = None) -> None:
         self.path = path
         self._log = log
+        self._uid = os.getuid() if uid is None else uid
         self._lock = threading.Lock()
         self._memory: dict[str, int] = {}
-        self._unwritable = False  # the last write failed and the log has said so
+        self._unwritable = False  # the last write failed (or was refused) and the log has said so
 
     def claim(self, serial: str, now: float) -> int:
         """Reserve the first unused window for `serial` and return it; the caller waits for it to start."""
@@ -115,11 +122,16 @@ class UsedWindows:
         if self.path is None:
             return {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if self._refusal() is not None:  # `_save` says why, once
+                return {}
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with open(fd, encoding="utf-8") as handle:
+                data = json.loads(handle.read())
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:
-            self._log.warning("ignoring the MFA window state file %s: %s", self.path, type(e).__name__)
+            self._log.warning("ignoring the MFA window state file %s: %s", self.path,
+                              getattr(e, "strerror", None) or type(e).__name__)
             return {}
         windows = data.get("last_window") if isinstance(data, dict) else None
         if not isinstance(windows, dict):
@@ -132,18 +144,38 @@ class UsedWindows:
             return
         data = json.dumps({"version": 1, "last_window": {**known, serial: window}}, indent=1, sort_keys=True) + "\n"
         try:
-            write_atomic(self.path, data.encode("utf-8"))
+            ensure_private_dir(self.path.parent)
+            refusal = self._refusal()
+            if refusal is None:
+                write_atomic(self.path, data.encode("utf-8"), follow_symlinks=False)
         except OSError as e:
-            if not self._unwritable:
-                self._unwritable = True
-                self._log.error("cannot write the MFA window state file %s (%s): credd keeps the MFA windows it "
-                                "used in memory until it can, so it reuses no code while it runs; a restart may "
-                                "cost one refused code. Make %s writable", self.path, e.strerror or type(e).__name__,
-                                self.path.parent)
+            self._not_written(f"cannot write the MFA window state file {self.path} ({e.strerror or type(e).__name__})",
+                              f"Make {self.path.parent} writable")
+            return
+        if refusal is not None:
+            self._not_written(f"credd does not use the MFA window state file {self.path}", refusal)
             return
         if self._unwritable:
             self._unwritable = False
             self._log.info("the MFA window state file %s is written again", self.path)
+
+    def _refusal(self) -> str | None:
+        """What makes the state file's place unsafe to use (its directory, or a symlink as the file), or None.
+
+        Raises FileNotFoundError when the directory does not exist (yet).
+        """
+        refusal = privatedir.problem(self.path.parent, os.lstat(self.path.parent), self._uid)
+        if refusal is None and os.path.islink(self.path):
+            refusal = f"{self.path} is a symlink, which credd does not follow there; remove it"
+        return refusal
+
+    def _not_written(self, cause: str, fix: str) -> None:
+        """Say once, with `fix`, that the windows stay in memory; not again for every code."""
+        if self._unwritable:
+            return
+        self._unwritable = True
+        self._log.error("%s: credd keeps the MFA windows it used in memory until it can, so it reuses no code while "
+                        "it runs; a restart may cost one refused code. %s", cause, fix)
 
 
 # Drivers -----------------------------------------------------------------------
@@ -186,7 +218,7 @@ class TotpDriver:
                                retryable=False)
         try:
             return Secret(pyotp.TOTP(seed.reveal()).at(window * WINDOW))
-        except Exception:  # binascii.Error, ValueError: a seed that is not base32; never show it
+        except Exception:  # noqa: BLE001  binascii.Error, ValueError: a seed that is not base32; never show it
             raise _unavailable(source, f"the TOTP seed in the keyring is damaged; store it again with "
                                        f"`credd totp set {source.name}`", retryable=False) from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 
@@ -108,6 +109,57 @@ def test_concurrent_claims_never_share_a_window(tmp_path):
     for thread in threads:
         thread.join()
     assert sorted(claimed) == list(range(mfa.window_at(T0), mfa.window_at(T0) + 8))
+
+
+def test_the_state_dir_credd_makes_is_private_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        mfa.UsedWindows(tmp_path / "state" / "credd" / "mfa-windows.json").claim(SERIAL, T0 + 5)
+    finally:
+        os.umask(old)
+    modes = {path.name: oct(path.stat().st_mode & 0o777) for path in (tmp_path / "state", tmp_path / "state" / "credd",
+                                                                      tmp_path / "state" / "credd" / "mfa-windows.json")}
+    assert modes == {"state": "0o700", "credd": "0o700", "mfa-windows.json": "0o600"}
+
+
+def test_a_state_dir_others_may_read_is_used(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(state, 0o755)  # what `mkdir -p` makes under the usual umask: no secret in there, so fine
+    first = mfa.UsedWindows(state / "w.json").claim(SERIAL, T0 + 5)
+    assert json.loads((state / "w.json").read_text())["last_window"] == {SERIAL: first}
+    assert oct(state.stat().st_mode & 0o777) == "0o755"  # left as the user made it
+
+
+def test_a_state_dir_others_may_write_is_neither_read_nor_written_until_fixed(tmp_path, caplog):
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(state, 0o777)
+    planted = mfa.window_at(T0) + 5  # a window from the near future, to hold credd back
+    (state / "w.json").write_text(json.dumps({"version": 1, "last_window": {SERIAL: planted}}))
+    windows = mfa.UsedWindows(state / "w.json")
+    claimed = [windows.claim(SERIAL, T0 + 5) for _ in range(3)]
+    assert claimed == [mfa.window_at(T0) + n for n in range(3)]  # memory holds; the planted file is not read
+    assert json.loads((state / "w.json").read_text())["last_window"] == {SERIAL: planted}  # nor written
+    assert caplog.text.count("keeps the MFA windows it used in memory") == 1
+    assert f"{state} is open to other users (mode 777); run `chmod 700 {state}`" in caplog.text
+    assert oct(state.stat().st_mode & 0o777) == "0o777"  # credd does not change a directory it did not make
+
+    os.chmod(state, 0o700)
+    assert windows.claim(SERIAL, T0 + 5) == planted + 1  # the user's fix: the file counts again
+    assert "is written again" in caplog.text
+
+
+def test_a_symlinked_state_file_is_neither_followed_nor_replaced(tmp_path, caplog):
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"version": 1, "last_window": {SERIAL: mfa.window_at(T0) + 5}}))
+    link = tmp_path / "state" / "w.json"
+    link.parent.mkdir(mode=0o700)
+    link.symlink_to(elsewhere)
+    windows = mfa.UsedWindows(link)
+    assert windows.claim(SERIAL, T0 + 5) == mfa.window_at(T0)
+    assert link.is_symlink() and json.loads(elsewhere.read_text())["last_window"] == {SERIAL: mfa.window_at(T0) + 5}
+    assert f"{link} is a symlink, which credd does not follow there; remove it" in caplog.text
 
 
 # totp --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import argparse
 import os
 import shlex
 
-from credd import hook
+from credd import entry, hook
 from credd.context import Context
 from credd.errors import CreddError, UsageError
 
@@ -48,6 +48,7 @@ def exec_command(ctx: Context, args: argparse.Namespace) -> int:
     environment = {name: value for name, value in ctx.env.items() if name not in SHADOWING}
     environment.update(credentials_env(ctx, args.profile))
     ctx.stdout.flush()
+    entry.restore_user_umask()  # credd runs under 077; the command gets the user's own umask
     try:
         os.execvpe(command[0], command, environment)
     except FileNotFoundError:

@@ -58,7 +58,7 @@ class Runtime:
         store = Store(self.store.backend, config.keyring_service)
         engine = Engine(config, store=store, clients=sts.StsClients(),
                         drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox),
-                        windows=mfa.UsedWindows(mfa.state_file(paths.state_dir(self.ctx.env))))
+                        windows=mfa.UsedWindows(mfa.state_file(paths.state_dir(self.ctx.env)), uid=self.ctx.uid))
         return Daemon(config, engine, inbox, plan=self.scheduler.plan, write=CredentialsWriter(config.credentials_file))
 
     async def serve(self) -> int:
@@ -160,6 +160,9 @@ def _no_core_dumps() -> None:
 
         PR_SET_DUMPABLE = 4
         try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-        except (OSError, AttributeError):
-            log.warning("could not mark the process undumpable (prctl)")
+            failed = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0
+            problem = os.strerror(ctypes.get_errno()) if failed else None  # prctl returns -1, it does not raise
+        except (OSError, AttributeError) as e:
+            problem = str(e)
+        if problem is not None:
+            log.warning("could not mark the process undumpable (prctl: %s)", problem)
