@@ -100,7 +100,7 @@ class FileFacts:
     resolved: str  # the real path: the file a write replaces, if `path` is a symlink
     stat: Stat | None = None  # None: there is no file
     dir_stat: Stat | None = None
-    text: str | None = None
+    text: str | None = field(default=None, repr=False)  # the whole file: may hold keys
     error: str | None = None  # it could not be read
 
 
@@ -141,7 +141,7 @@ class ClockProbe:
 @dataclass(frozen=True)
 class Facts:
     uid: int
-    env: Mapping[str, str]
+    env: Mapping[str, str] = field(repr=False)  # may hold AWS_SECRET_ACCESS_KEY
     config_path: str
     config: Config | None
     config_error: str | None

@@ -409,3 +409,10 @@ def test_the_command_with_a_running_daemon(daemon, live_sts):
     assert result.returncode == 1
     assert f"FAIL socket: {socket_dir} is open to other users (mode 755); run `chmod 700 {socket_dir}`" in result.stdout
     assert "ok   daemon: credd" in result.stdout
+
+
+def test_the_facts_repr_shows_neither_the_environment_nor_the_file():
+    facts = healthy(env={"AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY},
+                    credentials=file_with(f"[p]\naws_secret_access_key = {TEST_SECRET_KEY}\n"))
+    assert TEST_SECRET_KEY not in repr(facts)
+    assert "uid=" in repr(facts)  # the rest is still shown

@@ -203,11 +203,10 @@ def value_holders() -> dict[str, object]:
 
 
 RAW_VALUES_IN_REPR = pytest.mark.xfail(strict=True, reason="credfile's Key/Section/Document (credd/credfile.py) "
-                                       "and doctor.FileFacts.text (and Facts.env, credd/doctor.py) keep raw values "
-                                       "in their dataclass reprs")
+                                       "keep raw values in their dataclass reprs")
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=() if name.startswith("Context") else RAW_VALUES_IN_REPR)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=RAW_VALUES_IN_REPR if name.startswith("credfile") else ())
                                   for name in value_holders()])
 def test_types_that_hold_raw_file_or_environment_values_do_not_show_them(name: str):
     found = leaked(value_holders()[name])
