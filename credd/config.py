@@ -9,6 +9,7 @@ ever constructed, with the safe constructor.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,13 +41,15 @@ DEFAULTS = {
 
 # Source and profile names become INI section names and keyring entry names:
 # no brackets, colons, spaces or leading punctuation.
+# AWS's identifiers are ASCII: \w and \d match only ASCII here (re.ASCII), not `é` or `١`.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,63}")
-MFA_SERIAL = re.compile(r"[\w+=/:,.@-]{9,256}")
-ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
-ROLE_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
-EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
-REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
-ENDPOINT = re.compile(r"(https?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(/[^\s]*)?")
+MFA_SERIAL = re.compile(r"[\w+=/:,.@-]{9,256}", re.ASCII)
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
+ROLE_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", re.ASCII)
+KEYRING_SERVICE = re.compile(r"[\w.@+:/-]{1,128}", re.ASCII)
+ENDPOINT = re.compile(r"(https?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?(/[^\s]*)?")
 LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]")
 
 TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles")
@@ -54,6 +57,7 @@ SOURCE_KEYS = ("mfa_serial", "mfa", "mfa_command", "duration", "region", "sts_en
 PROFILE_KEYS = ("source", "role_arn", "role_session_name", "external_id", "duration", "write")
 MFA_METHODS = ("totp", "command", "prompt")
 MFA_COMMAND_EXAMPLE = "[ykman, oath, accounts, code, --single, aws]"
+_YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as the end of a line
 
 
 def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> Config:
@@ -98,7 +102,7 @@ def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], plat
 
     keyring_service = DEFAULTS["keyring_service"]
     if "keyring_service" in top:
-        keyring_service = reader.string(top["keyring_service"][1], "keyring_service", re.compile(r"[\w.@+:/-]{1,128}"))
+        keyring_service = reader.string(top["keyring_service"][1], "keyring_service", KEYRING_SERVICE)
 
     return Config(
         path=path,
@@ -173,7 +177,9 @@ def _endpoint(reader: _Reader, node: yaml.Node, key: str) -> str:
     url = reader.string(node, key, ENDPOINT, "expected a URL like https://sts.us-east-1.amazonaws.com")
     match = ENDPOINT.fullmatch(url)
     assert match is not None
-    scheme, host = match.group(1), match.group(2)
+    scheme, host, port = match.group(1), match.group(2), match.group(3)
+    if port is not None and not 0 < int(port) < 65536:
+        raise reader.error(node, key, f"expected a URL like https://sts.us-east-1.amazonaws.com, got port {port}")
     # Plain HTTP would carry the temporary credentials in clear text; only a local
     # STS (a test or a proxy on this machine) may use it.
     if scheme == "http" and not LOOPBACK_HOSTS.fullmatch(host):
@@ -269,7 +275,7 @@ def _default_credentials_file(label: str, env: Mapping[str, str]) -> Path:
     try:
         return Path(paths.credentials_file(env))
     except ValueError as e:
-        raise ConfigError(label, None, "credentials_file", f"$AWS_SHARED_CREDENTIALS_FILE: {e}") from None
+        raise _error(label, None, "credentials_file", f"$AWS_SHARED_CREDENTIALS_FILE: {e}") from None
 
 
 def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, uid: int) -> Path:
@@ -283,9 +289,10 @@ def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, u
         try:
             socket = Path(paths.expand(env["CREDD_SOCKET"], env))
         except ValueError as e:
-            raise ConfigError(reader.label, None, "socket", f"$CREDD_SOCKET: {e}") from None
+            raise _error(reader.label, None, "socket", f"$CREDD_SOCKET: {e}") from None
         if not socket.is_absolute():
-            raise ConfigError(reader.label, None, "socket", f"$CREDD_SOCKET must be an absolute path, got {socket}")
+            raise _error(reader.label, None, "socket",
+                         f"$CREDD_SOCKET must be an absolute path, got {_clip(str(socket), 300)}")
     elif "socket" in top:
         socket = _path_setting(reader, top, "socket", env)
         line = reader.line(top["socket"][1])
@@ -294,9 +301,9 @@ def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, u
     limit = paths.SOCKET_PATH_MAX.get(platform, 103)
     size = len(bytes(socket))
     if size > limit:
-        raise ConfigError(reader.label, line, "socket",
-                          f"{socket} is {size} bytes long, but a Unix socket path may have at most {limit} here; "
-                          "set `socket:` (or $CREDD_SOCKET) to a shorter path")
+        raise _error(reader.label, line, "socket",
+                     f"{_clip(str(socket), 300)} is {size} bytes long, but a Unix socket path may have at most "
+                     f"{limit} here; set `socket:` (or $CREDD_SOCKET) to a shorter path")
     return socket
 
 
@@ -310,8 +317,33 @@ def _path_setting(reader: _Reader, top: dict, key: str, env: Mapping[str, str]) 
     except ValueError as e:
         raise reader.error(node, key, str(e)) from None
     if not path.is_absolute():
-        raise reader.error(node, key, f"{raw} is relative; give an absolute path or one starting with ~/")
+        raise reader.error(node, key, f"{_clip(raw, 300)} is relative; give an absolute path or one starting with ~/")
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:  # a lone surrogate from a "\ud800" escape: no file can have this name
+        raise reader.error(node, key, f"{_shown(str(path))} is not a path this system can name") from None
     return path
+
+
+def _error(label: str, line: int | None, key: str, message: str) -> ConfigError:
+    """A ConfigError on one bounded line: keys and values come from the file and may hold anything."""
+    return ConfigError(label, line, _clip(key, 120), _clip(message, 500))
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """`text` on one line (characters that are not printable as escapes), cut to about `limit` characters."""
+    text = text if len(text) <= limit else text[:limit] + "…"
+    if text.isprintable():
+        return text
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit + 1 else text[:limit] + "…"
+
+
+def _shown(value: object) -> str:
+    """A value from the file as an error message quotes it: its repr, bounded."""
+    if isinstance(value, (str, bytes)) and len(value) > 60:
+        return _clip(repr(value[:60]), 70) + "…"
+    return _clip(repr(value), 70)
 
 
 def _did_you_mean(word: str, choices) -> str:
@@ -325,38 +357,54 @@ class _Reader:
     def __init__(self, label: str, text: str) -> None:
         self.label = label
         self.text = text
-        self.loader = yaml.SafeLoader(text)
+        self.loader: yaml.SafeLoader | None = None
 
     def root(self) -> yaml.Node:
         try:
+            self.loader = yaml.SafeLoader(self.text)  # checks every character first
             node = self.loader.get_single_node()
+        except yaml.reader.ReaderError as e:
+            line = len(_YAML_BREAK.findall(self.text, 0, e.position)) + 1
+            raise _error(self.label, line, "", f"the character #x{e.character:04x} cannot appear in YAML (a "
+                                               "control character); remove it, or write it as an escape in double "
+                                               "quotes") from None
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line = mark.line + 1 if mark else None
             problem = e.problem or e.context or "cannot parse"
-            raise ConfigError(self.label, line, "", f"YAML syntax error: {problem}") from None
+            if isinstance(e.__context__, UnicodeDecodeError):  # PyYAML passes on the codec's own words
+                problem = f"{e.context or 'in a tag'}: a %-escape that is not UTF-8"
+            raise _error(self.label, line, "", f"YAML syntax error: {problem}") from None
         except yaml.YAMLError as e:
-            raise ConfigError(self.label, None, "", f"YAML error: {e}") from None
+            raise _error(self.label, None, "", f"YAML error: {e}") from None
         except RecursionError:
-            raise ConfigError(self.label, None, "", "nested too deeply to be a credd config") from None
+            line = self.loader.get_mark().line + 1 if self.loader is not None else None
+            raise _error(self.label, line, "", "nested too deeply to be a credd config") from None
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
-            raise ConfigError(self.label, None, "", "the file is empty; run `credd init` to write a starter config")
+            raise _error(self.label, None, "", "the file is empty; run `credd init` to write a starter config")
         return node
 
     def line(self, node: yaml.Node) -> int:
         return node.start_mark.line + 1
 
     def error(self, node: yaml.Node, key: str, message: str) -> ConfigError:
-        return ConfigError(self.label, self.line(node), key, message)
+        return _error(self.label, self.line(node), key, message)
 
     def scalar(self, node: yaml.Node, key: str) -> object:
         if not isinstance(node, yaml.ScalarNode):
             kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
             raise self.error(node, key, f"expected a single value, got {kind}")
+        if node.tag not in self.loader.yaml_constructors:  # `!!python/object`, `!custom`: only YAML's own types
+            raise self.error(node, key, "cannot read this value (could not determine a constructor for the tag "
+                                        f"{_clip(repr(node.tag), 80)})")
         try:
             return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as e:
-            raise self.error(node, key, f"cannot read this value ({getattr(e, 'problem', None) or e})") from None
+        except (yaml.YAMLError, ValueError, LookupError, ArithmeticError, AttributeError, TypeError):
+            # PyYAML's constructors for its own types fail with these for a value that looks like its type
+            # and is not one (2001-13-45, `!!int abc`, `!!int ''`, 5000 digits); their texts speak of Python.
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise self.error(node, key, f"YAML reads this value as {_clip(kind, 40)}, but it is not a valid one; "
+                                        "put it in quotes if it is meant as text") from None
 
     def mapping(self, node: yaml.Node, key: str, allow_empty_value: bool = False) -> dict:
         """Entries by name, each `(key_node, value_node)`; refuses duplicate and non-string keys."""
@@ -365,14 +413,14 @@ class _Reader:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, key, "expected a mapping of `name: value` lines")
         if node.tag != "tag:yaml.org,2002:map":
-            raise self.error(node, key, f"the YAML tag {node.tag} is not supported here")
+            raise self.error(node, key, f"the YAML tag {_clip(node.tag, 60)} is not supported here")
         entries: dict = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise self.error(key_node, key or "<<", "YAML merge keys (<<) are not supported; write the keys out")
             name = self.scalar(key_node, key or "(top level)")
             if not isinstance(name, str):
-                raise self.error(key_node, key or "(top level)", f"keys must be names, got {name!r}")
+                raise self.error(key_node, key or "(top level)", f"keys must be names, got {_shown(name)}")
             full = f"{key}.{name}" if key else name
             if name in entries:
                 first = self.line(entries[name][0])
@@ -412,27 +460,27 @@ class _Reader:
             full = f"{key}.{name}" if key else name
             where = entries[name][0] if name in entries else parent
             line = self.line(where) if where is not None else None
-            raise ConfigError(self.label, line, full, f"is required: {why}")
+            raise _error(self.label, line, full, f"is required: {why}")
         return node
 
     def string(self, node: yaml.Node, key: str, pattern: re.Pattern[str], expected: str = "") -> str:
         value = self.scalar(node, key)
         if not isinstance(value, str):
-            raise self.error(node, key, f"{expected or 'expected text'}, got {value!r}")
+            raise self.error(node, key, f"{expected or 'expected text'}, got {_shown(value)}")
         if not pattern.fullmatch(value):
-            raise self.error(node, key, f"{expected or 'not a valid value'}, got {value!r}")
+            raise self.error(node, key, f"{expected or 'not a valid value'}, got {_shown(value)}")
         return value
 
     def choice(self, node: yaml.Node, key: str, choices: tuple[str, ...]) -> str:
         value = self.scalar(node, key)
         if value not in choices:
-            raise self.error(node, key, f"expected one of {', '.join(choices)}, got {value!r}")
+            raise self.error(node, key, f"expected one of {', '.join(choices)}, got {_shown(value)}")
         return str(value)
 
     def boolean(self, node: yaml.Node, key: str) -> bool:
         value = self.scalar(node, key)
         if not isinstance(value, bool):
-            raise self.error(node, key, f"expected true or false, got {value!r}")
+            raise self.error(node, key, f"expected true or false, got {_shown(value)}")
         return value
 
     def string_list(self, node: yaml.Node, key: str, example: str) -> tuple[str, ...]:
@@ -442,7 +490,7 @@ class _Reader:
         for item in node.value:
             value = self.scalar(item, key)
             if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise self.error(item, key, f"each argument must be text, got {value!r}")
+                raise self.error(item, key, f"each argument must be text, got {_shown(value)}")
             items.append(str(value))
         return tuple(items)
 
@@ -452,13 +500,16 @@ class _Reader:
         if node is None:
             return default
         full = f"{key}.{name}" if key else name
+        value = self.scalar(node, full)
         try:
-            seconds = parse_duration(self.scalar(node, full))
+            if isinstance(value, str) and not (value.isascii() and len(value) <= 40):
+                raise ValueError(f"expected a duration like 90s, 20m or 12h, got {_shown(value)}")
+            seconds = parse_duration(value)
         except ValueError as e:
             raise self.error(node, full, str(e)) from None
         low, high = bounds
         if not low <= seconds <= high:
             range_text = f"{format_duration(low)} and {format_duration(high)}"
             what = f"AWS {call} accepts between {range_text}" if call else f"expected between {range_text}"
-            raise self.error(node, full, f"{format_duration(seconds)} is out of range: {what}")
+            raise self.error(node, full, f"{_clip(format_duration(seconds), 40)} is out of range: {what}")
         return seconds

@@ -59,6 +59,7 @@ LABEL = "the shared credentials file"
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 _NOT_UTF8 = re.compile("[\ud800-\udfff]")  # what `surrogateescape` made of undecodable bytes
 _KEY_NAME = re.compile(r"[a-z0-9_][a-z0-9_.-]*")  # a key `set_keys` may add
+_SHOWN_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,39}")  # a key name an error message may quote
 
 
 class Kind(Enum):
@@ -206,8 +207,9 @@ def _start_section(doc: Document, name: str, index: int, path: str) -> tuple[dic
         return doc.defaults, None
     if name in doc.sections:
         first = doc.sections[name].header + 1
-        raise CredentialsFileError(path, index + 1, f"section [{name}] appears a second time (first at line {first}); "
-                                                    "botocore refuses the whole file: merge the two sections")
+        raise CredentialsFileError(path, index + 1, f"section [{_shown(name)}] appears a second time (first at "
+                                                    f"line {first}); botocore refuses the whole file: merge the two "
+                                                    "sections")
     section = doc.sections[name] = Section(name, index, index)
     return section.keys, section
 
@@ -221,10 +223,23 @@ def _refuse_line(keys: dict[str, Key] | None, name: str, index: int, path: str, 
         raise CredentialsFileError(path, index + 1, "this line is neither a [section] header, a `key = value` line "
                                                     "nor a # comment, so botocore refuses the whole file; fix it, "
                                                     "or start it with # to make it a comment")
-    where = f"section [{section.name}]" if section else f"[{DEFAULT_SECTION}]"
-    raise CredentialsFileError(path, index + 1, f"key {name} appears a second time in {where} (first at line "
+    where = f"section [{_shown(section.name)}]" if section else f"[{DEFAULT_SECTION}]"
+    raise CredentialsFileError(path, index + 1, f"{_key(name)} appears a second time in {where} (first at line "
                                                 f"{keys[name].lines[0] + 1}; key names ignore case); botocore "
                                                 "refuses the whole file: remove one of them")
+
+
+def _shown(name: str) -> str:
+    """A section name from the file as a message shows it: on one line, no terminal escapes, bounded."""
+    if name.isprintable() and len(name) <= 64:
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name[:64]) + ("…" if len(name) > 64 else "")
+
+
+def _key(name: str) -> str:
+    """A key's name as an error names it: a pasted secret (`SECRET=`) reads as a key name, so only
+    names that look like names are shown; the line number says which one it is."""
+    return f"key {name}" if _SHOWN_KEY.fullmatch(name) and ("_" in name or len(name) <= 12) else "a key"
 
 
 def _check_nested(key: Key, lines: list[str], path: str) -> None:
@@ -234,7 +249,7 @@ def _check_nested(key: Key, lines: list[str], path: str) -> None:
     for index in key.lines[1:]:
         for piece in lines[index].strip().splitlines():
             if piece.strip() and "=" not in piece:
-                raise CredentialsFileError(path, index + 1, f"key {key.name} (line {key.lines[0] + 1}) holds "
+                raise CredentialsFileError(path, index + 1, f"{_key(key.name)} (line {key.lines[0] + 1}) holds "
                                                             "indented `name = value` lines, and this one has no "
                                                             "`=`, which botocore refuses; add it or remove the line")
 
@@ -302,7 +317,7 @@ def read_long_term_key(text: str, section: str, path: str = LABEL) -> AccessKey:
     doc = parse(text, path)
     found = doc.sections.get(section)
     if found is None:
-        names = ", ".join(f"[{name}]" for name in list(doc.sections)[:20]) or "none"
+        names = ", ".join(f"[{_shown(name)}]" for name in list(doc.sections)[:20]) or "none"
         raise CredentialsFileError(path, None, f"there is no section [{section}] (sections: {names}); "
                                                "name the one that holds the key")
     where = f"section [{section}]"
@@ -500,8 +515,8 @@ def _apply(doc: Document, edits: _Edits, expected: Mapping[str, dict[str, str] |
         bad = [name for name in before if got.get(name) != wanted.get(name)] or list(expected)
         line = doc.sections[bad[0]].header + 1 if bad[0] in doc.sections else None
         raise CredentialsFileError(path, line, "credd cannot change the file without changing how botocore reads "
-                                               f"the lines near section [{bad[0]}]; this is most likely an indented "
-                                               "[section] header or key: remove the indentation and try again")
+                                               f"the lines near section [{_shown(bad[0])}]; this is most likely an "
+                                               "indented [section] header or key: remove the indentation and try again")
     return text
 
 
@@ -529,7 +544,9 @@ def _render(doc: Document, edits: _Edits) -> str:
     out.extend(lines[copied:])
     for block in edits.appended:
         if out:
-            out.append(eol)  # a blank line before a new section; `_delete_section` takes it back
+            # A blank line before a new section; `_delete_section` takes it back. After a line that ends
+            # in a lone CR, an LF would only turn that CR into a CRLF: the blank line is then a CR.
+            out.append("\r" if out[-1].endswith("\r") and eol.startswith("\n") else eol)
         out.extend(added + eol for added in block)
     if ends_open and out:
         out[-1] = out[-1].rstrip("\r\n")

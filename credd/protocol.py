@@ -11,16 +11,20 @@ Replies:   {"ok": true, ...} or {"ok": false, "error": KIND, "message": TEXT}
 
 from __future__ import annotations
 
-import json
-import time
-
 # The C module, not `socket`: socket.py pulls in enum and selectors, a few milliseconds
 # of start-up on every AWS CLI call for classes the client never uses.
 import _socket
+import json
+import time
 
 MAX_REQUEST = 16 * 1024  # bytes in one request line; anything longer is hostile
 MAX_REPLY = 4 * 1024 * 1024  # a status reply for many profiles stays far below this
 OPS = ("credentials", "status", "refresh", "mfa", "ping")
+MAX_NAME = 64  # a profile or source name; the config allows no longer ones
+MAX_CODE = 16  # an MFA code (6 digits; some room for spaces around it)
+# Each op's fields and their types; every name must also pass `_is_name`, so replies that quote one stay short.
+FIELDS = {"credentials": {"profile": str}, "mfa": {"source": str, "code": str}, "refresh": {"profiles": list}}
+NAME_FIELDS = {"credentials": "profile", "mfa": "source"}
 
 
 class ProtocolError(Exception):
@@ -48,14 +52,21 @@ def decode_request(line: bytes) -> dict:
     op = message.get("op")
     if op not in OPS:
         raise ProtocolError(f"unknown op; expected one of {', '.join(OPS)}")
-    fields = {"credentials": {"profile": str}, "mfa": {"source": str, "code": str},
-              "refresh": {"profiles": list}}.get(op, {})
-    for name, kind in fields.items():
+    for name, kind in FIELDS.get(op, {}).items():
         if not isinstance(message.get(name), kind):
             raise ProtocolError(f"{op} needs {name!r} ({kind.__name__})")
-    if op == "refresh" and not all(isinstance(p, str) for p in message["profiles"]):
-        raise ProtocolError("refresh needs 'profiles' as a list of names")
+    if op in NAME_FIELDS and not _is_name(message[NAME_FIELDS[op]]):
+        raise ProtocolError(f"{op} needs {NAME_FIELDS[op]!r} as a name of 1 to {MAX_NAME} printable characters")
+    if op == "refresh" and not all(_is_name(p) for p in message["profiles"]):
+        raise ProtocolError(f"refresh needs 'profiles' as a list of names (1 to {MAX_NAME} printable characters)")
+    if op == "mfa" and len(message["code"]) > MAX_CODE:
+        raise ProtocolError("an MFA code has 6 digits")
     return message
+
+
+def _is_name(value: object) -> bool:
+    """A name a request may carry: no control, format or lone surrogate characters, and short."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME and value.isprintable()
 
 
 def error_reply(kind: str, message: str) -> dict:
