@@ -15,6 +15,8 @@ from __future__ import annotations
 # of start-up on every AWS CLI call for classes the client never uses.
 import _socket
 import json
+import os
+import sys
 import time
 
 MAX_REQUEST = 16 * 1024  # bytes in one request line; anything longer is hostile
@@ -33,6 +35,17 @@ class ProtocolError(Exception):
 
 class DaemonUnreachable(Exception):
     """No daemon answers at the socket path."""
+
+
+def peer_uid(sock) -> int | None:
+    """The user id of the process at the other end of a Unix socket, from the kernel (not from anything it says)."""
+    if hasattr(_socket, "SO_PEERCRED"):  # Linux: struct ucred {pid_t pid; uid_t uid; gid_t gid;}
+        raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        return int.from_bytes(raw[4:8], sys.byteorder)
+    if sys.platform == "darwin":  # LOCAL_PEERCRED at SOL_LOCAL: struct xucred {u_int version; uid_t uid; ...}
+        raw = sock.getsockopt(0, 0x001, 76)
+        return int.from_bytes(raw[4:8], sys.byteorder)
+    return None
 
 
 def encode(message: dict) -> bytes:
@@ -87,6 +100,12 @@ def request(path: str, message: dict, timeout: float) -> dict:
             client.connect(path)
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as e:
             raise DaemonUnreachable(str(e)) from None
+        # Before a word is sent (an MFA code, say): a socket in a shared place (/tmp) may be someone else's.
+        owner = peer_uid(client)
+        if owner is not None and owner != os.getuid():
+            raise ProtocolError(f"the process listening at {path} runs as uid {owner}, not as you (uid "
+                                f"{os.getuid()}): it is not your credd; nothing was sent. Remove that socket, or "
+                                "set `socket:` (or $CREDD_SOCKET) to a path in a directory only you can write")
         client.sendall(encode(message))
         client.shutdown(_socket.SHUT_WR)
         data = bytearray()

@@ -16,8 +16,6 @@ import logging
 import os
 import socket
 import stat
-import struct
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,17 +30,6 @@ Handler = Callable[[dict], dict]
 
 class SocketInUse(CreddError):
     """Another daemon serves this socket."""
-
-
-def peer_uid(sock: socket.socket) -> int | None:
-    """The user id of the process at the other end, from the kernel (not from anything it says)."""
-    if hasattr(socket, "SO_PEERCRED"):  # Linux
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return struct.unpack("3i", raw)[1]
-    if sys.platform == "darwin":  # LOCAL_PEERCRED at SOL_LOCAL: struct xucred {u_int version; uid_t uid; ...}
-        raw = sock.getsockopt(0, 0x001, 76)
-        return struct.unpack_from("I", raw, 4)[0]
-    return None
 
 
 def prepare_directory(directory: Path, uid: int) -> None:
@@ -204,7 +191,7 @@ class SocketServer:
             return protocol.error_reply("timeout", f"no request within {self.read_timeout:g} s")
         except (ValueError, asyncio.LimitOverrunError):
             return protocol.error_reply("bad-request", f"request longer than {protocol.MAX_REQUEST} bytes")
-        uid = peer_uid(writer.get_extra_info("socket"))
+        uid = protocol.peer_uid(writer.get_extra_info("socket"))
         if uid != self.uid:
             log.warning("refused a client of uid %s", uid)
             return protocol.error_reply("forbidden", "this credd serves another user")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import threading
 from pathlib import Path
 
@@ -26,3 +28,37 @@ class RunningServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
+
+
+def raw_request(path: Path | str, message: dict, timeout: float = 10) -> dict:
+    """One request as any program could send it: none of credd's client-side checks (who listens, sizes)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        client.connect(str(path))
+        client.sendall(json.dumps(message).encode() + b"\n")
+        client.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := client.recv(65536):
+            data += chunk
+    return json.loads(data)
+
+
+def as_user(uid: int, action) -> dict:
+    """`action()` in a forked child that has become `uid`; its JSON-able result (or its error) comes back."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            reply = json.dumps(action())
+        except BaseException as e:  # noqa: BLE001 - whatever happened goes back to the test
+            reply = json.dumps({"child-error": repr(e)})
+        os.write(write_end, reply.encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        return json.loads(pipe.read())

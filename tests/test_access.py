@@ -26,12 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from credd import hook, paths, protocol, server
+from credd import hook, paths, server
 from credd.config import parse_config
 from credd.errors import ConfigError, CreddError
 from tests.conftest import IN_CI, TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd
 from tests.fixtures_daemon import DaemonProcess, daemon_config
 from tests.fixtures_sts import SOURCE
+from tests.socket_helpers import as_user, raw_request
 
 NOBODY = 65534
 
@@ -164,8 +165,8 @@ def test_the_daemon_cannot_dump_core_and_serves_only_its_own_user():
             def answered():
                 assert daemon.poll() is None, log_path.read_text()
                 try:
-                    return protocol.request(str(socket_path), {"op": "ping"}, 2)
-                except (protocol.DaemonUnreachable, OSError):
+                    return raw_request(socket_path, {"op": "ping"}, 2)  # credd's own client would refuse first
+                except OSError:
                     return None
 
             reply = wait_for("the daemon answers", answered, log=log_path.read_text)
@@ -221,14 +222,18 @@ def test_a_client_of_another_user_gets_nothing_from_a_real_daemon(daemon, sock_p
     # Open every door the file system has, so that only the daemon's peer check stands in the way.
     for path, mode in ((sock_path.parent.parent, 0o755), (sock_path.parent, 0o755), (sock_path, 0o666)):
         os.chmod(path, mode)
+    # A stranger's own program, which skips every check credd's client makes:
+    reply = as_user(NOBODY, lambda: raw_request(sock_path, {"op": "credentials", "profile": "prod-admin"}))
+    assert reply == {"ok": False, "error": "forbidden", "message": "this credd serves another user"}
+    assert "refused a client of uid 65534" in daemon.log()
+    # ...and credd's own client run by the stranger, which refuses first: the daemon is not its user's.
     with scratch_dir("credd-n-", owner=NOBODY) as home:
         stranger = subprocess.run([sys.executable, "-c", AS_USER, str(NOBODY), "process", "prod-admin"],
                                   env=dict(user_env(home), CREDD_SOCKET=str(sock_path)), input="go\n",
                                   capture_output=True, text=True, timeout=60, check=False)
     assert stranger.returncode == 1
-    assert stranger.stderr == "credd: this credd serves another user\n"
+    assert "runs as uid 0, not as you (uid 65534)" in stranger.stderr
     assert stranger.stdout.strip().isdigit()  # the wrapper's pid line, and no credentials
-    assert "refused a client of uid 65534" in daemon.log()
     assert daemon.credd("process", "prod-admin").returncode == 0  # its own user, served as before
     assert daemon.stop() == 0
 
@@ -307,10 +312,6 @@ def test_a_socket_directory_swapped_while_starting_is_refused(sock_path: Path, m
         assert [path.name for path in attacker.iterdir()] == ["credd.sock"]
 
 
-@pytest.mark.xfail(strict=True, reason="credd's clients (protocol.request: the hook, `credd mfa`, `credd status`) "
-                                       "do not check who listens: a socket planted by another user (in "
-                                       "/tmp/credd-UID when there is no XDG_RUNTIME_DIR) gets the MFA codes "
-                                       "`credd mfa` sends and hands the hook forged credentials")
 def test_a_client_refuses_a_daemon_of_another_user(sock_path: Path):
     require_root()
     os.chmod(sock_path.parent.parent, 0o755)  # a place others can reach, as /tmp is
@@ -338,7 +339,7 @@ def test_a_client_refuses_a_daemon_of_another_user(sock_path: Path):
     os.close(ready_write)
     try:
         assert os.read(ready, 1) == b"1"
-        with pytest.raises(hook.HookError):
+        with pytest.raises(hook.HookError, match=f"runs as uid {NOBODY}, not as you .* nothing was sent"):
             hook.fetch(str(sock_path), "prod-admin", 10)
     finally:
         os.close(ready)

@@ -15,7 +15,7 @@ import pytest
 from credd import protocol
 from credd.errors import CreddError
 from credd.server import Listener, SocketInUse, prepare_directory
-from tests.socket_helpers import RunningServer
+from tests.socket_helpers import RunningServer, as_user, raw_request
 
 
 def echo(request: dict) -> dict:
@@ -151,22 +151,7 @@ def test_a_client_of_another_user_is_refused(server, sock_path):
     os.chmod(sock_path.parent.parent, 0o755)
     os.chmod(sock_path.parent, 0o755)
     os.chmod(sock_path, 0o666)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child becomes nobody and asks for credentials
-        os.close(read_end)
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            reply = json.dumps(ask(sock_path, {"op": "credentials", "profile": "p"}))
-        except Exception as e:
-            reply = json.dumps({"child-error": repr(e)})
-        os.write(write_end, reply.encode())
-        os._exit(0)
-    os.close(write_end)
-    os.waitpid(pid, 0)
-    with os.fdopen(read_end) as pipe:
-        reply = json.loads(pipe.read())
+    reply = as_user(65534, lambda: raw_request(sock_path, {"op": "credentials", "profile": "p"}))
     assert reply == {"ok": False, "error": "forbidden", "message": "this credd serves another user"}
     assert ask(sock_path, {"op": "ping"})["ok"]
 
