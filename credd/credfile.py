@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from enum import Enum
 
-from credd.errors import CredentialsFileError
+from credd.errors import CredentialsFileError, one_line
 from credd.model import AccessKey, Credentials, Secret
 
 ACCESS_KEY_ID = "aws_access_key_id"
@@ -76,7 +76,7 @@ class Key:
 
     name: str  # lower-cased, as configparser's optionxform does
     lines: list[int]
-    parts: list[str]
+    parts: list[str] = field(repr=False)  # the value: may be a secret
 
     @property
     def value(self) -> str:
@@ -107,7 +107,7 @@ class Section:
 class Document:
     """A parsed file: its lines (with their endings) and where each section and key stands."""
 
-    lines: list[str]
+    lines: list[str] = field(repr=False)  # the file's text: may hold secrets
     kinds: list[Kind] = field(default_factory=list)
     sections: dict[str, Section] = field(default_factory=dict)
     defaults: dict[str, Key] = field(default_factory=dict)
@@ -207,7 +207,7 @@ def _start_section(doc: Document, name: str, index: int, path: str) -> tuple[dic
         return doc.defaults, None
     if name in doc.sections:
         first = doc.sections[name].header + 1
-        raise CredentialsFileError(path, index + 1, f"section [{_shown(name)}] appears a second time (first at "
+        raise CredentialsFileError(path, index + 1, f"section [{_name(name)}] appears a second time (first at "
                                                     f"line {first}); botocore refuses the whole file: merge the two "
                                                     "sections")
     section = doc.sections[name] = Section(name, index, index)
@@ -223,17 +223,15 @@ def _refuse_line(keys: dict[str, Key] | None, name: str, index: int, path: str, 
         raise CredentialsFileError(path, index + 1, "this line is neither a [section] header, a `key = value` line "
                                                     "nor a # comment, so botocore refuses the whole file; fix it, "
                                                     "or start it with # to make it a comment")
-    where = f"section [{_shown(section.name)}]" if section else f"[{DEFAULT_SECTION}]"
+    where = f"section [{_name(section.name)}]" if section else f"[{DEFAULT_SECTION}]"
     raise CredentialsFileError(path, index + 1, f"{_key(name)} appears a second time in {where} (first at line "
                                                 f"{keys[name].lines[0] + 1}; key names ignore case); botocore "
                                                 "refuses the whole file: remove one of them")
 
 
-def _shown(name: str) -> str:
+def _name(name: str) -> str:
     """A section name from the file as a message shows it: on one line, no terminal escapes, bounded."""
-    if name.isprintable() and len(name) <= 64:
-        return name
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name[:64]) + ("…" if len(name) > 64 else "")
+    return one_line(name, 64)
 
 
 def _key(name: str) -> str:
@@ -317,7 +315,7 @@ def read_long_term_key(text: str, section: str, path: str = LABEL) -> AccessKey:
     doc = parse(text, path)
     found = doc.sections.get(section)
     if found is None:
-        names = ", ".join(f"[{_shown(name)}]" for name in list(doc.sections)[:20]) or "none"
+        names = ", ".join(f"[{_name(name)}]" for name in list(doc.sections)[:20]) or "none"
         raise CredentialsFileError(path, None, f"there is no section [{section}] (sections: {names}); "
                                                "name the one that holds the key")
     where = f"section [{section}]"
@@ -515,7 +513,7 @@ def _apply(doc: Document, edits: _Edits, expected: Mapping[str, dict[str, str] |
         bad = [name for name in before if got.get(name) != wanted.get(name)] or list(expected)
         line = doc.sections[bad[0]].header + 1 if bad[0] in doc.sections else None
         raise CredentialsFileError(path, line, "credd cannot change the file without changing how botocore reads "
-                                               f"the lines near section [{_shown(bad[0])}]; this is most likely an "
+                                               f"the lines near section [{_name(bad[0])}]; this is most likely an "
                                                "indented [section] header or key: remove the indentation and try again")
     return text
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PART = re.compile(r"(\d+)([smhd])")
-_WHOLE = re.compile(r"(?:\d+[smhd])+")
+_PART = re.compile(r"([0-9]+)([smhd])")
+_WHOLE = re.compile(r"(?:[0-9]+[smhd])+")
+_LONGEST = 40  # characters: no real duration needs more, and int() of thousands of digits is slow and refused
 
 
 def parse_duration(value: object) -> int:
@@ -23,13 +24,14 @@ def parse_duration(value: object) -> int:
         if value < 0:
             raise ValueError(f"a duration cannot be negative, got {value}")
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= _LONGEST:
         text = value.strip().lower()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():  # not `²` or `١٢`, which str.isdigit() also takes
             return int(text)
         if _WHOLE.fullmatch(text):
             return sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text))
-    raise ValueError(f"expected a duration like 90s, 20m or 12h, got {value!r}")
+    shown = repr(value[:_LONGEST]) + "…" if isinstance(value, str) and len(value) > _LONGEST else repr(value)
+    raise ValueError(f"expected a duration like 90s, 20m or 12h, got {shown}")
 
 
 def format_duration(seconds: int) -> str:

@@ -78,3 +78,18 @@ class CredentialsFileError(CreddError):
         self.detail = message
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {message}")
+
+
+def one_line(text: str, limit: int = 80) -> str:
+    """`text` as a message may quote it: one line, no terminal escapes, about `limit` characters at most.
+
+    For names and values read from hostile files: characters that are not printable become escapes
+    (a newline in a key must not split a log line, an ESC must not reach a terminal).
+    """
+    cut = len(text) > limit
+    head = text[:limit]
+    if not head.isprintable():
+        escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)
+        cut = cut or len(escaped) > limit
+        head = escaped[:limit]
+    return head + "…" if cut else head

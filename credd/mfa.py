@@ -37,7 +37,7 @@ WINDOW = 30  # seconds per TOTP code (RFC 6238's default, and AWS's)
 # set back: waiting for it could take hours, so it is ignored instead. Claims
 # queued by concurrent refreshes of one device stay far below it.
 MAX_WINDOWS_AHEAD = 10
-CODE = re.compile(r"\d{6}")
+CODE = re.compile(r"[0-9]{6}")  # ASCII digits only: \d also takes `١٢٣٤٥٦`
 STATE_FILE = "mfa-windows.json"
 COMMAND_TIMEOUT = 60.0  # a hardware key may wait for a touch
 PROMPT_CODE_MAX_AGE = 90.0  # a handed-in code older than three windows is stale

@@ -11,7 +11,8 @@ def test_parses(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", [True, False, None, 1.5, "1.5h", "", "h", "12 h", "-5", -5, "5w", "m5", [1], "1h-"])
+@pytest.mark.parametrize("bad", [True, False, None, 1.5, "1.5h", "", "h", "12 h", "-5", -5, "5w", "m5", [1], "1h-",
+                                 "²", "١٢", "١h", "9" * 5000, "1" * 41])
 def test_refuses(bad):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
@@ -25,3 +26,9 @@ def test_formats(seconds, text):
 @pytest.mark.parametrize("seconds", [1, 61, 900, 3599, 3600, 43200, 129600, 987654])
 def test_format_round_trips(seconds):
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+def test_a_long_value_is_quoted_short():
+    with pytest.raises(ValueError) as caught:
+        parse_duration("9" * 5000)
+    assert len(str(caught.value)) < 120

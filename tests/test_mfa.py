@@ -190,6 +190,7 @@ def python(code: str) -> tuple[str, ...]:
     ("Touch your key\n  654321  \n", "654321"),
     ("111111\nnoise\n222222\ntrailing words\n", "222222"),  # the last 6-digit line
     ("1234567\n12345\ncode: 123456\n", None),  # a line that is only a code
+    ("١٢٣٤٥٦\n", None),  # digits, but not ones AWS takes
     ("", None),
 ])
 def test_last_code(output, code):
@@ -236,7 +237,7 @@ def test_a_handed_in_code_is_taken_once():
     assert "credd mfa alice" in str(caught.value)
 
 
-@pytest.mark.parametrize("bad", ["12345", "1234567", "12345a", ""])
+@pytest.mark.parametrize("bad", ["12345", "1234567", "12345a", "", "١٢٣٤٥٦", "12345\u0665"])
 def test_a_malformed_code_is_refused_without_echo(bad):
     with pytest.raises(SecretFormatError) as caught:
         mfa.CodeInbox().put("alice", bad)

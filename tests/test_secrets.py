@@ -202,12 +202,7 @@ def value_holders() -> dict[str, object]:
             "Context (its env may hold AWS_SECRET_ACCESS_KEY)": Context(env={"AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY})}
 
 
-RAW_VALUES_IN_REPR = pytest.mark.xfail(strict=True, reason="credfile's Key/Section/Document (credd/credfile.py) "
-                                       "keep raw values in their dataclass reprs")
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=RAW_VALUES_IN_REPR if name.startswith("credfile") else ())
-                                  for name in value_holders()])
+@pytest.mark.parametrize("name", list(value_holders()))
 def test_types_that_hold_raw_file_or_environment_values_do_not_show_them(name: str):
     found = leaked(value_holders()[name])
     assert found == []
