@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import fault_tally
 from tests.conftest import (
     IN_CI,
     TEST_KEY_ID,
@@ -83,6 +84,7 @@ class ReadOnly:
         if is_writable(directory):
             self.release(directory)
             cannot(f"could not make {directory} read-only on this machine")
+        fault_tally.count("local:read-only directory")
         return directory
 
     def release(self, directory: Path) -> None:
@@ -147,6 +149,7 @@ class SmallDisk:
             assert e.errno == 28, f"filling {directory} failed with {e}, not ENOSPC"
         finally:
             os.close(fd)
+        fault_tally.count("local:disk full")
         return filler
 
     def unmount_all(self) -> None:
@@ -168,6 +171,7 @@ def file_size_limit(limit: int) -> Iterator[None]:
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    fault_tally.count("local:file size limit")
     try:
         yield
     finally:
@@ -178,6 +182,7 @@ def file_size_limit(limit: int) -> Iterator[None]:
 def under_file_size_limit(limit: int) -> list[str]:
     """A command prefix: what follows starts with a soft RLIMIT_FSIZE of `limit`; the hard one stays, to lift it."""
     hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    fault_tally.count("local:file size limit")
     return [require_tool("prlimit"), f"--fsize={limit}:{'unlimited' if hard == resource.RLIM_INFINITY else hard}",
             "--"]
 
@@ -243,11 +248,13 @@ class KeyringBus:
 
     def stop_keyring(self) -> None:
         _stop(self.keyring)
+        fault_tally.count("local:keyring stopped")
 
     def stop_bus(self) -> None:
         """The bus goes, and gnome-keyring, which lives on it, with it."""
         _stop(self.bus)
         _stop(self.keyring)
+        fault_tally.count("local:D-Bus stopped")
 
     def lock(self) -> None:
         import secretstorage
@@ -256,6 +263,7 @@ class KeyringBus:
             collection = secretstorage.get_default_collection(connection)
             collection.lock()
             assert collection.is_locked()
+        fault_tally.count("local:keyring locked")
 
     def unlock(self) -> None:
         """What the user's unlock prompt does: gnome-keyring's own call with the login password."""
@@ -271,7 +279,8 @@ class KeyringBus:
             assert not collection.is_locked()
 
     def close(self) -> None:
-        self.stop_bus()
+        _stop(self.bus)
+        _stop(self.keyring)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -343,3 +352,8 @@ def keyring_daemon(keyring_bus: KeyringBus, live_sts: StsFront, sock_path: Path,
     process = DaemonProcess(home, sock_path, tmp_path)
     yield process
     process.finish()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    terminalreporter.write_line(f"faults injected: STS replies {fault_tally.summary('sts:')}; "
+                                f"local {fault_tally.summary('local:')}")

@@ -25,6 +25,7 @@ from credd.engine import Engine
 from credd.model import AccessKey, Config, Profile, Secret, Source
 from credd.store import Store
 from credd.sts import StsClients
+from tests import fault_tally
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, Home
 from tests.sts_front import StsFront
 
@@ -71,6 +72,8 @@ class Clock:
         self.advance(seconds)
 
     def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            fault_tally.count("local:clock set back")
         self._factory.tick(seconds)
         for watcher in self._watchers:
             watcher()

@@ -45,6 +45,8 @@ from xml.sax.saxutils import escape
 
 import pyotp
 
+from tests import fault_tally
+
 MFA_FAILED = "MultiFactorAuthentication failed with invalid MFA one time pass code. "
 FAULTS = ("throttle", "server_error", "timeout", "drop", "drop_after", "truncate", "rewrite")
 SIGNATURE_WINDOW = 15 * 60  # seconds: STS refuses a SigV4 request whose X-Amz-Date is further off its clock
@@ -171,6 +173,7 @@ class StsFront:
             for fault in self._faults:
                 if fault.action in (None, request.action) and fault.times > 0:
                     fault.times -= 1
+                    fault_tally.count(f"sts:{fault.kind}")
                     return fault
         return None
 
