@@ -21,6 +21,7 @@ import pytest
 from credd import mfa
 from credd.atomicfile import update_file
 from credd.commands import control
+from credd.commands.serve import Runtime
 from credd.context import Context
 from credd.daemon import STUCK_RETRY
 from credd.errors import CreddError, UsageError
@@ -278,6 +279,24 @@ def test_mfa_windows_stay_in_memory_while_the_state_dir_is_read_only(read_only, 
     assert windows.claim(SERIAL, now) == claimed[-1] + 1
     assert json.loads(mfa.state_file(state).read_text())["last_window"] == {SERIAL: claimed[-1] + 1}
     assert "is written again" in caplog.text
+
+
+def test_a_reload_keeps_the_mfa_windows_an_unwritable_state_dir_holds_in_memory(read_only, plaintext_keyring):
+    home = plaintext_keyring
+    home.write_config(daemon_config("http://127.0.0.1:9"))
+    read_only(Path(home.env["XDG_STATE_HOME"]) / "credd")
+    ctx = Context(env=home.env, stdout=io.StringIO(), stderr=io.StringIO())
+    config = ctx.load_config()
+    runtime = Runtime(ctx, config, ctx.open_store(config))
+    runtime.scheduler.start()
+    now = 1_906_977_605.0
+    used = runtime.daemon.engine.windows.claim(SERIAL, now)
+    runtime.daemon.engine.windows.record(SERIAL, used)  # in memory only: the state dir is read-only
+    try:
+        runtime.reload()
+        assert runtime.daemon.engine.windows.claim(SERIAL, now) == used + 1  # not the window just used
+    finally:
+        runtime.scheduler.shutdown()
 
 
 def test_no_code_is_reused_while_the_state_dir_is_read_only(sts_rig, sts_front, clock, read_only, caplog):

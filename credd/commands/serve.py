@@ -51,6 +51,9 @@ class Runtime:
         self.ctx = ctx
         self.store = store
         self.scheduler = Scheduler(self._due, self._caught_up)
+        # One ledger of used MFA windows for the life of the process: a reload must not forget, in
+        # memory, the windows an unwritable state dir kept it from saving (a code is never used twice).
+        self.windows = mfa.UsedWindows(mfa.state_file(paths.state_dir(ctx.env)), uid=ctx.uid)
         self.daemon = self._build(config)
 
     def _build(self, config: Config) -> Daemon:
@@ -58,7 +61,7 @@ class Runtime:
         store = Store(self.store.backend, config.keyring_service)
         engine = Engine(config, store=store, clients=sts.StsClients(),
                         drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox),
-                        windows=mfa.UsedWindows(mfa.state_file(paths.state_dir(self.ctx.env)), uid=self.ctx.uid))
+                        windows=self.windows)
         return Daemon(config, engine, inbox, plan=self.scheduler.plan, write=CredentialsWriter(config.credentials_file))
 
     async def serve(self) -> int:
