@@ -209,13 +209,30 @@ class Daemon:
             return self.refresh_now(request["profiles"])
         return self.status()
 
+    def quick_reply(self, request: dict) -> dict | None:
+        """What can be answered from memory without waiting (a ping, fresh credentials); None for the rest.
+
+        The socket server calls this on its event loop, before it hands a request to `handle` in a thread.
+        """
+        if request["op"] == "ping":
+            return self.handle(request)
+        if request["op"] == "credentials" and request["profile"] in self.config.profiles:
+            creds = self._fresh(request["profile"])
+            if creds is not None:
+                return {"ok": True, "credentials": process_json(creds)}
+        return None
+
+    def _fresh(self, name: str) -> Credentials | None:
+        creds = self.engine.credentials(name)
+        refresh_before = timedelta(seconds=self.config.refresh_before)
+        return creds if creds is not None and refresh.is_fresh(creds.expiration, self.clock(), refresh_before) else None
+
     def credentials(self, name: str) -> dict:
         profile = self.config.profiles.get(name)
         if profile is None:
             return self._unknown_profile(name)
-        creds = self.engine.credentials(name)
-        refresh_before = timedelta(seconds=self.config.refresh_before)
-        if creds is None or not refresh.is_fresh(creds.expiration, self.clock(), refresh_before):
+        creds = self._fresh(name)
+        if creds is None:
             # Concurrent requests queue on the engine's per-source lock; the later ones
             # find the credentials fresh and make no STS call of their own.
             self.refresh_source(profile.source, profiles=[name])

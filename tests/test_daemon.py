@@ -192,3 +192,19 @@ def test_a_request_failing_while_backing_off_says_when_credd_tries_again(make_da
     sts_front.clear_faults()
     assert daemon.handle({"op": "refresh", "profiles": ["role-00"]})["ok"]  # which it does
     assert daemon.engine.trouble(SOURCE) is None
+
+
+def test_quick_reply_serves_only_fresh_credentials_and_pings(make_daemon, sts_front, clock):
+    _, daemon, _, _ = make_daemon(roles=1)
+    assert daemon.quick_reply({"op": "credentials", "profile": "role-00"}) is None  # nothing yet: a refresh is due
+    daemon.refresh_all()
+    calls = dict(sts_front.calls)
+    quick = daemon.quick_reply({"op": "credentials", "profile": "role-00"})
+    assert quick == daemon.handle({"op": "credentials", "profile": "role-00"})
+    assert quick["credentials"]["SessionToken"] == daemon.engine.credentials("role-00").session_token.reveal()
+    assert daemon.quick_reply({"op": "ping"})["ok"] is True
+    for request in ({"op": "status"}, {"op": "refresh", "profiles": []}, {"op": "credentials", "profile": "nope"}):
+        assert daemon.quick_reply(request) is None  # the pool answers these
+    clock.advance(45 * 60)  # 15 minutes left, under refresh_before: no longer fresh, so not quick
+    assert daemon.quick_reply({"op": "credentials", "profile": "role-00"}) is None
+    assert sts_front.calls == calls  # quick replies never call STS

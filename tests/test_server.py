@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import stat
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -194,3 +195,30 @@ def test_directory_checks(tmp_path):
         prepare_directory(open_dir, os.getuid())
     with pytest.raises(CreddError, match="belongs to uid"):
         prepare_directory(target, os.getuid() + 1)
+
+
+def test_quick_answers_on_the_event_loop_and_the_rest_goes_to_the_pool(sock_path):
+    threads = {}
+
+    def quick(request: dict) -> dict | None:
+        if request["op"] == "credentials" and request["profile"] == "boom-quick":
+            raise RuntimeError("secret-looking internals")
+        if request["op"] == "credentials" and request["profile"] == "cached":
+            threads["quick"] = threading.current_thread().name
+            return {"ok": True, "from": "quick"}
+        return None
+
+    def handler(request: dict) -> dict:
+        threads["pool"] = threading.current_thread().name
+        return {"ok": True, "from": "pool"}
+
+    running = RunningServer(sock_path, handler, quick=quick)
+    try:
+        assert ask(sock_path, {"op": "credentials", "profile": "cached"}) == {"ok": True, "from": "quick"}
+        assert ask(sock_path, {"op": "credentials", "profile": "other"}) == {"ok": True, "from": "pool"}
+        assert ask(sock_path, {"op": "credentials", "profile": "boom-quick"}) == {
+            "ok": False, "error": "internal", "message": "internal error (RuntimeError); see the daemon's log"}
+    finally:
+        running.stop()
+    assert threads["quick"] == running.thread.name  # the loop's own thread: no hop
+    assert threads["pool"].startswith("credd-request")

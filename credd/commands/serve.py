@@ -67,7 +67,8 @@ class Runtime:
     async def serve(self) -> int:
         config = self.daemon.config
         listener = Listener(config.socket, self.ctx.uid)  # refuses a second daemon before anything else starts
-        server = SocketServer(listener, lambda request: self.daemon.handle(request), self.ctx.uid)
+        server = SocketServer(listener, lambda request: self.daemon.handle(request), self.ctx.uid,
+                              quick=lambda request: self.daemon.quick_reply(request))
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
