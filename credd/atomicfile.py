@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import os
 import stat
 import tempfile
@@ -103,7 +104,8 @@ def update_file(path: Path, transform: Callable[[str], str], timeout: float = LO
             for _ in range(ATTEMPTS):
                 before = _read_bytes(target)
                 text = (before or b"").decode("utf-8", "surrogateescape")
-                new = transform(text)
+                with _collector_paused():
+                    new = transform(text)
                 if new == text:
                     return False
                 temp = _write_temp(target, new.encode("utf-8", "surrogateescape"))
@@ -115,6 +117,19 @@ def update_file(path: Path, transform: Callable[[str], str], timeout: float = LO
         raise _io_error("update", path, e) from e
     raise CreddError(f"{path} changed {ATTEMPTS} times while credd was writing it, so credd left it as the other "
                      "program wrote it; if a program rewrites it constantly, stop it, then try again")
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Parsing a big file makes objects that live until it is written, and no cycles: the collector,
+    triggered by their count, would walk them again and again (BENCHMARKS.md, section 5)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @contextmanager

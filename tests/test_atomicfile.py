@@ -252,3 +252,22 @@ def bump(text: str, name: str, n: int) -> str:
     held = credfile.read_profiles(text)[name]["aws_access_key_id"]
     assert held == make_credentials(n - 1).access_key_id, f"{name} lost update {n - 1}: the file holds {held}"
     return credfile.update(text, {name: make_credentials(n)})
+
+
+def test_the_collector_is_paused_while_the_file_is_edited_and_back_after(tmp_path: Path) -> None:
+    import gc
+
+    seen = []
+
+    def transform(text: str) -> str:
+        seen.append(gc.isenabled())
+        return text + "x"
+
+    def broken(text: str) -> str:
+        raise CreddError("refused")
+
+    assert gc.isenabled()
+    update_file(tmp_path / "f", transform)
+    with pytest.raises(CreddError):
+        update_file(tmp_path / "f", broken)
+    assert seen == [False] and gc.isenabled()  # paused for the edit; back on after it, and after a refusal
