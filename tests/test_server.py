@@ -222,3 +222,20 @@ def test_quick_answers_on_the_event_loop_and_the_rest_goes_to_the_pool(sock_path
         running.stop()
     assert threads["quick"] == running.thread.name  # the loop's own thread: no hop
     assert threads["pool"].startswith("credd-request")
+
+
+def test_a_client_that_does_not_read_its_big_reply_is_dropped_and_others_are_served(sock_path):
+    running = RunningServer(sock_path, lambda request: {"ok": True, "big": "x" * (2 << 20)}, read_timeout=0.5)
+    try:
+        lazy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lazy.connect(str(sock_path))
+        lazy.sendall(b'{"op":"status"}\n')  # and never reads: 2 MiB cannot fit in the socket's buffers
+        started = time.monotonic()
+        assert len(ask(sock_path, {"op": "status"})["big"]) == 2 << 20  # another client, served meanwhile
+        deadline = time.monotonic() + 10
+        while running.server._clients and time.monotonic() < deadline:  # the lazy one is given up on
+            time.sleep(0.05)
+        assert running.server._clients == 0 and time.monotonic() - started < 5
+        lazy.close()
+    finally:
+        running.stop()
