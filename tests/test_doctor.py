@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import threading
@@ -15,10 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from credd import doctor
+from credd import doctor, sts
 from credd.commands.doctor import probe_clock, probe_clocks, sts_endpoints
-from credd.doctor import (AwsConfigFacts, ClockProbe, Facts, FileFacts, KeyringFacts, SecretFacts, ServiceFacts,
-                          SocketFacts, Stat)
+from credd.doctor import (
+    AwsConfigFacts,
+    ClockProbe,
+    Facts,
+    FileFacts,
+    KeyringFacts,
+    SecretFacts,
+    ServiceFacts,
+    SocketFacts,
+    Stat,
+    StateDirFacts,
+)
 from credd.model import Config, Profile, Source
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd
 
@@ -27,6 +38,8 @@ CREDS = "/home/u/.aws/credentials"
 AWS_CONFIG = "/home/u/.aws/config"
 CONFIG_PATH = "/home/u/.config/credd/config.yaml"
 SOCKET = "/run/user/1000/credd/credd.sock"
+STATE = "/home/u/.local/state/credd"
+STATE_FILE = f"{STATE}/mfa-windows.json"
 OWNED = "[alice-session]\naws_access_key_id = ASIAEXAMPLEEXAMPLE1\naws_secret_access_key = s\n" \
         "aws_session_token = t\nx_credd_expiration = 2030-01-01T00:00:00Z\n"
 LONG_TERM = f"aws_access_key_id = {TEST_KEY_ID}\naws_secret_access_key = {TEST_SECRET_KEY}\n"
@@ -58,6 +71,7 @@ def healthy(**changes) -> Facts:
         secrets={"alice": SecretFacts(TEST_KEY_ID, has_seed=True)},
         credentials=file_with(),
         sdk_credentials_file=CREDS, sdk_credentials_resolved=CREDS,
+        state_dir=state_dir_with(),
         aws_config=AwsConfigFacts(AWS_CONFIG, True, WIRED),
         socket=SocketFacts(SOCKET, stat=Stat(stat.S_IFSOCK | 0o600, UID), reply=status_reply()),
         service=ServiceFacts("credd.service", "/home/u/.config/systemd/user/credd.service", True, "active"),
@@ -70,6 +84,18 @@ def file_with(text: str | None = OWNED, mode: int = 0o600, owner: int = UID, dir
     return FileFacts(CREDS, CREDS, Stat(stat.S_IFREG | mode, owner), Stat(stat.S_IFDIR | dir_mode, UID), text)
 
 
+def state_dir_with(mode: int = stat.S_IFDIR | 0o700, owner: int = UID, file_mode: int | None = stat.S_IFREG | 0o600,
+                   error: str | None = None) -> StateDirFacts:
+    file = Stat(file_mode, UID) if file_mode is not None else None
+    return StateDirFacts(STATE, Stat(mode, owner) if error is None else None, STATE_FILE, file, error)
+
+
+def sources_reply(skew: int | None, warning: str | None) -> dict:
+    """A status reply whose source alice's last STS reply showed the clock `skew` seconds off."""
+    return status_reply(sources={"alice": {"failures_in_a_row": 0, "next_attempt": None, "last_error_kind": None,
+                                           "clock_skew_seconds": skew, "clock_warning": warning}})
+
+
 def problems(findings: list[doctor.Finding]) -> list[doctor.Finding]:
     return [finding for finding in findings if finding.level != "ok"]
 
@@ -78,8 +104,8 @@ def test_a_healthy_setup_is_all_ok():
     findings = doctor.diagnose(healthy())
     assert problems(findings) == []
     topics = {finding.topic for finding in findings}
-    assert {"config", "keyring", "source alice", "credentials file", "aws config", "profile alice-session",
-            "profile prod-admin", "environment", "daemon", "service", "clock"} <= topics
+    assert {"config", "keyring", "source alice", "credentials file", "state directory", "aws config",
+            "profile alice-session", "profile prod-admin", "environment", "daemon", "service", "clock"} <= topics
     paths = {f.topic: f.message for f in findings if f.topic.startswith("profile ")}
     assert paths["profile alice-session"].startswith("served from the credentials file")
     assert paths["profile prod-admin"].startswith("served by credential_process")
@@ -120,6 +146,23 @@ BROKEN = [
     ("long-term key where credd writes", {"credentials": file_with("[alice-session]\n" + LONG_TERM)},
      "fail", "credentials file", "cannot write profile alice-session",
      "credd keys import alice --from-profile alice-session"),
+    ("state directory a symlink", {"state_dir": state_dir_with(mode=stat.S_IFLNK | 0o777)},
+     "fail", "state directory", (f"credd refuses it (so after a restart it may send an MFA code again, which AWS "
+                                 f"refuses): {STATE} is a symlink, which credd does not follow there; remove it (`rm {STATE}`)"),
+     None),
+    ("state directory not a directory", {"state_dir": state_dir_with(mode=stat.S_IFREG | 0o600)},
+     "fail", "state directory", f"{STATE} is not a directory; remove it", None),
+    ("state directory of another user", {"state_dir": state_dir_with(owner=0)},
+     "fail", "state directory", f"{STATE} belongs to uid 0, not you (uid {UID}); remove it", None),
+    ("state directory writable by the group", {"state_dir": state_dir_with(mode=stat.S_IFDIR | 0o770)},
+     "fail", "state directory", f"open to other users (mode 770); run `chmod 700 {STATE}`", None),
+    ("state directory writable by all", {"state_dir": state_dir_with(mode=stat.S_IFDIR | 0o1777)},
+     "fail", "state directory", f"open to other users (mode 1777); run `chmod 700 {STATE}`", None),
+    ("state file a symlink", {"state_dir": state_dir_with(file_mode=stat.S_IFLNK | 0o777)},
+     "fail", "state directory", f"{STATE_FILE} is a symlink", f"rm {STATE_FILE}"),
+    ("state directory out of reach", {"state_dir": state_dir_with(error="Permission denied")},
+     "fail", "state directory", f"cannot look at {STATE} (Permission denied), and neither can credd",
+     "must be a directory you can enter"),
     ("AWS config botocore refuses", {"aws_config": AwsConfigFacts(AWS_CONFIG, True, error=f"{AWS_CONFIG}:4: bad")},
      "fail", "aws config", "config:4: bad", None),
     ("wired to a profile credd lacks",
@@ -201,6 +244,14 @@ BROKEN = [
      "warn", "clock", "45s ahead of STS", "timedatectl"),
     ("STS unreachable", {"clock": (ClockProbe("https://sts.us-east-1.amazonaws.com", error="Name not known"),)},
      "warn", "clock", "cannot reach STS at https://sts.us-east-1.amazonaws.com to check the clock", "offline"),
+    ("daemon saw the clock off", {"socket": SocketFacts(SOCKET, reply=sources_reply(-400, "7 min behind")),
+                                  "clock": (ClockProbe("http://127.0.0.1:9", error="timed out"),)},
+     "warn", "clock", ("at source alice's last STS reply, the daemon found this machine's clock 6m40s behind STS: "
+                       "AWS refuses the TOTP codes made on a clock this far off"), "timedatectl set-ntp true"),
+    ("daemon saw the clock off, set right since",
+     {"socket": SocketFacts(SOCKET, reply=sources_reply(420, "7 min ahead"))},
+     "warn", "clock", ("clock 7m ahead of STS: AWS refuses the TOTP codes made on a clock this far off; it is "
+                       "within 1 s of STS now, so it was set right since"), "timedatectl set-ntp true"),
 ]
 
 
@@ -238,6 +289,53 @@ def test_a_check_that_breaks_costs_only_its_own_findings(monkeypatch: pytest.Mon
     findings = doctor.diagnose(healthy())
     assert findings[-1].level == "fail" and "internal error in check_clock (KeyError)" in findings[-1].message
     assert len(findings) > 10
+
+
+def test_a_state_directory_that_is_private_or_missing_is_ok():
+    def state_findings(state: StateDirFacts) -> list[doctor.Finding]:
+        return [f for f in doctor.diagnose(healthy(state_dir=state)) if f.topic == "state directory"]
+
+    assert state_findings(StateDirFacts(STATE, file_path=STATE_FILE)) == [doctor.ok(
+        "state directory", f"{STATE} does not exist yet; credd creates it (mode 700) when it first uses an MFA code")]
+    # Others may read it (no secrets there), as the daemon allows; the state file need not exist yet.
+    assert state_findings(state_dir_with(mode=stat.S_IFDIR | 0o755, file_mode=None)) == [
+        doctor.ok("state directory", f"{STATE}: yours, mode 755")]
+
+
+def clock_findings(**changes) -> list[doctor.Finding]:
+    return [f for f in doctor.diagnose(healthy(**changes)) if f.topic == "clock"]
+
+
+def test_the_daemons_clock_is_reported_only_when_it_warns():
+    quiet = SocketFacts(SOCKET, reply=sources_reply(200, None))  # 3m20s off: below the daemon's threshold
+    refused = SocketFacts(SOCKET, reply={"ok": False, "error": "forbidden", "message": "not yours",
+                                         "sources": sources_reply(-400, "x")["sources"]})
+    older = SocketFacts(SOCKET, reply=status_reply())  # a daemon from before `sources`
+    for socket_facts in (quiet, refused, older):
+        assert clock_findings(socket=socket_facts) == [doctor.ok("clock", "within 1 s of STS (http://127.0.0.1:9)")]
+
+
+def test_the_probe_and_the_daemon_tell_the_clock_alike():
+    findings = clock_findings(socket=SocketFacts(SOCKET, reply=sources_reply(-400, "7 min behind")),
+                              clock=(ClockProbe("http://127.0.0.1:9", skew=-400.2),))
+    assert [f.level for f in findings] == ["fail", "warn"]  # now, from the probe; then, from the daemon
+    assert "clock is 6m40s behind STS (http://127.0.0.1:9)" in findings[0].message
+    assert "clock 6m40s behind STS" in findings[1].message and "set right since" not in findings[1].message
+    assert findings[0].fix == findings[1].fix == doctor.clock.TIME_SYNC
+    # The daemon warns from the size at which the probe fails.
+    assert doctor.clock.SKEW_FAIL == sts.SKEW_REPORTED.total_seconds()
+
+
+def test_the_daemons_clock_warning_without_a_size_or_a_known_source():
+    reply = status_reply(sources={"alice": {"clock_skew_seconds": None, "clock_warning": "far off"},
+                                  "bob": {"clock_skew_seconds": 900, "clock_warning": "15 min ahead"}})
+    findings = clock_findings(socket=SocketFacts(SOCKET, reply=reply))[1:]
+    assert [f.message for f in findings] == [
+        ("at source alice's last STS reply, the daemon found this machine's clock far off STS's; it is within 1 s "
+         "of STS now, so it was set right since"),
+        ("at source bob's last STS reply, the daemon found this machine's clock 15m ahead of STS: AWS refuses the "
+         "TOTP codes made on a clock this far off"),  # a source of another config: no probe of its endpoint to compare
+    ]
 
 
 @pytest.mark.parametrize("command,target", [
@@ -357,6 +455,10 @@ def broken_home(home: Home, break_it: str) -> dict[str, str]:
         home.credentials.chmod(0o644)
     elif break_it == "unknown profile wired":
         (home.root / ".aws" / "config").write_text("[profile ghost]\ncredential_process = credd process ghost\n")
+    elif break_it == "state directory open":
+        state = home.root / ".local" / "state" / "credd"
+        state.mkdir(parents=True)
+        state.chmod(0o777)
     elif break_it == "keys in the environment":
         return {"AWS_ACCESS_KEY_ID": TEST_KEY_ID, "AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY}
     return {}
@@ -370,6 +472,8 @@ def broken_home(home: Home, break_it: str) -> dict[str, str]:
     ("keys in the environment", 0, "warn environment: AWS_ACCESS_KEY_ID (AKIA…MPLE), AWS_SECRET_ACCESS_KEY are set",
      "fix: unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY"),
     ("unknown profile wired", 1, "FAIL profile ghost: [profile ghost] in ", "fix: add ghost under `profiles:`"),
+    ("state directory open", 1, ("FAIL state directory: credd refuses it (so after a restart it may send an MFA "
+                                 "code again, which AWS refuses): "), "is open to other users (mode 777); run `chmod 700 "),
 ])
 def test_the_command_on_a_broken_home(plaintext_keyring: Home, break_it, status, line, fix):
     extra = broken_home(plaintext_keyring, break_it)
@@ -396,7 +500,7 @@ def test_the_command_with_a_running_daemon(daemon, live_sts):
     findings = json.loads(result.stdout)["findings"]
     levels = {(f["level"], f["topic"]) for f in findings}
     assert {("ok", "daemon"), ("ok", "clock"), ("ok", "credentials file"), ("ok", "profile alice-session"),
-            ("ok", "profile prod-admin"), ("ok", "source alice")} <= levels
+            ("ok", "profile prod-admin"), ("ok", "source alice"), ("ok", "state directory")} <= levels
     # What this test machine cannot help: keyrings.alt (chosen) and no user service manager.
     assert {topic for level, topic in levels if level != "ok"} <= {"keyring", "service"}, result.stdout
 
@@ -409,6 +513,23 @@ def test_the_command_with_a_running_daemon(daemon, live_sts):
     assert result.returncode == 1
     assert f"FAIL socket: {socket_dir} is open to other users (mode 755); run `chmod 700 {socket_dir}`" in result.stdout
     assert "ok   daemon: credd" in result.stdout
+
+
+def test_the_command_with_a_daemon_that_saw_the_clock_off(daemon, live_sts):
+    live_sts.clock_offset = 10 * 60  # STS's clock 10 min ahead of this machine's, in every reply to the daemon
+    daemon.start()
+    daemon.wait_state("alice-session", "fresh")
+
+    result = daemon.credd("doctor", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr  # a warning
+    clock = [f for f in json.loads(result.stdout)["findings"] if f["topic"] == "clock"]
+    # The front answers doctor's bare GET without its STS clock (Python's own 501, dated now), so the
+    # probe finds the clock right, and the daemon's finding says they disagree.
+    assert [f["level"] for f in clock] == ["ok", "warn"], clock
+    assert re.fullmatch(r"at source alice's last STS reply, the daemon found this machine's clock (9m5\ds|10m(\ds)?) "
+                        r"behind STS: AWS refuses the TOTP codes made on a clock this far off; it is within \d+ s of "
+                        r"STS now, so it was set right since", clock[1]["message"]), clock
+    assert "timedatectl set-ntp true" in clock[1]["fix"]
 
 
 def test_the_facts_repr_shows_neither_the_environment_nor_the_file():

@@ -25,9 +25,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from credd import __version__, credfile, doctor, hook, paths, protocol
+from credd import __version__, credfile, doctor, hook, mfa, paths, protocol
 from credd.atomicfile import read_text, resolve_target
 from credd.context import Context
+from credd.doctor.clock import sts_endpoints
 from credd.errors import CreddError, CredentialsFileError, KeyringError
 from credd.model import Config
 
@@ -52,6 +53,7 @@ def gather(ctx: Context) -> doctor.Facts:
         keyring=keyring, secrets=_secrets(config, backend) if config and backend is not None else {},
         credentials=_credentials_file(credentials),
         sdk_credentials_file=sdk_credentials, sdk_credentials_resolved=os.path.realpath(sdk_credentials),
+        state_dir=_state_dir(paths.state_dir(ctx.env)),
         aws_config=_aws_config(_sdk_file(ctx.env, "AWS_CONFIG_FILE", paths.aws_config_file)),
         socket=_socket(ctx, config), service=_service(ctx),
         clock=probe_clocks(sts_endpoints(config)) if config else (),
@@ -124,6 +126,18 @@ def _credentials_file(path: Path) -> doctor.FileFacts:
     if text is None:
         return doctor.FileFacts(str(path), resolved)
     return doctor.FileFacts(str(path), resolved, _stat(target), _stat(target.parent), text)
+
+
+def _state_dir(path: str) -> doctor.StateDirFacts:
+    """lstat of the state directory and of the state file in it, as `mfa.UsedWindows` looks at them."""
+    file = str(mfa.state_file(path))
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return doctor.StateDirFacts(path, file_path=file)
+    except OSError as e:  # EACCES on a directory above it, ENOTDIR
+        return doctor.StateDirFacts(path, file_path=file, error=e.strerror or str(e))
+    return doctor.StateDirFacts(path, doctor.Stat(info.st_mode, info.st_uid), file, _stat(file, follow=False))
 
 
 def _aws_config(path: str) -> doctor.AwsConfigFacts:
@@ -205,16 +219,6 @@ def _service(ctx: Context) -> doctor.ServiceFacts:
 
 
 # The clock -------------------------------------------------------------------------------------------------
-
-
-def sts_endpoints(config: Config) -> list[str]:
-    """Each distinct STS endpoint credd calls: a source's `sts_endpoint`, else its region's."""
-    return list(dict.fromkeys(source.sts_endpoint or _regional(source.region) for source in config.sources.values()))
-
-
-def _regional(region: str) -> str:
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"https://sts.{region}.{suffix}"
 
 
 def probe_clocks(endpoints: list[str], timeout: float = CLOCK_TIMEOUT) -> tuple[doctor.ClockProbe, ...]:
