@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from credd.server import Listener, SocketServer
@@ -30,17 +31,38 @@ class RunningServer:
         self.loop.close()
 
 
+def exchange(path: Path | str, payload: bytes, chunks: Sequence[int] = (), half_close: bool = True,
+             timeout: float = 10) -> bytes:
+    """Send `payload` as any program could (in pieces of the given sizes, then the rest), maybe half-close,
+    and read to the end: none of credd's client-side checks (who listens, sizes, a reply's shape)."""
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.settimeout(timeout)
+    client.connect(str(path))
+    data = b""
+    try:
+        try:
+            sent = 0
+            for size in [*chunks, len(payload)]:
+                if sent < len(payload):
+                    client.sendall(payload[sent:sent + size])
+                    sent += size
+            if half_close:
+                client.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered the first line (or refused an oversized one) and closed: read its reply
+        try:
+            while chunk := client.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass  # closed with bytes of ours unread; what it sent before comes first
+    finally:
+        client.close()
+    return data
+
+
 def raw_request(path: Path | str, message: dict, timeout: float = 10) -> dict:
-    """One request as any program could send it: none of credd's client-side checks (who listens, sizes)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-        client.settimeout(timeout)
-        client.connect(str(path))
-        client.sendall(json.dumps(message).encode() + b"\n")
-        client.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := client.recv(65536):
-            data += chunk
-    return json.loads(data)
+    """One request sent as any program could send it, and its reply."""
+    return json.loads(exchange(path, json.dumps(message).encode() + b"\n", timeout=timeout))
 
 
 def as_user(uid: int, action) -> dict:

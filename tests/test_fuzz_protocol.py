@@ -14,7 +14,6 @@ import logging
 import re
 import reprlib
 import shutil
-import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from credd.model import AccessKey, Secret
 from credd.store import Store
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED
 from tests.fixtures_sts import SERIAL, SOURCE, MemoryKeyring, make_config
-from tests.socket_helpers import RunningServer
+from tests.socket_helpers import RunningServer, exchange
 from tests.sts_front import StsFront
 
 SETTINGS = settings(max_examples=1500, deadline=None,
@@ -140,33 +139,6 @@ def served(moto_url: str, sts_clients) -> Iterator[Served]:
         logger.removeHandler(collect)
         front.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def exchange(path: Path, payload: bytes, chunks: list[int], half_close: bool) -> bytes:
-    """Send `payload` in pieces of the given sizes (then the rest), maybe half-close, and read to the end."""
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    client.settimeout(10)
-    client.connect(str(path))
-    data = b""
-    try:
-        try:
-            sent = 0
-            for size in [*chunks, len(payload)]:
-                if sent < len(payload):
-                    client.sendall(payload[sent:sent + size])
-                    sent += size
-            if half_close:
-                client.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered the first line (or refused an oversized one) and closed: read its reply
-        try:
-            while chunk := client.recv(65536):
-                data += chunk
-        except ConnectionResetError:
-            pass  # closed with bytes of ours unread; what it sent before comes first
-    finally:
-        client.close()
-    return data
 
 
 def first_line(payload: bytes) -> bytes:

@@ -16,7 +16,7 @@ import pytest
 from credd import protocol
 from credd.errors import CreddError
 from credd.server import Listener, SocketInUse, prepare_directory
-from tests.socket_helpers import RunningServer, as_user, raw_request
+from tests.socket_helpers import RunningServer, as_user, exchange, raw_request
 
 
 def echo(request: dict) -> dict:
@@ -36,26 +36,6 @@ def server(sock_path):
 
 def ask(path: Path, message: dict, timeout: float = 5) -> dict:
     return protocol.request(str(path), message, timeout)
-
-
-def raw(path: Path, payload: bytes, shutdown: bool = True, timeout: float = 5) -> bytes:
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    client.settimeout(timeout)
-    client.connect(str(path))
-    try:
-        client.sendall(payload)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    if shutdown:
-        client.shutdown(socket.SHUT_WR)
-    data = b""
-    try:
-        while chunk := client.recv(65536):
-            data += chunk
-    except ConnectionResetError:
-        pass
-    client.close()
-    return data
 
 
 def test_request_reply(server, sock_path):
@@ -78,21 +58,21 @@ def test_modes(server, sock_path):
     (b"[" * 20000 + b"\n", "request longer than|request is not JSON"),
 ])
 def test_garbage_gets_an_error(server, sock_path, payload, error):
-    reply = json.loads(raw(sock_path, payload))
+    reply = json.loads(exchange(sock_path, payload))
     assert reply["ok"] is False and reply["error"] == "bad-request"
     assert __import__("re").search(error, reply["message"])
     assert ask(sock_path, {"op": "ping"})["ok"]
 
 
 def test_ten_megabyte_line(server, sock_path):
-    data = raw(sock_path, b"x" * (10 * 1024 * 1024))
+    data = exchange(sock_path, b"x" * (10 * 1024 * 1024))
     if data:  # the server may close before the client has finished sending
         assert json.loads(data)["error"] == "bad-request"
     assert ask(sock_path, {"op": "ping"})["ok"]
 
 
 def test_half_closed_without_newline_still_answered(server, sock_path):
-    reply = json.loads(raw(sock_path, b'{"op": "ping"}'))
+    reply = json.loads(exchange(sock_path, b'{"op": "ping"}'))
     assert reply["ok"] is True
 
 
