@@ -164,6 +164,18 @@ def any_keyring(request: pytest.FixtureRequest) -> Home:
     return request.getfixturevalue(name)
 
 
+def wait_for(what: str, check, timeout: float = 20.0, log=lambda: ""):
+    """Poll `check()` until it gives something true, and return that; fail after `timeout` seconds with `log()`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s:\n{log()}")
+        time.sleep(0.05)
+
+
 def run_credd(args: list[str], home: Home, input: str | None = None, timeout: float = 60,
               extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real `credd` command, as a user runs it, in the test's home."""

@@ -15,7 +15,14 @@ import pytest
 from credd import protocol
 from credd.daemon import CredentialsWriter, Daemon
 from tests import known_secrets
-from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, Home, run_credd
+from tests.conftest import (
+    TEST_KEY_ID,
+    TEST_SECRET_KEY,
+    TEST_TOTP_SEED,
+    Home,
+    run_credd,
+    wait_for,
+)
 from tests.fixtures_sts import SERIAL, SOURCE
 from tests.sts_front import StsFront
 
@@ -87,11 +94,7 @@ class DaemonProcess:
 
     def wait_until(self, what: str, check, timeout: float = 20.0) -> None:
         """Poll `check()` (bounded): the daemon works in its own threads, on its own time."""
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} did not happen within {timeout} s:\n{self.log()}")
-            time.sleep(0.05)
+        wait_for(what, check, timeout, log=self.log)
 
     def ask(self, message: dict, timeout: float = 30) -> dict:
         return protocol.request(str(self.socket), message, timeout)

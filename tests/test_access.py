@@ -19,7 +19,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +28,14 @@ import pytest
 from credd import hook, paths, server
 from credd.config import parse_config
 from credd.errors import ConfigError, CreddError
-from tests.conftest import IN_CI, TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd
+from tests.conftest import (
+    IN_CI,
+    TEST_KEY_ID,
+    TEST_SECRET_KEY,
+    Home,
+    run_credd,
+    wait_for,
+)
 from tests.fixtures_daemon import DaemonProcess, daemon_config
 from tests.fixtures_sts import SOURCE
 from tests.socket_helpers import as_user, raw_request
@@ -71,17 +77,6 @@ def require_root() -> None:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-
-
-def wait_for(what: str, check, timeout: float = 20.0, log=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s\n{log()}")
-        time.sleep(0.05)
 
 
 def snapshot(root: Path) -> dict[str, tuple]:

@@ -16,6 +16,7 @@ import pytest
 from credd import protocol
 from credd.errors import CreddError
 from credd.server import Listener, SocketInUse, prepare_directory
+from tests.conftest import wait_for
 from tests.socket_helpers import RunningServer, as_user, exchange, raw_request
 
 
@@ -212,10 +213,8 @@ def test_a_client_that_does_not_read_its_big_reply_is_dropped_and_others_are_ser
         lazy.sendall(b'{"op":"status"}\n')  # and never reads: 2 MiB cannot fit in the socket's buffers
         started = time.monotonic()
         assert len(ask(sock_path, {"op": "status"})["big"]) == 2 << 20  # another client, served meanwhile
-        deadline = time.monotonic() + 10
-        while running.server._clients and time.monotonic() < deadline:  # the lazy one is given up on
-            time.sleep(0.05)
-        assert running.server._clients == 0 and time.monotonic() - started < 5
+        wait_for("the lazy client given up on", lambda: running.server._clients == 0, timeout=10)
+        assert time.monotonic() - started < 5
         lazy.close()
     finally:
         running.stop()
