@@ -75,6 +75,7 @@ class Trouble:
     failures_in_a_row: int
     retry_at: datetime  # no STS call before this, unless a credential asked for has expired, or forced
     failure: Failure  # the latest of them
+    last_attempt: datetime
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,6 @@ class Engine:
         self._failures_in_a_row: dict[str, int] = {}
         self._trouble: dict[str, Trouble] = {}
         self._failed: dict[str, Failure] = {}  # each profile's latest failure, until it is renewed
-        self._last_attempt: dict[str, datetime] = {}
         self._skews: dict[str, timedelta] = {}
         self._skew_logged: set[str] = set()
         self._skew_lock = threading.Lock()
@@ -188,7 +188,7 @@ class Engine:
         now = self.clock()
         due = {p.name for p in targets if not self._fresh(self._served.get(p.name), now)}
         urgent = any(self._valid(name, now) is None for name in due)
-        if trouble is None or not due or refresh.may_retry(now, trouble.retry_at, self._last_attempt.get(source),
+        if trouble is None or not due or refresh.may_retry(now, trouble.retry_at, trouble.last_attempt,
                                                            urgent):
             return None
         profiles = {p.name: ProfileResult(p.name, self._valid(p.name, now),
@@ -409,8 +409,7 @@ class Engine:
         now = self.clock()
         count = self._failures_in_a_row[result.source] = self._failures_in_a_row.get(result.source, 0) + 1
         wait = refresh.backoff(count, self.jitter)
-        self._last_attempt[result.source] = now
-        self._trouble[result.source] = Trouble(count, now + wait, retryable[0])
+        self._trouble[result.source] = Trouble(count, now + wait, retryable[0], last_attempt=now)
         return replace(result, retry_after=wait.total_seconds())
 
     def _valid(self, profile: str, now: datetime) -> Credentials | None:
