@@ -25,8 +25,10 @@ from credd import protocol
 from credd.context import Context
 from credd.errors import CreddError
 
-# AWS's documented example key and a demo seed; the demo never talks to real AWS.
-DEMO_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+# A made-up long-term key id (unlike the local STS's session ids: moto issues AWS's documented example id,
+# AKIAIOSFODNN7EXAMPLE, for every session), AWS's documented example secret, and a demo seed; the demo never
+# talks to real AWS.
+DEMO_KEY_ID = "AKIA2CREDDDEMOLTKEY7"
 DEMO_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 DEMO_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 SECRET_VALUE = re.compile(r'("(?:SecretAccessKey|SessionToken)": "|aws_(?:secret_access_key|session_token) = )[^"\n]+')
