@@ -1,4 +1,4 @@
-"""Wiring profiles into `~/.aws/config`: `credential_process = credd process NAME` sections.
+"""Wiring profiles into `~/.aws/config`: `credential_process = credd process NAME` and `region = ...` lines.
 
 The AWS config file has the credentials file's syntax as botocore reads it,
 so this uses the same byte-preserving editor (`credfile.set_keys`), through the
@@ -9,7 +9,7 @@ that touches the file (`wire_aws_config`).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +19,7 @@ from credd.atomicfile import update_file
 from credd.doctor import wired_profiles
 
 CREDENTIAL_PROCESS = "credential_process"
+REGION = "region"
 # Keys with which botocore takes another way before it runs credential_process: its provider
 # chain tries assume-role, web identity and SSO first.
 SHADOWING = ("role_arn", "web_identity_token_file", "sso_start_url", "sso_session")
@@ -29,17 +30,21 @@ class Wiring:
 
     profile: str
     section: str
-    state: Literal["added", "wired", "other"]  # wired: credd serves it already; other: another command, left alone
+    # added/wired/other: of a credential_process line (wired: credd serves it already; other: another command,
+    # left alone); none: the profile is not served by the hook (write: true), only its region was wanted.
+    state: Literal["added", "wired", "other", "none"]
     line: int | None = None  # of the credential_process line that was there
     shadowed_by: tuple[str, ...] = ()  # keys in the section that botocore uses before credential_process
+    region: str | None = None  # the `region` line this added; None: none added (the section has its own)
 
 
-def wire_aws_config(path: Path, profiles: Sequence[str], command: Sequence[str]) -> list[Wiring]:
+def wire_aws_config(path: Path, profiles: Sequence[str], command: Sequence[str],
+                    regions: Mapping[str, str] | None = None) -> list[Wiring]:
     """Wire `profiles` into the AWS config file at `path` under credd's lock; what was found or done for each."""
     outcomes: list[Wiring] = []
 
     def transform(text: str) -> str:
-        new, found = wire_text(text, profiles, command, str(path))
+        new, found = wire_text(text, profiles, command, str(path), regions)
         outcomes[:] = found  # update_file may re-run this on a file changed meanwhile: the last run counts
         return new
 
@@ -47,29 +52,44 @@ def wire_aws_config(path: Path, profiles: Sequence[str], command: Sequence[str])
     return outcomes
 
 
-def wire_text(text: str, profiles: Sequence[str], command: Sequence[str], path: str) -> tuple[str, list[Wiring]]:
-    """Add `credential_process = COMMAND process NAME` for each profile that has none; pure.
+def wire_text(text: str, profiles: Sequence[str], command: Sequence[str], path: str,
+              regions: Mapping[str, str] | None = None) -> tuple[str, list[Wiring]]:
+    """Add `credential_process = COMMAND process NAME` for each of `profiles` that has none, and
+    `region = R` for each profile of `regions` whose section names no region; pure.
+
+    `regions` may name profiles that are not in `profiles` (written to the credentials file, not
+    served by the hook): they get the region line only. The SDKs find no region in the credentials
+    file, so without it `aws --profile NAME` says "You must specify a region".
 
     Never a second section or key for a profile: an existing section gets the
-    line, one with our line is left as it is, one with another command is left
-    alone for the user to decide.
+    lines, one with our line is left as it is (region too), one with another
+    command is left alone for the user to decide, and a region the user set stays.
     """
+    regions = regions or {}
     outcomes = []
-    for profile in profiles:
+    for profile in [*profiles, *(name for name in regions if name not in profiles)]:
         doc = credfile.parse(text, path)
         section = section_of(doc, profile)
         existing = doc.sections.get(section)
         current = existing.keys.get(CREDENTIAL_PROCESS) if existing else None
         shadowed_by = tuple(key for key in SHADOWING if existing and key in existing.keys)
-        wanted = hook_line(command, profile)
-        if current is None:
-            text = credfile.set_keys(text, section, {CREDENTIAL_PROCESS: wanted}, path)
-            outcomes.append(Wiring(profile, section, "added", None, shadowed_by))
+        if profile not in profiles:
+            state, line = "none", None
+        elif current is None:
+            state, line = "added", None
         else:
             # Any credd that serves this profile counts, as for `credd doctor` (`credd process NAME` on PATH too).
             runs_credd = wired_profiles({profile: {CREDENTIAL_PROCESS: current.value}}).get(profile) == profile
-            outcomes.append(Wiring(profile, section, "wired" if runs_credd else "other", current.lines[0] + 1,
-                                   shadowed_by))
+            state, line = ("wired" if runs_credd else "other"), current.lines[0] + 1
+        wanted: dict[str, str] = {}
+        if state == "added":
+            wanted[CREDENTIAL_PROCESS] = hook_line(command, profile)
+        region = regions.get(profile)
+        if region and state in ("added", "none") and not (existing and REGION in existing.keys):
+            wanted[REGION] = region
+        if wanted:
+            text = credfile.set_keys(text, section, wanted, path)
+        outcomes.append(Wiring(profile, section, state, line, shadowed_by, wanted.get(REGION)))
     return text, outcomes
 
 

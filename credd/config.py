@@ -54,7 +54,7 @@ LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]")
 
 TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles")
 SOURCE_KEYS = ("mfa_serial", "mfa", "mfa_command", "duration", "region", "sts_endpoint")
-PROFILE_KEYS = ("source", "role_arn", "role_session_name", "external_id", "duration", "write")
+PROFILE_KEYS = ("source", "role_arn", "role_session_name", "external_id", "duration", "write", "region")
 MFA_METHODS = ("totp", "command", "prompt")
 MFA_COMMAND_EXAMPLE = "[ykman, oath, accounts, code, --single, aws]"
 _YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as the end of a line
@@ -164,9 +164,7 @@ def _source(reader: _Reader, name: str, node: yaml.Node) -> Source:
 
     duration = reader.duration(fields, "duration", key, DEFAULTS["session_duration"], SESSION_DURATION,
                                "GetSessionToken")
-    region = DEFAULTS["region"]
-    if "region" in fields:
-        region = reader.string(fields["region"][1], f"{key}.region", REGION, "expected an AWS region like us-east-1")
+    region = _region(reader, fields, key) or DEFAULTS["region"]
     endpoint = None
     if "sts_endpoint" in fields:
         endpoint = _endpoint(reader, fields["sts_endpoint"][1], f"{key}.sts_endpoint")
@@ -230,7 +228,15 @@ def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, 
     write = True
     if "write" in fields:
         write = reader.boolean(fields["write"][1], f"{key}.write")
-    return Profile(name, source, role_arn, session_name, external_id, duration, write)
+    region = _region(reader, fields, key) or sources[source].region
+    return Profile(name, source, role_arn, session_name, external_id, duration, write, region)
+
+
+def _region(reader: _Reader, fields: dict, key: str) -> str | None:
+    """A source's STS region or a profile's region for the SDKs: one rule for both."""
+    if "region" not in fields:
+        return None
+    return reader.string(fields["region"][1], f"{key}.region", REGION, "expected an AWS region like us-east-1")
 
 
 def _refresh_before(reader: _Reader, top: dict, sources: dict[str, Source], profiles: dict[str, Profile]) -> int:

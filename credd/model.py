@@ -106,6 +106,9 @@ class Profile:
     external_id: str | None
     duration: int  # AssumeRole DurationSeconds (ignored for a session profile)
     write: bool
+    # For the SDKs (wired into ~/.aws/config, exported by env/exec); the config loader sets it, from the
+    # source's region when the profile names none. None only in a Profile built by hand: see Config.region_of.
+    region: str | None = None
 
     @property
     def is_role(self) -> bool:
@@ -124,6 +127,11 @@ class Config:
     sources: dict[str, Source]
     profiles: dict[str, Profile]
     warnings: tuple[str, ...] = field(default=())
+
+    def region_of(self, profile: str) -> str:
+        """The region the SDKs should use for `profile`: its own, else its source's."""
+        chosen = self.profiles[profile]
+        return chosen.region or self.sources[chosen.source].region
 
 
 class FailureKind(str, Enum):

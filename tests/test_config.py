@@ -57,6 +57,20 @@ def test_good_config_resolves_everything():
     assert (admin.role_session_name, admin.external_id, admin.duration, admin.write) == (
         "alice", "optional-external-id", 3600, False)
     assert config.warnings == ()
+    assert (session.region, admin.region) == ("us-east-1", "us-east-1")  # the source's, by default
+
+
+def test_a_profile_region_is_its_own_else_its_sources():
+    config = parse("""\
+        sources:
+          alice: {region: eu-central-1}
+        profiles:
+          alice-session: {source: alice}
+          prod-admin: {source: alice, role_arn: "arn:aws:iam::222222222222:role/Admin", region: ap-southeast-2}
+        """)
+    assert config.profiles["alice-session"].region == "eu-central-1"
+    assert config.profiles["prod-admin"].region == "ap-southeast-2"
+    assert config.region_of("prod-admin") == "ap-southeast-2" and config.region_of("alice-session") == "eu-central-1"
 
 
 def test_defaults():
@@ -187,6 +201,8 @@ BAD = [
      "sources.a.duration: expected a duration like 90s, 20m or 12h, got True"),
     ("bad region", "sources:\n  a:\n    region: mars\n" + OK_TAIL, 3,
      "sources.a.region: expected an AWS region like us-east-1, got 'mars'"),
+    ("bad profile region", "sources: {a: {}}\nprofiles:\n  p:\n    source: a\n    region: mars\n", 5,
+     "profiles.p.region: expected an AWS region like us-east-1, got 'mars'"),
     ("http endpoint not local", "sources:\n  a:\n    sts_endpoint: http://sts.example.com\n" + OK_TAIL, 3,
      "sources.a.sts_endpoint: plain http is only allowed to this machine (localhost); use https://sts.example.com"),
     ("endpoint not a url", "sources:\n  a:\n    sts_endpoint: sts.amazonaws.com\n" + OK_TAIL, 3,

@@ -32,7 +32,8 @@ KEY = f"aws_access_key_id = {TEST_KEY_ID}\naws_secret_access_key = {TEST_SECRET_
 AWS_BEFORE = ("# ~/.aws/config, kept by hand\r\n; ünïcode ☃\r\n[default]\r\nregion = eu-west-1\r\noutput = json\r\n"
               "\r\n# another tool's profile\r\n[profile x]\r\nregion = us-east-2")
 AWS_AFTER = (AWS_BEFORE.replace("json\r\n", f"json\r\ncredential_process = {CREDD} process default\r\n")
-             + f"\r\n\r\n[profile prod-admin]\r\ncredential_process = {CREDD} process prod-admin")
+             + f"\r\n\r\n[profile prod-admin]\r\ncredential_process = {CREDD} process prod-admin\r\nregion = us-east-1")
+# [default] keeps the region the user set there; the new section gets the profile's (its source's, us-east-1).
 
 
 def aws_config(home: Home, text: str) -> Path:
@@ -195,3 +196,33 @@ def test_interactive_in_a_terminal_picks_one_of_two_keys_and_wires(plaintext_key
     assert hooks(config) == {"profile prod-admin": f"{CREDD} process prod-admin"}
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert credfile.read_profiles(config.read_text())  # and credd's own reader agrees
+
+
+def test_wiring_gives_every_profile_its_region(home: Home) -> None:
+    """The SDKs find no region in the credentials file: without one in ~/.aws/config, `aws` refuses to run."""
+    config = aws_config(home, "[profile alice-session]\nregion = sa-east-1\n")
+    flags = [*ALICE[:5], "--region", "eu-west-1", "--session-profile", "alice-session",
+             "--role", "prod-admin=arn:aws:iam::222222222222:role/Admin", "--role",
+             "audit=arn:aws:iam::333333333333:role/Audit", "--hook", "--wire-aws-config"]
+
+    result = run_credd(flags, home)
+
+    assert result.returncode == 0, result.stderr
+    read = botocore_read(config.read_text())
+    assert read["profile prod-admin"] == {"credential_process": f"{CREDD} process prod-admin", "region": "eu-west-1"}
+    assert read["profile audit"]["region"] == "eu-west-1"
+    assert read["profile alice-session"] == {"region": "sa-east-1"}  # the user's own region stays
+    assert f"wired prod-admin: [profile prod-admin] in ~/.aws/config now has credential_process = {CREDD} process " \
+           "prod-admin and region = eu-west-1" in result.stdout
+
+
+@pytest.mark.parametrize("before", ["", "[profile prod-admin]\noutput = json\n"], ids=["new section", "existing"])
+def test_wire_text_adds_a_region_only_where_none_is_set(before: str) -> None:
+    regions = {"prod-admin": "eu-west-1", "alice-session": "eu-west-1"}
+    text, outcomes = wire_text(before, ["prod-admin"], ["credd"], "config", regions)
+    read = botocore_read(text)
+    assert read["profile prod-admin"]["region"] == "eu-west-1"
+    assert read["profile alice-session"] == {"region": "eu-west-1"}  # written to the file, not hooked: region only
+    assert [(o.profile, o.state, o.region) for o in outcomes] == [("prod-admin", "added", "eu-west-1"),
+                                                                  ("alice-session", "none", "eu-west-1")]
+    assert wire_text(text, ["prod-admin"], ["credd"], "config", regions)[0] == text

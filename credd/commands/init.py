@@ -246,7 +246,11 @@ def _choose_section(ctx: Context, source: str, found: list[tuple[str, str]], sho
 
 
 def _wiring_step(ctx: Context, config: Config, wire: bool, asking: bool, report: Report) -> None:
-    """Add credential_process lines for the write: false profiles, or show the user the lines to add."""
+    """Add credential_process lines for the write: false profiles, or show the user the lines to add.
+
+    Wiring also gives every profile a `region` line (the SDKs find none in the credentials file), the
+    written ones included: `aws --profile NAME` needs one.
+    """
     hooked = [name for name, profile in config.profiles.items() if not profile.write]
     target = Path(paths.aws_config_file(ctx.env))
     shown = _shown(target, ctx.env)
@@ -259,7 +263,8 @@ def _wiring_step(ctx: Context, config: Config, wire: bool, asking: bool, report:
         wire = _confirm(ctx, f"Add credential_process lines for {', '.join(hooked)} to {shown}?", default=False)
     if wire:
         try:
-            outcomes = awsconfig.wire_aws_config(target, hooked, command)
+            regions = {name: config.region_of(name) for name in config.profiles}
+            outcomes = awsconfig.wire_aws_config(target, hooked, command, regions)
         except CreddError as e:
             report.problems.append(f"{shown} was left as it was: {str(e).rstrip('.')}; then add the lines shown "
                                    "above by hand")
@@ -269,7 +274,8 @@ def _wiring_step(ctx: Context, config: Config, wire: bool, asking: bool, report:
             return
     ctx.say(f"{', '.join(hooked)}: served through credential_process; for the AWS CLI and SDKs, add to {shown}:")
     for name in hooked:
-        ctx.say(f"  [{awsconfig.new_section(name)}]\n  {CREDENTIAL_PROCESS} = {awsconfig.hook_line(command, name)}")
+        ctx.say(f"  [{awsconfig.new_section(name)}]\n  {CREDENTIAL_PROCESS} = {awsconfig.hook_line(command, name)}\n"
+                f"  {awsconfig.REGION} = {config.region_of(name)}")
 
 
 def _hook_command(ctx: Context) -> list[str]:
@@ -280,8 +286,14 @@ def _hook_command(ctx: Context) -> list[str]:
 
 def _say_wiring(ctx: Context, outcome: awsconfig.Wiring, shown: str, wanted: str) -> None:
     where = f"[{outcome.section}] in {shown}"
+    region = f"{awsconfig.REGION} = {outcome.region}"
+    if outcome.state == "none":
+        if outcome.region:
+            ctx.say(f"{outcome.profile}: {where} now has {region}")
+        return
     if outcome.state == "added":
-        ctx.say(f"wired {outcome.profile}: {where} now has {CREDENTIAL_PROCESS} = {wanted}")
+        also = f" and {region}" if outcome.region else ""
+        ctx.say(f"wired {outcome.profile}: {where} now has {CREDENTIAL_PROCESS} = {wanted}{also}")
     elif outcome.state == "wired":
         ctx.say(f"{outcome.profile} is already wired: {where} runs credd for it")
     else:  # never quote the other line: a command line may carry a token
