@@ -34,7 +34,7 @@ import re
 from collections.abc import Collection, Iterator, Mapping
 from configparser import RawConfigParser
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from enum import Enum
 
 from credd.errors import CredentialsFileError, one_line
@@ -308,6 +308,24 @@ def update(text: str, write: Mapping[str, Credentials], remove: Collection[str] 
         _delete_section(doc, section, edits)
         expected[section.name] = None
     return _apply(doc, edits, expected, path)
+
+
+def read_owned_credentials(text: str, section: str, path: str = LABEL) -> Credentials | None:
+    """The temporary credentials credd wrote into `section` (marked with its expiration), else None.
+
+    None for a section credd does not own, one missing a key, or a mark that is
+    not a time credd writes: nothing here is trusted that credd did not put there.
+    """
+    found = parse(text, path).sections.get(section)
+    if found is None or not found.owned or not all(key in found.keys for key in MANAGED):
+        return None
+    values = found.values()
+    try:
+        expiration = datetime.strptime(values[EXPIRATION], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return Credentials(values[ACCESS_KEY_ID], Secret(values[SECRET_ACCESS_KEY]), Secret(values[SESSION_TOKEN]),
+                       expiration)
 
 
 def read_long_term_key(text: str, section: str, path: str = LABEL) -> AccessKey:

@@ -42,6 +42,14 @@ class SecretFormatError(UsageError):
     """A key or TOTP seed the user typed in has the wrong form."""
 
 
+class CommandNotRunnable(CreddError):
+    """`credd exec` cannot run the command: exit 127 (not found) or 126 (found, not runnable), as a shell does."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class KeyringError(CreddError):
     """The keyring cannot be used, or refused an operation."""
 

@@ -24,6 +24,14 @@ class HookError(Exception):
     """A failure to report on stderr: the message names the cause and the fix."""
 
 
+class DaemonDown(HookError):
+    """Nothing listens at the socket: `credd env`/`exec` may then use the credentials file instead."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def parse_args(args: list[str]) -> tuple[str | None, str] | None:
     """`[--config PATH] process [--config PATH] PROFILE` -> (config, profile); None for anything else."""
     config = None
@@ -104,8 +112,8 @@ def ask(path: str, message: dict, timeout: float) -> dict:
     try:
         return protocol.request(path, message, timeout)
     except protocol.DaemonUnreachable:
-        raise HookError(f"the credd daemon is not running (nothing listens at {path}); start it with "
-                        "`credd service install` (starts at login) or `credd serve` (in a terminal)") from None
+        raise DaemonDown(f"the credd daemon is not running (nothing listens at {path}); start it with "
+                         "`credd service install` (starts at login) or `credd serve` (in a terminal)", path) from None
     except TimeoutError:
         raise HookError(f"the credd daemon did not answer within {timeout:g} s; see `credd status`") from None
     except protocol.ProtocolError as e:

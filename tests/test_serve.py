@@ -252,4 +252,4 @@ def test_exec_replaces_itself_and_passes_status_and_signals(daemon):
     assert child.returncode == -signal.SIGTERM
     assert int(out) == child.pid  # the same process: credd exec'd the command, nothing in between
     missing = daemon.credd("exec", "prod-admin", "--", "no-such-command-credd")
-    assert missing.returncode == 1 and "no-such-command-credd: command not found" in missing.stderr
+    assert missing.returncode == 127 and "no-such-command-credd: command not found" in missing.stderr  # as a shell
