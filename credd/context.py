@@ -35,6 +35,22 @@ class Context:
     def config_path(self) -> Path:
         return Path(paths.config_file(self.env, self.config_arg))
 
+    @property
+    def hint_config(self) -> str | None:
+        """The `--config` hints carry: the one given, as an absolute path (a hint may be run elsewhere)."""
+        if not self.config_arg:
+            return None
+        try:
+            return os.path.abspath(self.config_path)
+        except ValueError:  # `--config $UNSET/x`: the command fails on it anyway; quote it as given
+            return self.config_arg
+
+    def command(self, *words: str) -> str:
+        """A credd command line to suggest, with the user's --config when one was given."""
+        from credd.commandline import credd_command
+
+        return credd_command(self.hint_config, *words)
+
     def load_config(self) -> Config:
         from credd.config import load_config
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 
 from credd import paths, protocol
+from credd.commandline import credd_command
 
 DEFAULT_TIMEOUT = 45.0  # long enough for an MFA command (a YubiKey touch) and STS; short enough not to hang a script
 FIELDS = ("Version", "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
@@ -54,7 +55,7 @@ def parse_args(args: list[str]) -> tuple[str | None, str] | None:
 def run(config: str | None, profile: str, env: Mapping[str, str] = os.environ) -> int:
     try:
         path = socket_path(env, config)
-        credentials = fetch(path, profile, _timeout(env))
+        credentials = fetch(path, profile, _timeout(env), config)
     except HookError as e:
         sys.stderr.write(f"credd: {e}\n")
         return 1
@@ -89,46 +90,52 @@ def _expand(value: str, env: Mapping[str, str]) -> str:
         raise HookError(f"the socket path {value!r}: {e}") from None
 
 
-def fetch(path: str, profile: str, timeout: float) -> dict:
-    """Credentials for `profile`, handing in an MFA code from the terminal when the daemon needs one."""
-    reply = ask(path, {"op": "credentials", "profile": profile}, timeout)
+def fetch(path: str, profile: str, timeout: float, config: str | None = None) -> dict:
+    """Credentials for `profile`, handing in an MFA code from the terminal when the daemon needs one.
+
+    `config`: the `--config` the user runs with, for the commands that messages name.
+    """
+    reply = ask(path, {"op": "credentials", "profile": profile}, timeout, config)
     if not reply.get("ok") and reply.get("error") == "mfa-required":
         source = str(reply.get("source", ""))
         code = _prompt_tty(f"credd: MFA code for {source} (profile {profile}): ")
         if code is None:
-            raise HookError(f"profile {profile} needs an MFA code for source {source}: run `credd mfa {source}` "
-                            "in a terminal, then try again")
-        handed = ask(path, {"op": "mfa", "source": source, "code": code}, timeout)
+            raise HookError(f"profile {profile} needs an MFA code for source {source}: run "
+                            f"`{credd_command(config, 'mfa', source)}` in a terminal, then try again")
+        handed = ask(path, {"op": "mfa", "source": source, "code": code}, timeout, config)
         if not handed.get("ok"):
             raise HookError(str(handed.get("message", "the MFA code was not accepted")))
-        reply = ask(path, {"op": "credentials", "profile": profile}, timeout)
+        reply = ask(path, {"op": "credentials", "profile": profile}, timeout, config)
     if not reply.get("ok"):
         raise HookError(str(reply.get("message", "the daemon refused without saying why")))
-    return _checked(reply.get("credentials"))
+    return _checked(reply.get("credentials"), config)
 
 
-def ask(path: str, message: dict, timeout: float) -> dict:
+def ask(path: str, message: dict, timeout: float, config: str | None = None) -> dict:
     """One request to the daemon; every way it can fail becomes a HookError that says what to do."""
     try:
         return protocol.request(path, message, timeout)
     except protocol.DaemonUnreachable:
         raise DaemonDown(f"the credd daemon is not running (nothing listens at {path}); start it with "
-                         "`credd service install` (starts at login) or `credd serve` (in a terminal)", path) from None
+                         f"`{credd_command(config, 'service', 'install')}` (starts at login) or "
+                         f"`{credd_command(config, 'serve')}` (in a terminal)", path) from None
     except TimeoutError:
-        raise HookError(f"the credd daemon did not answer within {timeout:g} s; see `credd status`") from None
+        raise HookError(f"the credd daemon did not answer within {timeout:g} s; see "
+                        f"`{credd_command(config, 'status')}`") from None
     except protocol.ProtocolError as e:
         raise HookError(str(e)) from None
     except OSError as e:
         raise HookError(f"cannot reach the credd daemon at {path}: {e.strerror or e}") from None
 
 
-def _checked(credentials: object) -> dict:
+def _checked(credentials: object, config: str | None) -> dict:
     """Exactly the credential_process fields, or an error: never half a credential."""
     if not isinstance(credentials, dict):
         raise HookError("the daemon's reply holds no credentials")
     result = {name: credentials.get(name) for name in FIELDS}
     if result["Version"] != 1 or not all(isinstance(result[name], str) and result[name] for name in FIELDS[1:]):
-        raise HookError("the daemon's reply holds incomplete credentials; see `credd status`")
+        raise HookError("the daemon's reply holds incomplete credentials; see "
+                        f"`{credd_command(config, 'status')}`")
     return result
 
 

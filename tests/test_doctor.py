@@ -30,6 +30,7 @@ from credd.doctor import (
     Stat,
     StateDirFacts,
 )
+from credd.doctor.files import ParsedCredentials
 from credd.model import Config, Profile, Source
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd
 
@@ -537,3 +538,40 @@ def test_the_facts_repr_shows_neither_the_environment_nor_the_file():
                     credentials=file_with(f"[p]\naws_secret_access_key = {TEST_SECRET_KEY}\n"))
     assert TEST_SECRET_KEY not in repr(facts)
     assert "uid=" in repr(facts)  # the rest is still shown
+
+
+def test_a_hook_line_init_wrote_with_another_config_is_judged_against_that_config(plaintext_keyring: Home):
+    """`credd init --config other.yaml --wire-aws-config` writes `credd --config OTHER process P`: the hook reads
+    OTHER, so doctor must too, whichever config it checks; and its fixes carry the --config it runs with."""
+    home = plaintext_keyring
+    home.write_config("version: 1\nsources:\n  bob: {}\nprofiles:\n  dev:\n    source: bob\n")
+    other = home.root / "other.yaml"
+    init = run_credd(["--config", str(other), "init", "--source", "alice", "--mfa-serial",
+                      "arn:aws:iam::111111111111:mfa/alice", "--role", "prod-admin=arn:aws:iam::222222222222:role/Admin",
+                      "--hook", "--wire-aws-config"], home)
+    assert init.returncode == 0, init.stderr
+
+    default = run_credd(["doctor"], home)
+    assert "FAIL profile prod-admin" not in default.stdout, default.stdout
+    assert re.search(rf"ok +profile prod-admin: \[profile prod-admin\] in \S+ runs `credd --config {other} process "
+                     rf"prod-admin`: served with that config, not the one checked here \(`credd --config {other} "
+                     r"doctor` checks it\)", default.stdout), default.stdout
+
+    checked = run_credd(["--config", str(other), "doctor"], home)
+    assert re.search(r"ok +profile prod-admin: served by credential_process", checked.stdout), checked.stdout
+    assert f"fix: credd --config {other} keys set alice" in checked.stdout
+    assert f"`credd --config {other} service install` (starts it now and at login)" in checked.stdout
+
+
+def test_a_hook_line_naming_another_config_without_the_profile_fails_there():
+    aws = AwsConfigFacts(AWS_CONFIG, True, {"prod-admin": {"credential_process": "credd --config /o.yaml process prod-admin"}})
+    other = {"/o.yaml": frozenset({"dev"})}
+    findings = doctor.check_profiles(make_config(), doctor.wired_profiles(aws.profiles), ParsedCredentials(),
+                                     FileFacts(CREDS, CREDS), aws, {"HOME": "/home/u"}, other)
+    [finding] = [f for f in findings if f.level == "fail"]
+    assert finding.message == (f"[profile prod-admin] in {AWS_CONFIG} runs `credd --config /o.yaml process "
+                               "prod-admin`, but /o.yaml has no profile prod-admin")
+    unreadable = doctor.check_profiles(make_config(), doctor.wired_profiles(aws.profiles), ParsedCredentials(),
+                                       FileFacts(CREDS, CREDS), aws, {"HOME": "/home/u"}, {"/o.yaml": "/o.yaml: gone"})
+    assert [f.fix for f in unreadable if f.level == "fail"] == [
+        "fix it (`credd --config /o.yaml config check`), or change the line to the config you use"]

@@ -141,3 +141,20 @@ def _site_imports() -> set[str]:
     """What this interpreter imports before running any code (an editable install adds pathlib there)."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True)
     return {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_hints_carry_the_config_the_user_runs_with(home: Home, tmp_path):
+    """`credd process` (its config from its own argv), `status` and `env` name commands with the user's --config."""
+    config = tmp_path / "my configs" / "c.yaml"
+    config.parent.mkdir()
+    config.write_text("version: 1\nsources:\n  alice: {}\nprofiles:\n  p:\n    source: alice\n")
+    quoted = f"'{config}'"  # shell-quoted: the path has a space
+    hook = run_credd(["process", "--config", str(config), "p"], home)
+    status = run_credd(["--config", str(config), "status"], home)
+    env = run_credd(["env", "--config", str(config), "p"], home)
+    for result in (hook, status, env):
+        assert result.returncode == 1
+        assert (f"start it with `credd --config {quoted} service install` (starts at login) or "
+                f"`credd --config {quoted} serve` (in a terminal)") in result.stderr, result.stderr
+    plain = run_credd(["process", "p"], home)
+    assert "start it with `credd service install`" in plain.stderr

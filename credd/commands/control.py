@@ -28,7 +28,7 @@ ERROR_LABELS = {
 def ask_daemon(ctx: Context, message: dict, timeout: float) -> dict:
     """The daemon's reply, or a CreddError that says what is wrong (and how to start the daemon)."""
     try:
-        return hook.ask(socket_path(ctx), message, timeout)
+        return hook.ask(socket_path(ctx), message, timeout, ctx.hint_config)
     except hook.HookError as e:
         raise CreddError(str(e)) from None
 

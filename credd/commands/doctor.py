@@ -48,16 +48,36 @@ def gather(ctx: Context) -> doctor.Facts:
     keyring, backend = _keyring(ctx)
     sdk_credentials = _sdk_file(ctx.env, "AWS_SHARED_CREDENTIALS_FILE", paths.credentials_file)
     credentials = Path(config.credentials_file if config else sdk_credentials)
+    aws_config = _aws_config(_sdk_file(ctx.env, "AWS_CONFIG_FILE", paths.aws_config_file))
     return doctor.Facts(
         uid=ctx.uid, env=ctx.env, config_path=config_path, config=config, config_error=config_error,
         keyring=keyring, secrets=_secrets(config, backend) if config and backend is not None else {},
         credentials=_credentials_file(credentials),
         sdk_credentials_file=sdk_credentials, sdk_credentials_resolved=os.path.realpath(sdk_credentials),
         state_dir=_state_dir(paths.state_dir(ctx.env)),
-        aws_config=_aws_config(_sdk_file(ctx.env, "AWS_CONFIG_FILE", paths.aws_config_file)),
+        aws_config=aws_config,
         socket=_socket(ctx, config), service=_service(ctx),
         clock=probe_clocks(sts_endpoints(config)) if config else (),
+        hint_config=ctx.hint_config, hook_configs=_hook_configs(ctx, config, aws_config),
     )
+
+
+def _hook_configs(ctx: Context, config: Config | None, aws: doctor.AwsConfigFacts) -> dict[str, frozenset[str] | str]:
+    """The profiles of each other config that a hook line in ~/.aws/config names, or why it cannot be loaded."""
+    from credd.config import load_config
+
+    if config is None:
+        return {}
+    found: dict[str, frozenset[str] | str] = {}
+    for arg in set(doctor.hook_config_args(aws.profiles).values()):
+        path = doctor.hook_config(arg, ctx.env)
+        if path == os.path.abspath(config.path) or path in found:
+            continue
+        try:
+            found[path] = frozenset(load_config(Path(path), ctx.env, ctx.platform, ctx.uid).profiles)
+        except CreddError as e:
+            found[path] = str(e)
+    return found
 
 
 def _config(ctx: Context) -> tuple[str, Config | None, str | None]:

@@ -30,7 +30,7 @@ SHADOWING = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN")
 def credentials_env(ctx: Context, profile: str) -> dict[str, str]:
     config = _config(ctx)
     try:
-        creds = hook.fetch(hook.socket_path(ctx.env, ctx.config_arg), profile, hook.DEFAULT_TIMEOUT)
+        creds = hook.fetch(hook.socket_path(ctx.env, ctx.config_arg), profile, hook.DEFAULT_TIMEOUT, ctx.hint_config)
     except hook.DaemonDown as e:
         creds = _from_file(ctx, config, profile, e)
     except hook.HookError as e:

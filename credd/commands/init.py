@@ -311,8 +311,7 @@ def _say_wiring(ctx: Context, outcome: awsconfig.Wiring, shown: str, wanted: str
 
 def _credd(ctx: Context, *words: str) -> str:
     """A credd command line to suggest, with --config when this run was given one."""
-    options = ["--config", str(ctx.config_path)] if ctx.config_arg else []
-    return shlex.join(["credd", *options, *words])
+    return ctx.command(*words)
 
 
 def _say_steps(ctx: Context, steps: list[tuple[str, str]]) -> None:

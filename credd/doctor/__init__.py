@@ -41,7 +41,7 @@ from credd.doctor.findings import *  # re-exported: the findings and how to prin
 from credd.doctor.findings import Finding, fail
 from credd.doctor.keys import check_config, check_keyring, check_secrets
 from credd.doctor.statedir import check_state_dir
-from credd.doctor.wiring import check_aws_config, check_profiles, wired_profiles
+from credd.doctor.wiring import check_aws_config, check_profiles, hook_config, hook_config_args, wired_profiles
 
 __all__ = [  # the checks (a test may replace one here: `diagnose` looks them up at call time)
     "check_aws_config",
@@ -59,6 +59,8 @@ __all__ = [  # the checks (a test may replace one here: `diagnose` looks them up
     "check_socket",
     "check_state_dir",
     "diagnose",
+    "hook_config",
+    "hook_config_args",
     "parse_credentials",
     "wired_profiles",
 ]
@@ -70,23 +72,24 @@ def diagnose(facts: Facts) -> list[Finding]:
     """Every check, in the order a user would fix things; without a valid config, those that need one are skipped."""
     parsed = parse_credentials(facts.credentials)
     wiring = wired_profiles(facts.aws_config.profiles)
-    config, env, reply = facts.config, facts.env, facts.socket.reply
+    config, env, reply, hint = facts.config, facts.env, facts.socket.reply, facts.hint_config
     pid = reply.get("pid") if reply is not None and reply.get("ok") else None
     plan: list[tuple[Callable[..., list[Finding]], tuple, bool]] = [  # (check, its arguments, needs the config)
-        (check_config, (facts.config_path, config, facts.config_error), False),
-        (check_keyring, (facts.keyring, env), False),
-        (check_secrets, (config, facts.secrets, facts.keyring), True),
-        (check_credentials_file, (facts.credentials, parsed, config, facts.uid), False),
+        (check_config, (facts.config_path, config, facts.config_error, hint), False),
+        (check_keyring, (facts.keyring, env, hint), False),
+        (check_secrets, (config, facts.secrets, facts.keyring, hint), True),
+        (check_credentials_file, (facts.credentials, parsed, config, facts.uid, hint), False),
         (check_state_dir, (facts.state_dir, facts.uid), False),
         (check_aws_config, (facts.aws_config, wiring, env), False),
-        (check_profiles, (config, wiring, parsed, facts.credentials, facts.aws_config), True),
+        (check_profiles, (config, wiring, parsed, facts.credentials, facts.aws_config, env, facts.hook_configs,
+                           hint), True),
         (check_environment_keys, (env,), False),
         (check_environment_profile, (config, env, wiring, facts.aws_config.profiles, parsed), True),
         (check_shared_file, (config, env, facts.credentials, facts.sdk_credentials_file,
                              facts.sdk_credentials_resolved), True),
-        (check_socket, (facts.socket,), False),
+        (check_socket, (facts.socket, hint), False),
         (check_daemon, (config, reply), True),
-        (check_service, (facts.service, pid), False),
+        (check_service, (facts.service, pid, hint), False),
         (check_clock, (facts.clock, config, reply), True),
     ]
     return [finding for check, args, needs_config in plan if config is not None or not needs_config

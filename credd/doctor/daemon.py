@@ -7,6 +7,7 @@ import shlex
 import stat
 from collections.abc import Mapping
 
+from credd.commandline import credd_command
 from credd.doctor.facts import ServiceFacts, SocketFacts
 from credd.doctor.findings import Finding, fail, ok, warn
 from credd.model import Config
@@ -14,13 +15,13 @@ from credd.model import Config
 RUNNING_STATES = ("active", "activating", "reloading")  # systemctl is-active; launchd says "state = running"
 
 
-def check_socket(socket: SocketFacts) -> list[Finding]:
+def check_socket(socket: SocketFacts, hint: str | None = None) -> list[Finding]:
     found = []
     if socket.dir_problem:
         found.append(fail("socket", socket.dir_problem))
     if socket.stat is not None and not stat.S_ISSOCK(socket.stat.mode):
-        found.append(fail("socket", f"{socket.path} is not a socket", "move it out of the way; `credd serve` makes "
-                                                                      "the socket there"))
+        found.append(fail("socket", f"{socket.path} is not a socket", f"move it out of the way; `{credd_command(hint, 'serve')}` "
+                                                                      "makes the socket there"))
     elif socket.stat is not None and stat.S_IMODE(socket.stat.mode) & 0o077:
         found.append(fail("socket", f"{socket.path} is open to other users (mode {stat.S_IMODE(socket.stat.mode):o})",
                           f"chmod 600 {shlex.quote(socket.path)}"))
@@ -32,12 +33,13 @@ def check_socket(socket: SocketFacts) -> list[Finding]:
                           "make sure $CREDD_SOCKET and `socket:` name your own daemon's socket"))
     elif socket.error:
         found.append(fail("daemon", f"the daemon at {socket.path} does not answer: {socket.error}",
-                          "restart it (`credd service install` restarts the service; or stop `credd serve` and start "
-                          "it again); its log says what it was stuck on"))
+                          f"restart it (`{credd_command(hint, 'service', 'install')}` restarts the service; or stop "
+                          f"`{credd_command(hint, 'serve')}` and start it again); its log says what it was stuck on"))
     else:
         found.append(warn("daemon", f"the daemon is not running (nothing listens at {socket.path}): `credd process` "
                                     "fails, and nothing refreshes the credentials file",
-                          "`credd service install` (starts it now and at login), or `credd serve` in a terminal"))
+                          f"`{credd_command(hint, 'service', 'install')}` (starts it now and at login), or "
+                          f"`{credd_command(hint, 'serve')}` in a terminal"))
     return found
 
 
@@ -64,20 +66,20 @@ def check_daemon(config: Config, reply: Mapping | None) -> list[Finding]:
     return found
 
 
-def check_service(service: ServiceFacts, daemon_pid: object) -> list[Finding]:
+def check_service(service: ServiceFacts, daemon_pid: object, hint: str | None = None) -> list[Finding]:
     name = service.name
     if service.path is None:
-        return [ok("service", "credd has no service manager for this platform; run `credd serve` from your "
-                              "session's startup")]
+        return [ok("service", f"credd has no service manager for this platform; run `{credd_command(hint, 'serve')}` "
+                              "from your session's startup")]
     if not service.installed:
         why = (f"the daemon (pid {daemon_pid}) was started by hand and will not start again at login" if daemon_pid
                else "nothing starts the daemon at login")
-        return [warn("service", f"{name} is not installed: {why}", "credd service install")]
+        return [warn("service", f"{name} is not installed: {why}", credd_command(hint, "service", "install"))]
     if service.state is None:
         return [warn("service", f"{name} is installed ({service.path}), but its state is unknown: {service.detail}",
-                     "run `credd service status` in a login session of your own (su and sudo leave no user "
+                     f"run `{credd_command(hint, 'service', 'status')}` in a login session of your own (su and sudo leave no user "
                      "service manager to ask)")]
     if service.state in RUNNING_STATES or service.state.startswith("state = running"):
         return [ok("service", f"{name} is installed and running ({service.state})")]
     return [fail("service", f"{name} is installed but not running ({service.state})",
-                 f"`credd service install` starts it again; `{service.logs}` says why it stopped")]
+                 f"`{credd_command(hint, 'service', 'install')}` starts it again; `{service.logs}` says why it stopped")]

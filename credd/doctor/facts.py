@@ -116,3 +116,7 @@ class Facts:
     socket: SocketFacts
     service: ServiceFacts
     clock: tuple[ClockProbe, ...] = ()
+    hint_config: str | None = None  # the --config doctor runs with, for the commands its fixes name
+    # Another config that a hook line in ~/.aws/config names (`credd --config OTHER process P`) -> the
+    # profiles it defines, or why it cannot be loaded.
+    hook_configs: Mapping[str, frozenset[str] | str] = field(default_factory=dict)

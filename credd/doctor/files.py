@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from credd import credfile
 from credd.doctor.facts import FileFacts, Stat
 from credd.doctor.findings import Finding, count, fail, ok, warn
+from credd.commandline import credd_command
 from credd.errors import CredentialsFileError
 from credd.model import Config, mask_key_id
 
@@ -37,7 +38,7 @@ def parse_credentials(file: FileFacts) -> ParsedCredentials:
 
 
 def check_credentials_file(file: FileFacts, parsed: ParsedCredentials, config: Config | None,
-                           uid: int) -> list[Finding]:
+                           uid: int, hint: str | None = None) -> list[Finding]:
     topic = "credentials file"
     if file.error:
         return [fail(topic, file.error)]
@@ -50,7 +51,7 @@ def check_credentials_file(file: FileFacts, parsed: ParsedCredentials, config: C
     if parsed.error:
         found.append(fail(topic, parsed.error))
     else:
-        found += long_term_keys(parsed, config, file.path)
+        found += long_term_keys(parsed, config, file.path, hint)
     if found:
         return found
     owned = sum(section.owned for section in parsed.sections.values())
@@ -84,14 +85,15 @@ def safe_directory(topic: str, directory: str, info: Stat, uid: int) -> list[Fin
     return found
 
 
-def long_term_keys(parsed: ParsedCredentials, config: Config | None, path: str) -> list[Finding]:
+def long_term_keys(parsed: ParsedCredentials, config: Config | None, path: str,
+                   hint: str | None = None) -> list[Finding]:
     """Long-term keys in plain text belong in the keyring; in a section credd should write, they stop it."""
     found = []
     for name, section in parsed.sections.items():
         if not section.holds_long_term_key:
             continue
         source = _source_for(name, config)
-        fix = f"credd keys import {source} --from-profile {name}"
+        fix = credd_command(hint, "keys", "import", source, "--from-profile", name)
         if source == "SOURCE":
             fix += "  (SOURCE: the source in credd's config that the key belongs to)"
         key_id = mask_key_id(section.keys[credfile.ACCESS_KEY_ID].value)

@@ -6,22 +6,26 @@ from collections.abc import Mapping
 
 from credd.doctor.facts import KeyringFacts, SecretFacts
 from credd.doctor.findings import Finding, count, fail, ok, warn
+from credd.commandline import credd_command
 from credd.model import Config, mask_key_id
 
-AGAIN = "fix what is marked FAIL above, then run `credd doctor` again"
 
 
-def check_config(path: str, config: Config | None, error: str | None) -> list[Finding]:
+def _again(hint: str | None) -> str:
+    return f"fix what is marked FAIL above, then run `{credd_command(hint, 'doctor')}` again"
+
+
+def check_config(path: str, config: Config | None, error: str | None, hint: str | None = None) -> list[Finding]:
     if config is None:
         return [fail("config", error or f"{path}: cannot be read"),
                 warn("doctor", "skipped the checks that need the config: the keyring entries of each source, "
                                "which path each profile takes, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE and the clock",
-                     AGAIN)]
+                     _again(hint))]
     found = [ok("config", f"{path}: {count(len(config.sources), 'source')}, {count(len(config.profiles), 'profile')}")]
     return found + [warn("config", f"{path}: {text}") for text in config.warnings]
 
 
-def check_keyring(keyring: KeyringFacts, env: Mapping[str, str]) -> list[Finding]:
+def check_keyring(keyring: KeyringFacts, env: Mapping[str, str], hint: str | None = None) -> list[Finding]:
     if keyring.backend is None:
         return [fail("keyring", keyring.error or "no keyring backend")]
     if not keyring.explicit:
@@ -34,12 +38,13 @@ def check_keyring(keyring: KeyringFacts, env: Mapping[str, str]) -> list[Finding
             else "remove `default-keyring` from keyringrc.cfg (`python -m keyring diagnose` shows where it is)")
     return [warn("keyring", f"{keyring.backend} keeps secrets in plain text on disk; you chose it in {where}",
                  f"{undo}, and use a real keyring: a Secret Service (gnome-keyring, KeePassXC) on Linux, "
-                 "the Keychain on macOS; then store the keys again (`credd keys set SOURCE`)")]
+                 f"the Keychain on macOS; then store the keys again (`{credd_command(hint, 'keys', 'set', 'SOURCE')}`)")]
 
 
-def check_secrets(config: Config, secrets: Mapping[str, SecretFacts], keyring: KeyringFacts) -> list[Finding]:
+def check_secrets(config: Config, secrets: Mapping[str, SecretFacts], keyring: KeyringFacts,
+                  hint: str | None = None) -> list[Finding]:
     if keyring.backend is None:
-        return [warn("doctor", "skipped the keyring entries of each source: there is no keyring to ask", AGAIN)]
+        return [warn("doctor", "skipped the keyring entries of each source: there is no keyring to ask", _again(hint))]
     found = []
     for name, source in config.sources.items():
         facts, topic = secrets.get(name, SecretFacts()), f"source {name}"
@@ -48,12 +53,13 @@ def check_secrets(config: Config, secrets: Mapping[str, SecretFacts], keyring: K
             continue
         if facts.key_id is None:
             found.append(fail(topic, "no access key in the keyring, so credd cannot call STS",
-                              f"credd keys set {name}  (or `credd keys import {name} --from-profile NAME` for a key "
+                              f"{credd_command(hint, 'keys', 'set', name)}  (or "
+                              f"`{credd_command(hint, 'keys', 'import', name, '--from-profile', 'NAME')}` for a key "
                               "in the credentials file)"))
         else:
             seed = ", and its TOTP seed" if source.mfa == "totp" and facts.has_seed else ""
             found.append(ok(topic, f"access key {mask_key_id(facts.key_id)} in the keyring{seed}"))
         if source.mfa == "totp" and not facts.has_seed:
             found.append(fail(topic, "mfa: totp, but the keyring holds no TOTP seed, so credd cannot make MFA codes",
-                              f"credd totp set {name}"))
+                              credd_command(hint, "totp", "set", name)))
     return found

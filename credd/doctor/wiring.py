@@ -11,7 +11,8 @@ import os.path
 import shlex
 from collections.abc import Mapping
 
-from credd import hook
+from credd import hook, paths
+from credd.commandline import credd_command
 from credd.doctor.facts import AwsConfigFacts, FileFacts
 from credd.doctor.files import ParsedCredentials
 from credd.doctor.findings import Finding, count, fail, ok, warn
@@ -31,6 +32,26 @@ def wired_profiles(aws_profiles: Mapping[str, Mapping[str, object]]) -> dict[str
             parsed = hook.parse_args(args)
             wiring[name] = parsed[1] if parsed else None
     return wiring
+
+
+def hook_config_args(aws_profiles: Mapping[str, Mapping[str, object]]) -> dict[str, str | None]:
+    """AWS profile -> the `--config` its `credd process PROFILE` line passes (None: none), for every such line."""
+    found = {}
+    for name, values in aws_profiles.items():
+        command = values.get("credential_process")
+        args = _credd_args(command) if isinstance(command, str) else None
+        parsed = hook.parse_args(args) if args is not None else None
+        if parsed is not None:
+            found[name] = parsed[0]
+    return found
+
+
+def hook_config(arg: str | None, env: Mapping[str, str]) -> str:
+    """The config file a hook line with `--config arg` (or none) reads, as an absolute path, in this environment."""
+    try:
+        return os.path.abspath(paths.config_file(env, arg))
+    except ValueError:  # an unset $VAR: the hook fails on it too; compare it as written
+        return arg or ""
 
 
 def _credd_args(command: str) -> list[str] | None:
@@ -68,23 +89,48 @@ def check_aws_config(aws: AwsConfigFacts, wiring: Mapping[str, str | None], env:
 
 
 def check_profiles(config: Config, wiring: Mapping[str, str | None], parsed: ParsedCredentials, file: FileFacts,
-                   aws: AwsConfigFacts) -> list[Finding]:
-    """Which path each profile takes to the SDKs, and the wiring that leads nowhere or is never used."""
+                   aws: AwsConfigFacts, env: Mapping[str, str] | None = None,
+                   others: Mapping[str, frozenset[str] | str] | None = None, hint: str | None = None) -> list[Finding]:
+    """Which path each profile takes to the SDKs, and the wiring that leads nowhere or is never used.
+
+    A hook line that names another config (`credd --config OTHER process P`) is judged against that
+    config, not this one: the hook reads the config its own command line names.
+    """
     wiring_findings = []
     served = {}  # AWS profile -> credd profile, for wiring that really runs
+    configs = hook_config_args(aws.profiles)
     for name, target in wiring.items():
         section = f"{aws_section(name)} in {aws.path}"
         if target is None:
             continue
-        if target not in config.profiles:
+        used = hook_config(configs.get(name), env or {})
+        if used != os.path.abspath(config.path):
+            wiring_findings.append(_elsewhere(name, target, section, used, (others or {}).get(used)))
+        elif target not in config.profiles:
             wiring_findings.append(_unknown_target(config, name, target, section))
         elif name in parsed.keyed or _written(config, name):
-            wiring_findings.append(_shadowed(config, name, target, section, file.path))
+            wiring_findings.append(_shadowed(config, name, target, section, file.path, hint))
         else:
             served[name] = target
     paths = [_path_of(profile.name, profile.write, [q for q, p in served.items() if p == profile.name], file.path,
                       aws) for profile in config.profiles.values()]
     return sorted(paths + wiring_findings, key=lambda finding: finding.topic)  # each profile's lines together
+
+
+def _elsewhere(name: str, target: str, section: str, used: str, profiles: frozenset[str] | str | None) -> Finding:
+    """A hook line that runs credd with another config than the one doctor checks."""
+    runs = f"{section} runs `{credd_command(used, 'process', target)}`"
+    check = credd_command(used, "doctor")
+    if isinstance(profiles, str):
+        return fail(f"profile {name}", f"{runs}, but that config cannot be loaded: {profiles}",
+                    f"fix it (`{credd_command(used, 'config', 'check')}`), or change the line to the config you use")
+    if profiles is None:
+        return warn(f"profile {name}", f"{runs}, another config than the one checked here", f"`{check}`")
+    if target not in profiles:
+        return fail(f"profile {name}", f"{runs}, but {used} has no profile {target}",
+                    f"add {target} under `profiles:` in {used}, or run one of its profiles there "
+                    f"({', '.join(sorted(profiles)) or 'none'})")
+    return ok(f"profile {name}", f"{runs}: served with that config, not the one checked here (`{check}` checks it)")
 
 
 def _unknown_target(config: Config, name: str, target: str, section: str) -> Finding:
@@ -98,7 +144,7 @@ def _written(config: Config, name: str) -> bool:
     return name in config.profiles and config.profiles[name].write
 
 
-def _shadowed(config: Config, name: str, target: str, section: str, credentials: str) -> Finding:
+def _shadowed(config: Config, name: str, target: str, section: str, credentials: str, hint: str | None) -> Finding:
     """credential_process wired for a profile whose keys the SDKs find in the credentials file first."""
     message = (f"{section} runs `credd process {target}`, but the SDKs read [{name}] from {credentials} first, so "
                "that never runs")
@@ -107,8 +153,9 @@ def _shadowed(config: Config, name: str, target: str, section: str, credentials:
                     f"remove `credential_process` from {aws_section(name)}, or set `write: false` for {name} in "
                     f"{config.path}")
     return fail(f"profile {name}", message + ": the SDKs use the keys in that section instead of credd's",
-                f"remove [{name}] from {credentials} (a long-term key: `credd keys import SOURCE --from-profile "
-                f"{name}`), or wire credd under another profile name")
+                f"remove [{name}] from {credentials} (a long-term key: "
+                f"`{credd_command(hint, 'keys', 'import', 'SOURCE', '--from-profile', name)}`), or wire credd under "
+                "another profile name")
 
 
 def _path_of(name: str, write: bool, wired_as: list[str], credentials: str, aws: AwsConfigFacts) -> Finding:
