@@ -12,7 +12,9 @@ no STS call and serves what is still valid, unless a credential someone
 asks for has expired (`refresh.may_retry`), or the user forces it.
 
 Everything with an effect is injected: the clock, `sleep`, the STS client
-factory, the Store, the MFA drivers and the window ledger.
+factory, the Store, the MFA drivers and the window ledger. A `stop` event
+ends every wait at once: set (the daemon is stopping), a refresh that has
+not reached STS yet is abandoned rather than spend an MFA code nobody will use.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -91,16 +92,17 @@ class Engine:
 
     def __init__(self, config: Config, *, store: Store, clients: sts.StsClients,
                  drivers: Mapping[str, mfa.MfaDriver], windows: mfa.UsedWindows,
-                 clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] | None = None, sleep: Callable[[float], object] | None = None,
                  jitter: Callable[[], float] = random.random, workers: int = WORKERS,
-                 log: logging.Logger = LOG) -> None:
+                 log: logging.Logger = LOG, stop: threading.Event | None = None) -> None:
         self.config = config
         self.store = store
         self.clients = clients
         self.drivers = drivers
         self.windows = windows
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.sleep = sleep
+        self.stop = stop or threading.Event()
+        self.sleep = sleep or self.stop.wait  # a wait the stop event ends at once
         self.jitter = jitter  # uniform in [0, 1): spreads retries (refresh.backoff)
         self.workers = workers
         self.log = log
@@ -292,6 +294,7 @@ class Engine:
     def _new_session(self, source: Source, key: AccessKey) -> Credentials:
         client = self.clients.for_key(source, key)
         if source.mfa_serial is None:
+            self._unless_stopping(f"source {source.name!r}")
             return self._logged_session(source, sts.get_session_token(client, source, None, self.clock(),
                                                                       skew=self._watch_skew(source.name)))
         driver = self._driver(source)
@@ -300,6 +303,7 @@ class Engine:
         attempts = 2 if driver.regenerates else 1
         for attempt in range(1, attempts + 1):
             code = self._mfa_code(source, driver)
+            self._unless_stopping(f"source {source.name!r}")
             try:
                 creds = sts.get_session_token(client, source, code, self.clock(), skew=self._watch_skew(source.name))
                 return self._logged_session(source, creds)
@@ -310,6 +314,12 @@ class Engine:
                 self.log.warning("source %s: AWS rejected the MFA code; trying once more with the next one",
                                  source.name)
         raise MfaError(driver.rejected(source))
+
+    def _unless_stopping(self, who: str) -> None:
+        """Abandon the refresh here when the daemon is stopping: the last point before an STS call."""
+        if self.stop.is_set():
+            raise RefreshError(Failure(FailureKind.STOPPED, f"{who}: credd is stopping; the refresh was abandoned "
+                                                            "before it reached STS", retryable=True))
 
     def _logged_session(self, source: Source, creds: Credentials) -> Credentials:
         self.log.info("source %s: new session %r", source.name, creds)
@@ -334,6 +344,7 @@ class Engine:
                 self.log.info("source %s: waiting %.0f s for a fresh MFA code (AWS accepts each code once)",
                               source.name, wait)
                 self.sleep(wait)
+                self._unless_stopping(f"source {source.name!r}")  # not a code (or a key touch) for nothing
         else:
             window = mfa.window_at(now)
         code = driver.code(source, window)
@@ -361,6 +372,7 @@ class Engine:
 
     def _assume(self, client, profile: Profile) -> Credentials | Failure:
         try:
+            self._unless_stopping(f"profile {profile.name!r}")
             creds = sts.assume_role(client, profile, role_duration(profile), self.clock(),
                                     skew=self._watch_skew(profile.source))
         except RefreshError as e:

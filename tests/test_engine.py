@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -397,3 +398,13 @@ def test_no_secret_code_or_reply_in_the_log(sts_rig, sts_front, clock, caplog):
 def test_role_duration_is_pure():
     profile = Profile("p", SOURCE, role_arn(0), "n", None, 7200, True)
     assert engine_module.role_duration(profile) == 3600
+
+
+def test_a_stop_abandons_a_refresh_before_it_reaches_sts(sts_rig, sts_front):
+
+    stop = threading.Event()
+    engine = sts_rig(roles=2).engine(stop=stop)
+    stop.set()  # SIGTERM, or the scheduler shutting down, before the job ran
+    result = engine.refresh(SOURCE)
+    assert {r.failure.kind for r in result.profiles.values()} == {FailureKind.STOPPED}
+    assert sts_front.calls == {}  # no code spent, no role assumed

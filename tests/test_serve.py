@@ -7,12 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from tests.conftest import IN_CI, run_credd
 from tests.fixtures_daemon import ROLE_ARN, current_code, daemon_config
-from tests.fixtures_sts import SOURCE
+from tests.fixtures_sts import SERIAL, SOURCE
 
 AWS_V2 = "/usr/bin/aws"  # Debian's awscli package; a pip-installed v1 may shadow it on PATH
 
@@ -253,3 +254,21 @@ def test_exec_replaces_itself_and_passes_status_and_signals(daemon):
     assert int(out) == child.pid  # the same process: credd exec'd the command, nothing in between
     missing = daemon.credd("exec", "prod-admin", "--", "no-such-command-credd")
     assert missing.returncode == 1 and "no-such-command-credd: command not found" in missing.stderr
+
+
+def test_sigterm_ends_a_wait_for_the_next_mfa_window_and_spends_no_code(daemon, live_sts):
+    from credd import mfa, paths
+
+    # The device's code of the next window is already used (another tool sent it): the daemon must wait 30-60 s.
+    state = mfa.state_file(paths.state_dir(daemon.home.env))
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"version": 1, "last_window": {SERIAL: mfa.window_at(time.time()) + 1}}))
+    daemon.start()
+    daemon.wait_until("the wait for a fresh MFA window", lambda: "waiting" in daemon.log() and "fresh MFA code" in
+                      daemon.log())
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGTERM, timeout=10) == 0
+    assert time.monotonic() - started < 3  # not the rest of the window, then a code
+    assert live_sts.count("GetSessionToken") == 0 and live_sts.count("AssumeRole") == 0
+    assert not daemon.socket.exists()
+    assert "abandoned before it reached STS" in daemon.log()

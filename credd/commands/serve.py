@@ -1,7 +1,8 @@
 """`credd serve`: the composition root. Builds the real pieces, wires them, runs until a signal.
 
-SIGTERM/SIGINT: stop taking requests, let a refresh and its file write in
-flight finish, remove the socket, exit 0. SIGHUP: reload the config; a bad
+SIGTERM/SIGINT: stop taking requests, end every wait (an MFA window, a
+scheduled job's) and abandon refreshes that have not reached STS, let a file
+write in flight finish, remove the socket, exit 0. SIGHUP: reload the config; a bad
 new config keeps the old one running and says why in the log.
 """
 
@@ -13,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import replace
 
 from credd import mfa, paths, sts
@@ -50,6 +52,7 @@ class Runtime:
     def __init__(self, ctx: Context, config: Config, store: Store) -> None:
         self.ctx = ctx
         self.store = store
+        self.stopping = threading.Event()  # shared by every engine, the ones of later reloads too
         self.scheduler = Scheduler(self._due, self._caught_up)
         # One ledger of used MFA windows for the life of the process: a reload must not forget, in
         # memory, the windows an unwritable state dir kept it from saving (a code is never used twice).
@@ -61,7 +64,7 @@ class Runtime:
         store = Store(self.store.backend, config.keyring_service)
         engine = Engine(config, store=store, clients=sts.StsClients(),
                         drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox),
-                        windows=self.windows)
+                        windows=self.windows, stop=self.stopping)
         return Daemon(config, engine, inbox, plan=self.scheduler.plan, write=CredentialsWriter(config.credentials_file))
 
     async def serve(self) -> int:
@@ -81,7 +84,8 @@ class Runtime:
         notify("READY=1")
         initial = loop.run_in_executor(None, self.daemon.refresh_all)
         await stop.wait()
-        log.info("stopping: no new requests; finishing what is in flight")
+        self.stopping.set()  # first: a refresh waiting for an MFA window gives up now, before it spends a code
+        log.info("stopping: no new requests; abandoning refreshes that have not reached STS")
         notify("STOPPING=1")
         await server.close()
         self.scheduler.shutdown()
