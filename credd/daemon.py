@@ -67,6 +67,24 @@ class CredentialsWriter:
         with self.lock:
             update_file(self.path, lambda text: credfile.update(text, write, remove, path=str(self.path)))
 
+    def remove_expired(self, now: datetime) -> list[str]:
+        """Drop every section credd owns whose credentials can no longer be served; return their names.
+
+        For start-up: ownership and expiry live in the file, so what a daemon
+        wrote before a restart (a laptop offline at login) is cleaned up
+        without STS. Decided again on the text being changed, under the lock.
+        """
+        cutoff = now + refresh.SERVE_MARGIN
+        removed: list[str] = []
+
+        def transform(text: str) -> str:
+            removed[:] = credfile.expired_sections(text, cutoff, str(self.path))
+            return credfile.update(text, {}, removed, path=str(self.path)) if removed else text
+
+        with self.lock:
+            update_file(self.path, transform)
+        return removed
+
 
 class Daemon:
     def __init__(self, config: Config, engine: Engine, inbox: CodeInbox, *,

@@ -272,3 +272,21 @@ def test_sigterm_ends_a_wait_for_the_next_mfa_window_and_spends_no_code(daemon, 
     assert live_sts.count("GetSessionToken") == 0 and live_sts.count("AssumeRole") == 0
     assert not daemon.socket.exists()
     assert "abandoned before it reached STS" in daemon.log()
+
+
+def test_at_start_with_sts_down_expired_sections_credd_wrote_leave_the_file(daemon, live_sts):
+    live_sts.inject("drop", times=float("inf"))  # the laptop is offline at login
+    daemon.home.credentials.parent.mkdir(mode=0o700)
+    mine = "[mine]\r\naws_access_key_id = ASIAMINEMINEMINEMINE\r\naws_session_token = FwoGZXIvYXdzEMINEMINE\r\n"
+    valid = "[later]\naws_access_key_id = ASIALATERLATERLATER1\nx_credd_expiration = 2999-01-01T00:00:00Z\n"
+    daemon.home.credentials.write_text(
+        "# kept\n[alice-session]\naws_access_key_id = ASIAOLDOLDOLDOLDOLD1\naws_session_token = FwoGZXIvYXdzEOLDOLD\n"
+        "x_credd_expiration = 2020-01-01T00:00:00Z\n" + mine + valid +
+        "[gone-from-config]\naws_access_key_id = ASIAGONEGONEGONEGONE\nx_credd_expiration = 2020-01-01T00:00:00Z\n")
+    daemon.start()
+    expected = ("# kept\n" + mine + valid).encode()  # only credd's sections, and only the expired ones
+    daemon.wait_until("the expired sections removed", lambda: daemon.home.credentials.read_bytes() == expected)
+    daemon.wait_until("STS tried", lambda: live_sts.count("GetSessionToken") > 0)
+    assert daemon.ask({"op": "status"})["profiles"][0]["last_error_kind"] in (None, "network")
+    assert daemon.home.credentials.read_bytes() == expected
+    assert daemon.stop() == 0

@@ -82,7 +82,7 @@ class Runtime:
         log.info("credd serving %d profile(s) of %d source(s) on %s (config %s)", len(config.profiles),
                  len(config.sources), config.socket, config.path)
         notify("READY=1")
-        initial = loop.run_in_executor(None, self.daemon.refresh_all)
+        initial = loop.run_in_executor(None, self._start)
         await stop.wait()
         self.stopping.set()  # first: a refresh waiting for an MFA window gives up now, before it spends a code
         log.info("stopping: no new requests; abandoning refreshes that have not reached STS")
@@ -136,6 +136,20 @@ class Runtime:
         log.info("reloaded %s: %d profile(s) of %d source(s)", config.path, len(config.profiles),
                  len(config.sources))
         new.refresh_all()
+
+    def _start(self) -> None:
+        """Expired credentials left by an earlier run leave the file first, whether STS answers or not."""
+        daemon, writer = self.daemon, self.daemon.write
+        assert isinstance(writer, CredentialsWriter)
+        try:
+            removed = writer.remove_expired(daemon.clock())
+        except CreddError as e:
+            log.error("cannot remove expired credentials from %s: %s", daemon.config.credentials_file, e)
+        else:
+            if removed:
+                log.info("removed the expired credentials of profile(s) %s from %s", ", ".join(removed),
+                         daemon.config.credentials_file)
+        daemon.refresh_all()
 
     def _due(self, source: str) -> None:
         if source in self.daemon.config.sources:
