@@ -311,6 +311,26 @@ def update(text: str, write: Mapping[str, Credentials], remove: Collection[str] 
     return _apply(doc, edits, expected, path)
 
 
+@dataclass(frozen=True)
+class LongTermSection:
+    """A section holding a long-term key credd does not own: `update` refuses to write it."""
+
+    name: str
+    line: int  # of its header, from 1
+    key_id: str
+
+
+def long_term_sections(text: str, names: Collection[str], path: str = LABEL) -> dict[str, LongTermSection]:
+    """Those of `names` whose section holds a long-term key credd does not own (see `update`)."""
+    doc = parse(text, path)
+    found = {}
+    for name in names:
+        section = doc.sections.get(name)
+        if section is not None and section.holds_long_term_key and not section.owned:
+            found[name] = LongTermSection(name, section.header + 1, section.keys[ACCESS_KEY_ID].value)
+    return found
+
+
 def expired_sections(text: str, cutoff: datetime, path: str = LABEL) -> list[str]:
     """The sections credd owns whose credentials expire by `cutoff`, by their own mark.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,8 +117,18 @@ def test_status_refresh_and_process_commands(daemon, live_sts):
     assert {row["profile"] for row in as_json["profiles"]} == {"alice-session", "prod-admin"}
 
     refreshed = daemon.credd("refresh", "prod-admin")
-    assert refreshed.returncode == 0 and refreshed.stdout == "prod-admin: refreshed\n"
+    assert refreshed.returncode == 0
+    assert re.fullmatch(r"prod-admin: renewed, valid until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n", refreshed.stdout)
     assert live_sts.calls["AssumeRole"] == 2
+    live_sts.inject("drop", times=float("inf"))
+    failed = daemon.credd("refresh", "--json", "prod-admin", "alice-session")
+    assert failed.returncode == 1  # prod-admin was not renewed
+    outcomes = json.loads(failed.stdout)
+    assert outcomes["ok"] is False and outcomes["profiles"]["prod-admin"]["outcome"] == "valid"
+    assert outcomes["profiles"]["alice-session"]["written"] is True
+    text = daemon.credd("refresh", "prod-admin").stdout
+    assert text.startswith("prod-admin: still valid until ") and ", not renewed: " in text and "cannot reach STS" in text
+    live_sts.clear_faults()
 
     hook = daemon.credd("process", "prod-admin")
     assert hook.returncode == 0

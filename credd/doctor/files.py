@@ -8,8 +8,8 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from credd import credfile
-from credd.doctor.facts import FileFacts, Stat
+from credd import credfile, shadow
+from credd.doctor.facts import FileFacts, SecretFacts, Stat
 from credd.doctor.findings import Finding, count, fail, ok, warn
 from credd.errors import CredentialsFileError
 from credd.model import Config, mask_key_id
@@ -37,7 +37,7 @@ def parse_credentials(file: FileFacts) -> ParsedCredentials:
 
 
 def check_credentials_file(file: FileFacts, parsed: ParsedCredentials, config: Config | None,
-                           uid: int) -> list[Finding]:
+                           uid: int, secrets: Mapping[str, SecretFacts] | None = None) -> list[Finding]:
     topic = "credentials file"
     if file.error:
         return [fail(topic, file.error)]
@@ -50,7 +50,7 @@ def check_credentials_file(file: FileFacts, parsed: ParsedCredentials, config: C
     if parsed.error:
         found.append(fail(topic, parsed.error))
     else:
-        found += long_term_keys(parsed, config, file.path)
+        found += long_term_keys(parsed, config, file.path, secrets or {})
     if found:
         return found
     owned = sum(section.owned for section in parsed.sections.values())
@@ -84,25 +84,28 @@ def safe_directory(topic: str, directory: str, info: Stat, uid: int) -> list[Fin
     return found
 
 
-def long_term_keys(parsed: ParsedCredentials, config: Config | None, path: str) -> list[Finding]:
+def long_term_keys(parsed: ParsedCredentials, config: Config | None, path: str,
+                   secrets: Mapping[str, SecretFacts]) -> list[Finding]:
     """Long-term keys in plain text belong in the keyring; in a section credd should write, they stop it."""
     found = []
     for name, section in parsed.sections.items():
         if not section.holds_long_term_key:
+            continue
+        profile = config.profiles.get(name) if config else None
+        if config is not None and profile is not None and profile.write and not section.owned:
+            # `keys import` only for the source's own key: any other would give the source another identity.
+            held = secrets.get(profile.source, SecretFacts())
+            found.append(fail("credentials file", *shadow.advice(
+                name, profile.source, f"{path}:{section.header + 1}", section.keys[credfile.ACCESS_KEY_ID].value,
+                held.key_id, str(config.path))))
             continue
         source = _source_for(name, config)
         fix = f"credd keys import {source} --from-profile {name}"
         if source == "SOURCE":
             fix += "  (SOURCE: the source in credd's config that the key belongs to)"
         key_id = mask_key_id(section.keys[credfile.ACCESS_KEY_ID].value)
-        profile = config.profiles.get(name) if config else None
-        if profile is not None and profile.write:
-            found.append(fail("credentials file", f"[{name}] in {path} holds a long-term access key ({key_id}), "
-                                                  f"which credd does not overwrite: it cannot write profile {name}",
-                              fix))
-        else:
-            found.append(warn("credentials file", f"[{name}] in {path} holds a long-term access key ({key_id}) in "
-                                                  "plain text", fix))
+        found.append(warn("credentials file", f"[{name}] in {path} holds a long-term access key ({key_id}) in "
+                                              "plain text", fix))
     return found
 
 
