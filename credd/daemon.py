@@ -114,13 +114,21 @@ class Daemon:
         self.status_of = {name: ProfileStatus() for name in config.profiles}
         self._in_file: set[str] = set()  # owned profiles credd has written and not yet removed
         self._unwritten: dict[str, Failure] = {}  # owned profiles whose newest credentials a failed write left out
+        self._refreshing: dict[str, int] = {}  # refreshes in flight per source, for `status`
+        self._busy_lock = threading.Lock()
 
     # Refreshing -------------------------------------------------------------------
 
     def refresh_source(self, source: str, *, profiles: Iterable[str] | None = None, force: bool = False,
                        new_session: bool = False) -> SourceResult:
         """Refresh what is due, write the file, record the outcome, plan the next run."""
-        result = self.engine.refresh(source, profiles=profiles, force=force, new_session=new_session)
+        with self._busy_lock:
+            self._refreshing[source] = self._refreshing.get(source, 0) + 1
+        try:
+            result = self.engine.refresh(source, profiles=profiles, force=force, new_session=new_session)
+        finally:
+            with self._busy_lock:
+                self._refreshing[source] -= 1
         now = self.clock()
         for name, outcome in result.profiles.items():
             status = self.status_of.setdefault(name, ProfileStatus())
@@ -378,7 +386,11 @@ class Daemon:
         for profile in self.config.profiles.values():
             creds = self.engine.credentials(profile.name)
             status = self.status_of[profile.name]
-            if creds is None:
+            if creds is None and self._refreshing.get(profile.source):
+                state = "refreshing"  # none yet, and on the way
+            elif creds is None and status.last_refresh is None and status.last_error is None:
+                state = "starting"  # not tried yet: the daemon has just started (or reloaded)
+            elif creds is None:
                 state = "needs-mfa" if status.last_error and status.last_error.kind is FailureKind.MFA_NEEDED \
                     else "no-credentials"
             elif profile.write and profile.name in self._unwritten:  # `aws` reads the file, not what credd holds

@@ -301,3 +301,15 @@ def test_at_start_with_sts_down_expired_sections_credd_wrote_leave_the_file(daem
     assert daemon.ask({"op": "status"})["profiles"][0]["last_error_kind"] in (None, "network")
     assert daemon.home.credentials.read_bytes() == expected
     assert daemon.stop() == 0
+
+
+def test_status_says_starting_or_refreshing_until_the_first_refresh_ends(daemon, live_sts):
+    live_sts.latency = 1.0  # each STS call takes a second, as from a far region
+    daemon.start()
+    status = daemon.credd("status")
+    assert status.returncode == 1  # not served yet: a script waits with `until credd status; do sleep 1; done`
+    states = {line.split()[0]: line.split()[2] for line in status.stdout.splitlines()[2:]}
+    assert set(states.values()) <= {"starting", "refreshing"} and "refreshing" in states.values(), status.stdout
+    assert "no-credentials" not in status.stdout
+    daemon.wait_state("prod-admin", "fresh")
+    assert daemon.credd("status").returncode == 0
