@@ -115,6 +115,8 @@ class Daemon:
         self._in_file: set[str] = set()  # owned profiles credd has written and not yet removed
         self._unwritten: dict[str, Failure] = {}  # owned profiles whose newest credentials a failed write left out
         self._refreshing: dict[str, int] = {}  # refreshes in flight per source, for `status`
+        self.loaded_at = clock()  # when this config was loaded
+        self.reload_error: tuple[datetime, str] | None = None  # a later reload refused: when, and why
         self._busy_lock = threading.Lock()
 
     # Refreshing -------------------------------------------------------------------
@@ -414,8 +416,11 @@ class Daemon:
                 "failures_in_a_row": sources[profile.source]["failures_in_a_row"] if error else 0,
                 "next_attempt": sources[profile.source]["next_attempt"] if error else None,
             })
+        failed = self.reload_error
         return {"ok": True, "version": __version__, "pid": os.getpid(), "config": str(self.config.path),
-                "now": _utc(now), "profiles": rows, "sources": sources}
+                "now": _utc(now), "profiles": rows, "sources": sources,
+                "config_loaded_at": _utc(self.loaded_at),
+                "reload_error": {"at": _utc(failed[0]), "message": failed[1]} if failed else None}
 
     def _unknown_profile(self, name: str) -> dict:
         return protocol.error_reply("unknown-profile", f"profile {name!r} is not in {self.config.path}; add it "

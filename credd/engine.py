@@ -221,7 +221,7 @@ class Engine:
         try:
             session = self._session(source, new=new_session)
         except RefreshError as e:
-            self.log.warning("source %s: no session: %s", source.name, e.failure.message)
+            self.log.warning("no session: %s", _about("source", source.name, e.failure.message))
             return self._result(source.name, targets, {p.name: e.failure for p in due}, None, e.failure)
         outcomes = self._profiles(source, session.credentials, due)
         refused = [p for p in due if _session_refused(outcomes[p.name])]
@@ -232,7 +232,7 @@ class Engine:
                 session = self._session(source, new=True)
                 outcomes.update(self._profiles(source, session.credentials, refused))
             except RefreshError as e:
-                self.log.warning("source %s: no session: %s", source.name, e.failure.message)
+                self.log.warning("no session: %s", _about("source", source.name, e.failure.message))
                 outcomes.update({p.name: e.failure for p in refused})
         return self._result(source.name, targets, outcomes, session.origin, None)
 
@@ -364,7 +364,7 @@ class Engine:
         try:
             client = self.clients.for_session(source, session)
         except StsError as e:
-            self.log.warning("source %s: %s", source.name, e.failure.message)
+            self.log.warning("%s", _about("source", source.name, e.failure.message))
             return {**outcomes, **{p.name: e.failure for p in roles}}
         with ThreadPoolExecutor(max_workers=min(self.workers, len(roles)), thread_name_prefix="credd-sts") as pool:
             futures = {p.name: pool.submit(self._assume, client, p) for p in roles}
@@ -376,7 +376,7 @@ class Engine:
             creds = sts.assume_role(client, profile, role_duration(profile), self.clock(),
                                     skew=self._watch_skew(profile.source))
         except RefreshError as e:
-            self.log.warning("profile %s: %s", profile.name, e.failure.message)
+            self.log.warning("%s", _about("profile", profile.name, e.failure.message))
             return e.failure
         self.log.info("profile %s: assumed %s as %r", profile.name, profile.role_arn, creds)
         return creds
@@ -442,6 +442,11 @@ def _source_identity(config: Config, source: Source | None) -> tuple[str, Source
 
 def _session_refused(outcome: Credentials | Failure) -> bool:
     return isinstance(outcome, Failure) and outcome.kind is FailureKind.EXPIRED_TOKEN
+
+
+def _about(kind: str, name: str, message: str) -> str:
+    """`message` as a log line about `kind` `name`: named once, by the message itself when it does already."""
+    return message if message.startswith(f"{kind} {name!r}") else f"{kind} {name}: {message}"
 
 
 def _when(creds: Credentials) -> str:

@@ -102,6 +102,16 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_one_for_a_bad_one(daemon
     daemon.wait_until("the reload refused", lambda: "the new config is invalid, keeping the running one" in daemon.log())
     assert "sources.alice.mfa" in daemon.log()
     assert daemon.credd("process", "dev").returncode == 0  # still serving the old config
+    status = daemon.credd("status")  # and status says so, with the error's file:line, until a good reload
+    warning = next(line for line in status.stdout.splitlines() if line.startswith("warning: the reload"))
+    assert "was refused, so credd still runs the config it loaded at " in warning
+    assert f"{daemon.home.config}:1: sources.alice.mfa" in warning
+    assert json.loads(daemon.credd("status", "--json").stdout)["reload_error"]["message"].startswith(
+        f"{daemon.home.config}:1: sources.alice.mfa")
+    daemon.home.write_config(daemon_config(live_sts.url, extra_profiles=extra))
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_until("a good reload", lambda: daemon.ask({"op": "status"})["reload_error"] is None)
+    assert "warning: the reload" not in daemon.credd("status").stdout
     assert daemon.stop() == 0
 
 

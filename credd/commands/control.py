@@ -60,6 +60,10 @@ def status(ctx: Context, args: argparse.Namespace) -> int:
         ctx.say(json.dumps(reply, indent=2))
         return 0
     ctx.say(f"credd {reply['version']} (pid {reply['pid']}), config {reply['config']}")
+    failed = reply.get("reload_error")  # an older daemon sends none
+    if failed:
+        ctx.say(f"warning: the reload at {failed['at']} was refused, so credd still runs the config it loaded at "
+                f"{reply['config_loaded_at']}: {failed['message']}")
     rows = [("PROFILE", "SOURCE", "STATE", "LEFT", "LAST REFRESH", "LAST ERROR")]
     for row in reply["profiles"]:
         left = format_duration(max(0, row["seconds_left"])) if row["seconds_left"] is not None else "-"

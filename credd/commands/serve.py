@@ -101,6 +101,7 @@ class Runtime:
             self._reload()
         except Exception as e:  # runs in an executor nobody awaits: say it here, keep the running daemon
             log.error("reload failed (%s); the running config stays in effect", type(e).__name__)
+            self._refused(f"the reload failed ({type(e).__name__}); this is a bug in credd")
         finally:
             notify("READY=1")
 
@@ -111,11 +112,13 @@ class Runtime:
             log.error("reload: the config file %s is gone; credd keeps serving the config it runs (%d profile(s)). "
                       "Put the file back (`credd init` writes a new one), then reload again", path,
                       len(old.config.profiles))
+            self._refused(f"{path}: the file is gone; put it back (`credd init` writes a new one), then reload")
             return
         try:
             config = self.ctx.load_config()
         except CreddError as e:
             log.error("reload: the new config is invalid, keeping the running one: %s", e)
+            self._refused(str(e))
             return
         if config.socket != old.config.socket:
             log.warning("reload: the socket path changed; it takes effect at the next restart")
@@ -136,6 +139,10 @@ class Runtime:
         log.info("reloaded %s: %d profile(s) of %d source(s)", config.path, len(config.profiles),
                  len(config.sources))
         new.refresh_all()
+
+    def _refused(self, why: str) -> None:
+        """Keep, for `status`, that the daemon still runs its older config, and why; until a good reload."""
+        self.daemon.reload_error = (self.daemon.clock(), why)
 
     def _start(self) -> None:
         """Expired credentials left by an earlier run leave the file first, whether STS answers or not."""
