@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable")
     refresh = _command(commands, "refresh", "control:refresh", "the daemon refreshes now; waits and reports")
     refresh.add_argument("profiles", metavar="PROFILE", nargs="*", help="default: every profile")
+    refresh.add_argument("--json", action="store_true", help="machine-readable: each profile's outcome")
     mfa = _command(commands, "mfa", "control:hand_in_mfa", "hand an MFA code to the daemon (prompts when left out)")
     mfa.add_argument("source", metavar="SOURCE")
     mfa.add_argument("code", metavar="CODE", nargs="?")

@@ -17,7 +17,7 @@ matters in two places: credd removes only sections it owns, and it overwrites
 a section holding a long-term key (`aws_access_key_id` with no session token)
 only if it owns it.
 
-Entry points: `update` (the daemon), `read_long_term_key` and
+Entry points: `update` and `expired_sections` (the daemon), `read_long_term_key` and
 `remove_long_term_key` (`credd keys import`), `read_profiles` (what botocore
 would read; `doctor` and the tests), and `set_keys`, the same editing without
 the credentials rules, for `~/.aws/config` (`credd init` adds
@@ -45,6 +45,7 @@ SECRET_ACCESS_KEY = "aws_secret_access_key"
 SESSION_TOKEN = "aws_session_token"
 SECURITY_TOKEN = "aws_security_token"  # the legacy name; botocore prefers it over aws_session_token
 EXPIRATION = "x_credd_expiration"  # credd's mark of ownership, and when the credentials expire
+EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the mark's value: UTC
 MANAGED = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, EXPIRATION)
 LONG_TERM = (ACCESS_KEY_ID, SECRET_ACCESS_KEY)
 
@@ -273,7 +274,7 @@ def _values_botocore_reads(doc: Document) -> Iterator[Key]:
 
 def credential_values(credentials: Credentials) -> dict[str, str]:
     """The keys credd writes for one profile, in the order it writes them."""
-    expiration = credentials.expiration.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expiration = credentials.expiration.astimezone(timezone.utc).strftime(EXPIRATION_FORMAT)
     return {
         ACCESS_KEY_ID: credentials.access_key_id,
         SECRET_ACCESS_KEY: credentials.secret_access_key.reveal(),
@@ -321,11 +322,50 @@ def read_owned_credentials(text: str, section: str, path: str = LABEL) -> Creden
         return None
     values = found.values()
     try:
-        expiration = datetime.strptime(values[EXPIRATION], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        expiration = datetime.strptime(values[EXPIRATION], EXPIRATION_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
     return Credentials(values[ACCESS_KEY_ID], Secret(values[SECRET_ACCESS_KEY]), Secret(values[SESSION_TOKEN]),
                        expiration)
+
+
+@dataclass(frozen=True)
+class LongTermSection:
+    """A section holding a long-term key credd does not own: `update` refuses to write it."""
+
+    name: str
+    line: int  # of its header, from 1
+    key_id: str
+
+
+def long_term_sections(text: str, names: Collection[str], path: str = LABEL) -> dict[str, LongTermSection]:
+    """Those of `names` whose section holds a long-term key credd does not own (see `update`)."""
+    doc = parse(text, path)
+    found = {}
+    for name in names:
+        section = doc.sections.get(name)
+        if section is not None and section.holds_long_term_key and not section.owned:
+            found[name] = LongTermSection(name, section.header + 1, section.keys[ACCESS_KEY_ID].value)
+    return found
+
+
+def expired_sections(text: str, cutoff: datetime, path: str = LABEL) -> list[str]:
+    """The sections credd owns whose credentials expire by `cutoff`, by their own mark.
+
+    A section without the mark is never one of them, whatever it holds; nor is
+    one whose mark does not read as a time (credd cannot tell when it expires).
+    """
+    expired = []
+    for name, section in parse(text, path).sections.items():
+        if not section.owned:
+            continue
+        try:
+            expires = datetime.strptime(section.keys[EXPIRATION].value, EXPIRATION_FORMAT).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+        if expires <= cutoff:
+            expired.append(name)
+    return expired
 
 
 def read_long_term_key(text: str, section: str, path: str = LABEL) -> AccessKey:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from credd import __version__, credfile, protocol, refresh
+from credd import __version__, credfile, protocol, refresh, shadow
 from credd.atomicfile import update_file
 from credd.durations import format_duration
-from credd.engine import Engine, SourceResult
+from credd.engine import Engine, ProfileResult, SourceResult
 from credd.errors import CreddError
 from credd.mfa import CodeInbox
 from credd.model import Config, Credentials, Failure, FailureKind
@@ -60,17 +60,48 @@ class CredentialsWriter:
         self.path = path
         self.lock = threading.Lock()  # shutdown waits on this: a write in flight always finishes
 
-    def __call__(self, write: dict[str, Credentials], remove: Iterable[str]) -> None:
+    def __call__(self, write: dict[str, Credentials], remove: Iterable[str]) -> dict[str, credfile.LongTermSection]:
+        """Write and remove in one update; return the sections left out because they hold a long-term key.
+
+        Those are refused one by one, so the other profiles still get their credentials.
+        """
         remove = [name for name in remove if name not in write]
+        refused: dict[str, credfile.LongTermSection] = {}
         if not write and not remove:
-            return
+            return refused
+
+        def transform(text: str) -> str:
+            refused.clear()
+            refused.update(credfile.long_term_sections(text, write, str(self.path)))
+            kept = {name: creds for name, creds in write.items() if name not in refused}
+            return credfile.update(text, kept, remove, path=str(self.path))
+
         with self.lock:
-            update_file(self.path, lambda text: credfile.update(text, write, remove, path=str(self.path)))
+            update_file(self.path, transform)
+        return refused
+
+    def remove_expired(self, now: datetime) -> list[str]:
+        """Drop every section credd owns whose credentials can no longer be served; return their names.
+
+        For start-up: ownership and expiry live in the file, so what a daemon
+        wrote before a restart (a laptop offline at login) is cleaned up
+        without STS. Decided again on the text being changed, under the lock.
+        """
+        cutoff = now + refresh.SERVE_MARGIN
+        removed: list[str] = []
+
+        def transform(text: str) -> str:
+            removed[:] = credfile.expired_sections(text, cutoff, str(self.path))
+            return credfile.update(text, {}, removed, path=str(self.path)) if removed else text
+
+        with self.lock:
+            update_file(self.path, transform)
+        return removed
 
 
 class Daemon:
     def __init__(self, config: Config, engine: Engine, inbox: CodeInbox, *,
-                 plan: Callable[[str, datetime], None], write: Callable[[dict, Iterable[str]], None],
+                 plan: Callable[[str, datetime], None], write: Callable[[dict, Iterable[str]], dict | None],
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  jitter: Callable[[], float] = random.random) -> None:
         self.config = config
@@ -83,13 +114,23 @@ class Daemon:
         self.status_of = {name: ProfileStatus() for name in config.profiles}
         self._in_file: set[str] = set()  # owned profiles credd has written and not yet removed
         self._unwritten: dict[str, Failure] = {}  # owned profiles whose newest credentials a failed write left out
+        self._refreshing: dict[str, int] = {}  # refreshes in flight per source, for `status`
+        self.loaded_at = clock()  # when this config was loaded
+        self.reload_error: tuple[datetime, str] | None = None  # a later reload refused: when, and why
+        self._busy_lock = threading.Lock()
 
     # Refreshing -------------------------------------------------------------------
 
     def refresh_source(self, source: str, *, profiles: Iterable[str] | None = None, force: bool = False,
                        new_session: bool = False) -> SourceResult:
         """Refresh what is due, write the file, record the outcome, plan the next run."""
-        result = self.engine.refresh(source, profiles=profiles, force=force, new_session=new_session)
+        with self._busy_lock:
+            self._refreshing[source] = self._refreshing.get(source, 0) + 1
+        try:
+            result = self.engine.refresh(source, profiles=profiles, force=force, new_session=new_session)
+        finally:
+            with self._busy_lock:
+                self._refreshing[source] -= 1
         now = self.clock()
         for name, outcome in result.profiles.items():
             status = self.status_of.setdefault(name, ProfileStatus())
@@ -162,7 +203,7 @@ class Daemon:
                 gone.add(name)
         remove = gone & self._in_file
         try:
-            self.write(write, remove)
+            refused = self.write(write, remove) or {}
         except CreddError as e:
             failure = Failure(FailureKind.OTHER, f"{e}. credd still serves these credentials over its socket "
                               "(`credd process`) and writes the file at its next refresh", retryable=True)
@@ -174,13 +215,31 @@ class Daemon:
             for name in write:
                 self.status_of[name].last_error = self._unwritten[name] = failure
             return
-        for name in write:
+        for name, section in refused.items():
+            failure = self._shadowed(name, section)
+            repeated = name in self._unwritten and self._unwritten[name].message == failure.message
+            (log.debug if repeated else log.error)("%s", failure.message)  # retried each minute: said once
+            self.status_of[name].last_error = self._unwritten[name] = failure
+        written = set(write) - set(refused)
+        for name in written:
             failed = self._unwritten.pop(name, None)
             if failed is not None:
                 log.info("profile %s: written to %s again", name, self.config.credentials_file)
             if failed is not None and self.status_of[name].last_error is failed:
                 self.status_of[name].last_error = None  # the write that failed has now been made
-        self._in_file = (self._in_file | set(write)) - remove
+        self._in_file = (self._in_file | written) - remove
+
+    def _shadowed(self, name: str, section: credfile.LongTermSection) -> Failure:
+        """Why `name` is not in the file: a long-term key in its section; the fix depends on whose key it is."""
+        source = self.config.profiles[name].source
+        try:
+            key = self.engine.store.get_access_key(source)
+        except CreddError:
+            key = None  # the keyring is out of reach: the advice that does not need it
+        message = shadow.message(shadow.advice(name, source, f"{self.config.credentials_file}:{section.line}",
+                                               section.key_id, key.key_id if key is not None else None,
+                                               str(self.config.path)))
+        return Failure(FailureKind.SHADOWED, message, retryable=True)
 
     def remove_profiles(self, names: Iterable[str]) -> None:
         """Drop credd's sections of profiles it no longer writes (after a reload)."""
@@ -276,8 +335,48 @@ class Daemon:
             targets = [name for name in wanted if self.config.profiles[name].source == source]
             result = self.refresh_source(source, profiles=targets, force=True)
             for name, one in result.profiles.items():
-                outcome[name] = {"ok": one.renewed, "message": one.failure.message if one.failure else None}
+                outcome[name] = self._refresh_outcome(name, one, result.session_from)
         return {"ok": all(item["ok"] for item in outcome.values()), "profiles": outcome}
+
+    def _refresh_outcome(self, name: str, one: ProfileResult, session_from: str | None) -> dict:
+        """What a forced refresh did for one profile, as `credd refresh` reports it.
+
+        `outcome`: "renewed" (new from STS, and in the file where it is written
+        there), "valid" (not renewed; earlier credentials still served),
+        "not-written" (served over the socket, but the file does not have them),
+        "failed" (nothing to serve). `ok`: served fresh, with nothing gone wrong.
+        `ok` and `message` are the fields older clients read.
+        """
+        profile = self.config.profiles[name]
+        creds = one.credentials
+        # A session profile "renewed" with the session in memory or the keyring got nothing new: a new
+        # session costs an MFA code, so a forced refresh reuses a fresh one.
+        reused = one.renewed and not profile.is_role and session_from in ("memory", "keyring")
+        unwritten = self._unwritten.get(name) if profile.write else None
+        if creds is None:
+            outcome = "failed"
+            reason = one.failure.message if one.failure else f"profile {name} has no credentials"
+        elif unwritten is not None:
+            outcome, reason = "not-written", unwritten.message
+        elif one.renewed and not reused:
+            outcome, reason = "renewed", None
+        else:
+            outcome = "valid"
+            reason = one.failure.message if one.failure else (
+                f"the session of source {profile.source} ({'in memory' if session_from == 'memory' else 'cached in the keyring'}) "
+                f"is still fresh, and a new one costs an MFA code")
+        fresh = creds is not None and refresh.is_fresh(creds.expiration, self.clock(),
+                                                      timedelta(seconds=self.config.refresh_before))
+        return {
+            "ok": outcome in ("renewed", "valid") and one.failure is None and fresh,
+            "outcome": outcome,
+            "expiration": _utc(creds.expiration) if creds else None,
+            "renewed": one.renewed and not reused,
+            "written": (name in self._in_file and unwritten is None) if profile.write else None,
+            "reason": reason,
+            "message": one.failure.message if one.failure else (reason if outcome in ("failed", "not-written")
+                                                                 else None),
+        }
 
     def status(self) -> dict:
         """Every profile's state and last error; for a source in trouble, how often it failed and when it
@@ -289,9 +388,16 @@ class Daemon:
         for profile in self.config.profiles.values():
             creds = self.engine.credentials(profile.name)
             status = self.status_of[profile.name]
-            if creds is None:
+            if creds is None and self._refreshing.get(profile.source):
+                state = "refreshing"  # none yet, and on the way
+            elif creds is None and status.last_refresh is None and status.last_error is None:
+                state = "starting"  # not tried yet: the daemon has just started (or reloaded)
+            elif creds is None:
                 state = "needs-mfa" if status.last_error and status.last_error.kind is FailureKind.MFA_NEEDED \
                     else "no-credentials"
+            elif profile.write and profile.name in self._unwritten:  # `aws` reads the file, not what credd holds
+                shadowed = self._unwritten[profile.name].kind is FailureKind.SHADOWED
+                state = "shadowed" if shadowed else "not-written"
             else:
                 state = "fresh" if refresh.is_fresh(creds.expiration, now, refresh_before) else "expiring"
             error = status.last_error
@@ -310,8 +416,11 @@ class Daemon:
                 "failures_in_a_row": sources[profile.source]["failures_in_a_row"] if error else 0,
                 "next_attempt": sources[profile.source]["next_attempt"] if error else None,
             })
+        failed = self.reload_error
         return {"ok": True, "version": __version__, "pid": os.getpid(), "config": str(self.config.path),
-                "now": _utc(now), "profiles": rows, "sources": sources}
+                "now": _utc(now), "profiles": rows, "sources": sources,
+                "config_loaded_at": _utc(self.loaded_at),
+                "reload_error": {"at": _utc(failed[0]), "message": failed[1]} if failed else None}
 
     def _unknown_profile(self, name: str) -> dict:
         return protocol.error_reply("unknown-profile", f"profile {name!r} is not in {self.config.path}; add it "

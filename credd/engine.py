@@ -12,7 +12,9 @@ no STS call and serves what is still valid, unless a credential someone
 asks for has expired (`refresh.may_retry`), or the user forces it.
 
 Everything with an effect is injected: the clock, `sleep`, the STS client
-factory, the Store, the MFA drivers and the window ledger.
+factory, the Store, the MFA drivers and the window ledger. A `stop` event
+ends every wait at once: set (the daemon is stopping), a refresh that has
+not reached STS yet is abandoned rather than spend an MFA code nobody will use.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -91,16 +92,17 @@ class Engine:
 
     def __init__(self, config: Config, *, store: Store, clients: sts.StsClients,
                  drivers: Mapping[str, mfa.MfaDriver], windows: mfa.UsedWindows,
-                 clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] | None = None, sleep: Callable[[float], object] | None = None,
                  jitter: Callable[[], float] = random.random, workers: int = WORKERS,
-                 log: logging.Logger = LOG) -> None:
+                 log: logging.Logger = LOG, stop: threading.Event | None = None) -> None:
         self.config = config
         self.store = store
         self.clients = clients
         self.drivers = drivers
         self.windows = windows
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.sleep = sleep
+        self.stop = stop or threading.Event()
+        self.sleep = sleep or self.stop.wait  # a wait the stop event ends at once
         self.jitter = jitter  # uniform in [0, 1): spreads retries (refresh.backoff)
         self.workers = workers
         self.log = log
@@ -219,7 +221,7 @@ class Engine:
         try:
             session = self._session(source, new=new_session)
         except RefreshError as e:
-            self.log.warning("source %s: no session: %s", source.name, e.failure.message)
+            self.log.warning("no session: %s", _about("source", source.name, e.failure.message))
             return self._result(source.name, targets, {p.name: e.failure for p in due}, None, e.failure)
         outcomes = self._profiles(source, session.credentials, due)
         refused = [p for p in due if _session_refused(outcomes[p.name])]
@@ -230,7 +232,7 @@ class Engine:
                 session = self._session(source, new=True)
                 outcomes.update(self._profiles(source, session.credentials, refused))
             except RefreshError as e:
-                self.log.warning("source %s: no session: %s", source.name, e.failure.message)
+                self.log.warning("no session: %s", _about("source", source.name, e.failure.message))
                 outcomes.update({p.name: e.failure for p in refused})
         return self._result(source.name, targets, outcomes, session.origin, None)
 
@@ -292,6 +294,7 @@ class Engine:
     def _new_session(self, source: Source, key: AccessKey) -> Credentials:
         client = self.clients.for_key(source, key)
         if source.mfa_serial is None:
+            self._unless_stopping(f"source {source.name!r}")
             return self._logged_session(source, sts.get_session_token(client, source, None, self.clock(),
                                                                       skew=self._watch_skew(source.name)))
         driver = self._driver(source)
@@ -300,6 +303,7 @@ class Engine:
         attempts = 2 if driver.regenerates else 1
         for attempt in range(1, attempts + 1):
             code = self._mfa_code(source, driver)
+            self._unless_stopping(f"source {source.name!r}")
             try:
                 creds = sts.get_session_token(client, source, code, self.clock(), skew=self._watch_skew(source.name))
                 return self._logged_session(source, creds)
@@ -310,6 +314,12 @@ class Engine:
                 self.log.warning("source %s: AWS rejected the MFA code; trying once more with the next one",
                                  source.name)
         raise MfaError(driver.rejected(source))
+
+    def _unless_stopping(self, who: str) -> None:
+        """Abandon the refresh here when the daemon is stopping: the last point before an STS call."""
+        if self.stop.is_set():
+            raise RefreshError(Failure(FailureKind.STOPPED, f"{who}: credd is stopping; the refresh was abandoned "
+                                                            "before it reached STS", retryable=True))
 
     def _logged_session(self, source: Source, creds: Credentials) -> Credentials:
         self.log.info("source %s: new session %r", source.name, creds)
@@ -334,6 +344,7 @@ class Engine:
                 self.log.info("source %s: waiting %.0f s for a fresh MFA code (AWS accepts each code once)",
                               source.name, wait)
                 self.sleep(wait)
+                self._unless_stopping(f"source {source.name!r}")  # not a code (or a key touch) for nothing
         else:
             window = mfa.window_at(now)
         code = driver.code(source, window)
@@ -353,7 +364,7 @@ class Engine:
         try:
             client = self.clients.for_session(source, session)
         except StsError as e:
-            self.log.warning("source %s: %s", source.name, e.failure.message)
+            self.log.warning("%s", _about("source", source.name, e.failure.message))
             return {**outcomes, **{p.name: e.failure for p in roles}}
         with ThreadPoolExecutor(max_workers=min(self.workers, len(roles)), thread_name_prefix="credd-sts") as pool:
             futures = {p.name: pool.submit(self._assume, client, p) for p in roles}
@@ -361,10 +372,11 @@ class Engine:
 
     def _assume(self, client, profile: Profile) -> Credentials | Failure:
         try:
+            self._unless_stopping(f"profile {profile.name!r}")
             creds = sts.assume_role(client, profile, role_duration(profile), self.clock(),
                                     skew=self._watch_skew(profile.source))
         except RefreshError as e:
-            self.log.warning("profile %s: %s", profile.name, e.failure.message)
+            self.log.warning("%s", _about("profile", profile.name, e.failure.message))
             return e.failure
         self.log.info("profile %s: assumed %s as %r", profile.name, profile.role_arn, creds)
         return creds
@@ -430,6 +442,11 @@ def _source_identity(config: Config, source: Source | None) -> tuple[str, Source
 
 def _session_refused(outcome: Credentials | Failure) -> bool:
     return isinstance(outcome, Failure) and outcome.kind is FailureKind.EXPIRED_TOKEN
+
+
+def _about(kind: str, name: str, message: str) -> str:
+    """`message` as a log line about `kind` `name`: named once, by the message itself when it does already."""
+    return message if message.startswith(f"{kind} {name!r}") else f"{kind} {name}: {message}"
 
 
 def _when(creds: Credentials) -> str:

@@ -150,6 +150,8 @@ class FailureKind(str, Enum):
     CLOCK = "clock"                      # AWS says this machine's clock is off
     BAD_REPLY = "bad_reply"              # STS answered with something credd cannot use
     KEYRING = "keyring"                  # the keyring refused (locked, dismissed prompt)
+    SHADOWED = "shadowed"                # a long-term key in the profile's section keeps credd from writing it
+    STOPPED = "stopped"                  # the daemon stopped before the refresh reached STS
     OTHER = "other"
 
 

@@ -21,7 +21,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
@@ -69,6 +69,7 @@ class Call:
     operation: str  # "GetSessionToken" or "AssumeRole"
     source: str
     profile: str | None = None
+    endpoint: str | None = None  # where it went: named when STS cannot be reached there
 
     @property
     def who(self) -> str:
@@ -214,6 +215,7 @@ def assume_role(client, profile: Profile, duration: int, now: datetime, *,
 
 def _send(client, call: Call, params: dict[str, object], now: datetime, watcher: SkewWatcher | None) -> object:
     method = {"GetSessionToken": client.get_session_token, "AssumeRole": client.assume_role}[call.operation]
+    call = replace(call, endpoint=_shown_url(getattr(getattr(client, "meta", None), "endpoint_url", None)))
     try:
         reply = method(**params)
     except Exception as e:  # every way a call can fail becomes a Failure; the cause may quote the code
@@ -380,8 +382,23 @@ def _client_error(error, call: Call, skew: timedelta | None) -> Failure:
 
 
 def _network(call: Call, problem: str) -> Failure:
-    return Failure(FailureKind.NETWORK, f"{call.who}: {call.operation}: {problem}; credd tries again later "
+    to = f" to {call.endpoint}" if call.endpoint else ""
+    return Failure(FailureKind.NETWORK, f"{call.who}: {call.operation}{to}: {problem}; credd tries again later "
                                         "and serves credentials that are still valid meanwhile", retryable=True)
+
+
+def _shown_url(url: object) -> str | None:
+    """An endpoint URL fit for a message: scheme, host, port and path; never a user name or password in it."""
+    if not isinstance(url, str) or not url:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return None
+    return _one_line(f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}")
 
 
 def _one_line(text: str) -> str:

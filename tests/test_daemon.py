@@ -104,19 +104,68 @@ def test_refresh_op_forces_and_reports(make_daemon, sts_front):
     _, daemon, _, _ = make_daemon(roles=2)
     daemon.refresh_all()
     reply = daemon.handle({"op": "refresh", "profiles": ["role-01"]})
-    assert reply == {"ok": True, "profiles": {"role-01": {"ok": True, "message": None}}}
+    expiration = daemon.engine.credentials("role-01").expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert reply == {"ok": True, "profiles": {"role-01": {  # ok and message: what older clients read
+        "ok": True, "message": None, "outcome": "renewed", "expiration": expiration, "renewed": True,
+        "written": True, "reason": None}}}
     assert sts_front.calls["AssumeRole"] == 3
 
 
-def test_a_long_term_key_section_is_refused_and_reported(make_daemon, clock):
-    _, daemon, _, credentials = make_daemon(roles=0)
+def test_refresh_says_what_was_not_renewed_and_why(make_daemon, sts_front, clock):
+    _, daemon, _, _ = make_daemon(roles=1)
+    daemon.refresh_all()
+    clock.advance(60)
+    sts_front.inject("drop", times=float("inf"))  # STS out of reach
+    reply = daemon.handle({"op": "refresh", "profiles": []})
+    role, session = reply["profiles"]["role-00"], reply["profiles"]["alice-session"]
+    assert reply["ok"] is False
+    assert role["ok"] is False and role["outcome"] == "valid" and role["renewed"] is False
+    assert "cannot reach STS" in role["reason"] and role["expiration"]
+    # The session was not renewed either: the one in memory is still fresh, and a new one costs a code.
+    assert session["outcome"] == "valid" and session["renewed"] is False and session["ok"] is True
+    assert "still fresh, and a new one costs an MFA code" in session["reason"]
+    assert sts_front.calls["GetSessionToken"] == 1
+
+
+def long_term_section(name: str, key_id: str) -> str:
+    return f"[{name}]\naws_access_key_id = {key_id}\naws_secret_access_key = x\n"
+
+
+def test_a_long_term_key_of_another_identity_is_refused_and_shadows_the_profile(make_daemon, clock):
+    _, daemon, _, credentials = make_daemon(roles=1)
     credentials.parent.mkdir(mode=0o700)
-    original = "[alice-session]\naws_access_key_id = AKIAOLDOLDOLDOLDOLD1\naws_secret_access_key = x\n"
+    original = "# mine\n" + long_term_section("alice-session", "AKIAOLDOLDOLDOLDOLD1")
     credentials.write_text(original)
     daemon.refresh_all()
-    assert credentials.read_text() == original
+    parsed = read_file(credentials)
+    assert parsed["alice-session"]["aws_access_key_id"] == "AKIAOLDOLDOLDOLDOLD1"  # left as it was
+    assert parsed["role-00"]["aws_session_token"]  # the other profile is written all the same
     status = {row["profile"]: row for row in daemon.status()["profiles"]}
-    assert "credd keys import" in status["alice-session"]["last_error"]
+    row = status["alice-session"]
+    assert row["state"] == "shadowed" and row["last_error_kind"] == "shadowed"
+    assert status["role-00"]["state"] == "fresh"
+    # Not `credd keys import`: that would give alice another identity's key.
+    assert "keys import" not in row["last_error"]
+    assert (f"[alice-session] at {credentials}:2 holds a long-term access key (AKIA…OLD1) that credd does not "
+            "overwrite, so `aws --profile alice-session` uses that key" in row["last_error"])
+    assert "alice's key in the keyring is AKIA…MPLE" in row["last_error"]
+    assert f"move or rename section [alice-session], or remove its key by hand, at {credentials}:2" in row["last_error"]
+    assert "set `write: false` for profile alice-session" in row["last_error"]
+    reply = daemon.handle({"op": "refresh", "profiles": ["alice-session"]})
+    assert reply["ok"] is False and reply["profiles"]["alice-session"]["outcome"] == "not-written"
+    assert reply["profiles"]["alice-session"]["written"] is False
+
+
+def test_a_long_term_key_that_is_the_sources_own_is_to_be_imported(make_daemon, clock):
+    from tests.conftest import TEST_KEY_ID
+
+    _, daemon, _, credentials = make_daemon(roles=0)
+    credentials.parent.mkdir(mode=0o700)
+    credentials.write_text(long_term_section("alice-session", TEST_KEY_ID))
+    daemon.refresh_all()
+    row = daemon.status()["profiles"][0]
+    assert row["state"] == "shadowed"
+    assert "`credd keys import alice --from-profile alice-session`" in row["last_error"]
 
 
 def test_a_wall_clock_jump_catches_up_at_once(make_daemon, sts_front, clock):

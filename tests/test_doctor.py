@@ -145,8 +145,15 @@ BROKEN = [
      "warn", "credentials file", "[old] in /home/u/.aws/credentials holds a long-term access key (AKIA…MPLE)",
      "credd keys import alice --from-profile old"),
     ("long-term key where credd writes", {"credentials": file_with("[alice-session]\n" + LONG_TERM)},
-     "fail", "credentials file", "cannot write profile alice-session",
-     "credd keys import alice --from-profile alice-session"),
+     "fail", "credentials file", f"[alice-session] at {CREDS}:1 holds a long-term access key (AKIA…MPLE) that credd "
+     "does not overwrite, so `aws --profile alice-session` uses that key, not credd's credentials. It is source "
+     "alice's own key", "credd keys import alice --from-profile alice-session"),
+    ("another identity's long-term key where credd writes",
+     {"credentials": file_with("[alice-session]\n" + LONG_TERM),
+      "secrets": {"alice": SecretFacts("AKIAOTHEROTHEROTHER1", has_seed=True)}},
+     "fail", "credentials file", "It is not known to be source alice's key (source alice's key in the keyring is "
+     "AKIA…HER1)", f"move or rename section [alice-session], or remove its key by hand, at {CREDS}:1; or set "
+     "`write: false` for profile alice-session in /home/u/.config/credd/config.yaml"),
     ("state directory a symlink", {"state_dir": state_dir_with(mode=stat.S_IFLNK | 0o777)},
      "fail", "state directory", (f"credd refuses it (so after a restart it may send an MFA code again, which AWS "
                                  f"refuses): {STATE} is a symlink, which credd does not follow there; remove it (`rm {STATE}`)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -397,3 +398,29 @@ def test_no_secret_code_or_reply_in_the_log(sts_rig, sts_front, clock, caplog):
 def test_role_duration_is_pure():
     profile = Profile("p", SOURCE, role_arn(0), "n", None, 7200, True)
     assert engine_module.role_duration(profile) == 3600
+
+
+def test_a_stop_abandons_a_refresh_before_it_reaches_sts(sts_rig, sts_front):
+
+    stop = threading.Event()
+    engine = sts_rig(roles=2).engine(stop=stop)
+    stop.set()  # SIGTERM, or the scheduler shutting down, before the job ran
+    result = engine.refresh(SOURCE)
+    assert {r.failure.kind for r in result.profiles.values()} == {FailureKind.STOPPED}
+    assert sts_front.calls == {}  # no code spent, no role assumed
+
+
+def test_log_lines_name_the_profile_once_and_the_sts_url_that_could_not_be_reached(sts_rig, sts_front, caplog):
+    caplog.set_level(logging.INFO, logger="credd.engine")
+    engine = sts_rig(roles=1).engine()
+    sts_front.inject("drop", "GetSessionToken", times=float("inf"))
+    engine.refresh(SOURCE)
+    sts_front.clear_faults()
+    engine.refresh(SOURCE, force=True)  # the source backs off; forced, it gets a session
+    sts_front.inject("drop", "AssumeRole", times=float("inf"))
+    engine.refresh(SOURCE, force=True)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    session = next(line for line in warnings if "GetSessionToken" in line)
+    role = next(line for line in warnings if "role-00" in line)
+    assert session.count("alice") == 1 and f"GetSessionToken to {sts_front.url}: cannot reach STS" in session
+    assert role.count("role-00") == 1 and f"AssumeRole to {sts_front.url}: cannot reach STS" in role

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from tests.conftest import IN_CI, run_credd
 from tests.fixtures_daemon import ROLE_ARN, current_code, daemon_config
-from tests.fixtures_sts import SOURCE
+from tests.fixtures_sts import SERIAL, SOURCE
 
 AWS_V2 = "/usr/bin/aws"  # Debian's awscli package; a pip-installed v1 may shadow it on PATH
 
@@ -100,6 +102,16 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_one_for_a_bad_one(daemon
     daemon.wait_until("the reload refused", lambda: "the new config is invalid, keeping the running one" in daemon.log())
     assert "sources.alice.mfa" in daemon.log()
     assert daemon.credd("process", "dev").returncode == 0  # still serving the old config
+    status = daemon.credd("status")  # and status says so, with the error's file:line, until a good reload
+    warning = next(line for line in status.stdout.splitlines() if line.startswith("warning: the reload"))
+    assert "was refused, so credd still runs the config it loaded at " in warning
+    assert f"{daemon.home.config}:1: sources.alice.mfa" in warning
+    assert json.loads(daemon.credd("status", "--json").stdout)["reload_error"]["message"].startswith(
+        f"{daemon.home.config}:1: sources.alice.mfa")
+    daemon.home.write_config(daemon_config(live_sts.url, extra_profiles=extra))
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_until("a good reload", lambda: daemon.ask({"op": "status"})["reload_error"] is None)
+    assert "warning: the reload" not in daemon.credd("status").stdout
     assert daemon.stop() == 0
 
 
@@ -115,8 +127,18 @@ def test_status_refresh_and_process_commands(daemon, live_sts):
     assert {row["profile"] for row in as_json["profiles"]} == {"alice-session", "prod-admin"}
 
     refreshed = daemon.credd("refresh", "prod-admin")
-    assert refreshed.returncode == 0 and refreshed.stdout == "prod-admin: refreshed\n"
+    assert refreshed.returncode == 0
+    assert re.fullmatch(r"prod-admin: renewed, valid until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n", refreshed.stdout)
     assert live_sts.calls["AssumeRole"] == 2
+    live_sts.inject("drop", times=float("inf"))
+    failed = daemon.credd("refresh", "--json", "prod-admin", "alice-session")
+    assert failed.returncode == 1  # prod-admin was not renewed
+    outcomes = json.loads(failed.stdout)
+    assert outcomes["ok"] is False and outcomes["profiles"]["prod-admin"]["outcome"] == "valid"
+    assert outcomes["profiles"]["alice-session"]["written"] is True
+    text = daemon.credd("refresh", "prod-admin").stdout
+    assert text.startswith("prod-admin: still valid until ") and ", not renewed: " in text and "cannot reach STS" in text
+    live_sts.clear_faults()
 
     hook = daemon.credd("process", "prod-admin")
     assert hook.returncode == 0
@@ -253,3 +275,51 @@ def test_exec_replaces_itself_and_passes_status_and_signals(daemon):
     assert int(out) == child.pid  # the same process: credd exec'd the command, nothing in between
     missing = daemon.credd("exec", "prod-admin", "--", "no-such-command-credd")
     assert missing.returncode == 127 and "no-such-command-credd: command not found" in missing.stderr  # as a shell
+
+
+def test_sigterm_ends_a_wait_for_the_next_mfa_window_and_spends_no_code(daemon, live_sts):
+    from credd import mfa, paths
+
+    # The device's code of the next window is already used (another tool sent it): the daemon must wait 30-60 s.
+    state = mfa.state_file(paths.state_dir(daemon.home.env))
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"version": 1, "last_window": {SERIAL: mfa.window_at(time.time()) + 1}}))
+    daemon.start()
+    daemon.wait_until("the wait for a fresh MFA window", lambda: "waiting" in daemon.log() and "fresh MFA code" in
+                      daemon.log())
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGTERM, timeout=10) == 0
+    assert time.monotonic() - started < 3  # not the rest of the window, then a code
+    assert live_sts.count("GetSessionToken") == 0 and live_sts.count("AssumeRole") == 0
+    assert not daemon.socket.exists()
+    assert "abandoned before it reached STS" in daemon.log()
+
+
+def test_at_start_with_sts_down_expired_sections_credd_wrote_leave_the_file(daemon, live_sts):
+    live_sts.inject("drop", times=float("inf"))  # the laptop is offline at login
+    daemon.home.credentials.parent.mkdir(mode=0o700)
+    mine = "[mine]\r\naws_access_key_id = ASIAMINEMINEMINEMINE\r\naws_session_token = FwoGZXIvYXdzEMINEMINE\r\n"
+    valid = "[later]\naws_access_key_id = ASIALATERLATERLATER1\nx_credd_expiration = 2999-01-01T00:00:00Z\n"
+    daemon.home.credentials.write_text(
+        "# kept\n[alice-session]\naws_access_key_id = ASIAOLDOLDOLDOLDOLD1\naws_session_token = FwoGZXIvYXdzEOLDOLD\n"
+        "x_credd_expiration = 2020-01-01T00:00:00Z\n" + mine + valid +
+        "[gone-from-config]\naws_access_key_id = ASIAGONEGONEGONEGONE\nx_credd_expiration = 2020-01-01T00:00:00Z\n")
+    daemon.start()
+    expected = ("# kept\n" + mine + valid).encode()  # only credd's sections, and only the expired ones
+    daemon.wait_until("the expired sections removed", lambda: daemon.home.credentials.read_bytes() == expected)
+    daemon.wait_until("STS tried", lambda: live_sts.count("GetSessionToken") > 0)
+    assert daemon.ask({"op": "status"})["profiles"][0]["last_error_kind"] in (None, "network")
+    assert daemon.home.credentials.read_bytes() == expected
+    assert daemon.stop() == 0
+
+
+def test_status_says_starting_or_refreshing_until_the_first_refresh_ends(daemon, live_sts):
+    live_sts.latency = 1.0  # each STS call takes a second, as from a far region
+    daemon.start()
+    status = daemon.credd("status")
+    assert status.returncode == 1  # not served yet: a script waits with `until credd status; do sleep 1; done`
+    states = {line.split()[0]: line.split()[2] for line in status.stdout.splitlines()[2:]}
+    assert set(states.values()) <= {"starting", "refreshing"} and "refreshing" in states.values(), status.stdout
+    assert "no-credentials" not in status.stdout
+    daemon.wait_state("prod-admin", "fresh")
+    assert daemon.credd("status").returncode == 0

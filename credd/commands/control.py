@@ -60,6 +60,10 @@ def status(ctx: Context, args: argparse.Namespace) -> int:
         ctx.say(json.dumps(reply, indent=2))
         return 0
     ctx.say(f"credd {reply['version']} (pid {reply['pid']}), config {reply['config']}")
+    failed = reply.get("reload_error")  # an older daemon sends none
+    if failed:
+        ctx.say(f"warning: the reload at {failed['at']} was refused, so credd still runs the config it loaded at "
+                f"{reply['config_loaded_at']}: {failed['message']}")
     rows = [("PROFILE", "SOURCE", "STATE", "LEFT", "LAST REFRESH", "LAST ERROR")]
     for row in reply["profiles"]:
         left = format_duration(max(0, row["seconds_left"])) if row["seconds_left"] is not None else "-"
@@ -91,9 +95,26 @@ def refresh(ctx: Context, args: argparse.Namespace) -> int:
     reply = ask_daemon(ctx, {"op": "refresh", "profiles": list(args.profiles)}, REFRESH_TIMEOUT)
     if "profiles" not in reply:
         raise CreddError(reply.get("message", "the daemon refused"))
-    for name, outcome in sorted(reply["profiles"].items()):
-        ctx.say(f"{name}: " + ("refreshed" if outcome["ok"] else f"failed: {outcome['message']}"))
+    if args.json:
+        ctx.say(json.dumps({"ok": reply["ok"], "profiles": reply["profiles"]}, indent=2, sort_keys=True))
+    else:
+        for name, outcome in sorted(reply["profiles"].items()):
+            ctx.say(f"{name}: {refresh_line(outcome)}")
     return 0 if reply["ok"] else 1
+
+
+def refresh_line(outcome: dict) -> str:
+    """What one profile's refresh did, in words: renewed, still valid, not written, or failed (and why)."""
+    kind, until, reason = outcome.get("outcome"), outcome.get("expiration"), outcome.get("reason")
+    if kind == "renewed":
+        return f"renewed, valid until {until}"
+    if kind == "valid":
+        return f"still valid until {until}, not renewed: {reason}"
+    if kind == "not-written":
+        return f"not written to the credentials file (served over the socket until {until}): {reason}"
+    if kind == "failed":
+        return f"failed: {reason}"
+    return "refreshed" if outcome["ok"] else f"failed: {outcome['message']}"  # an older daemon says no more
 
 
 def hand_in_mfa(ctx: Context, args: argparse.Namespace) -> int:

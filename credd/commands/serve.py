@@ -1,7 +1,8 @@
 """`credd serve`: the composition root. Builds the real pieces, wires them, runs until a signal.
 
-SIGTERM/SIGINT: stop taking requests, let a refresh and its file write in
-flight finish, remove the socket, exit 0. SIGHUP: reload the config; a bad
+SIGTERM/SIGINT: stop taking requests, end every wait (an MFA window, a
+scheduled job's) and abandon refreshes that have not reached STS, let a file
+write in flight finish, remove the socket, exit 0. SIGHUP: reload the config; a bad
 new config keeps the old one running and says why in the log.
 """
 
@@ -13,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import replace
 
 from credd import mfa, paths, sts
@@ -50,6 +52,7 @@ class Runtime:
     def __init__(self, ctx: Context, config: Config, store: Store) -> None:
         self.ctx = ctx
         self.store = store
+        self.stopping = threading.Event()  # shared by every engine, the ones of later reloads too
         self.scheduler = Scheduler(self._due, self._caught_up)
         # One ledger of used MFA windows for the life of the process: a reload must not forget, in
         # memory, the windows an unwritable state dir kept it from saving (a code is never used twice).
@@ -61,7 +64,7 @@ class Runtime:
         store = Store(self.store.backend, config.keyring_service)
         engine = Engine(config, store=store, clients=sts.StsClients(),
                         drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox),
-                        windows=self.windows)
+                        windows=self.windows, stop=self.stopping)
         return Daemon(config, engine, inbox, plan=self.scheduler.plan, write=CredentialsWriter(config.credentials_file))
 
     async def serve(self) -> int:
@@ -79,9 +82,10 @@ class Runtime:
         log.info("credd serving %d profile(s) of %d source(s) on %s (config %s)", len(config.profiles),
                  len(config.sources), config.socket, config.path)
         notify("READY=1")
-        initial = loop.run_in_executor(None, self.daemon.refresh_all)
+        initial = loop.run_in_executor(None, self._start)
         await stop.wait()
-        log.info("stopping: no new requests; finishing what is in flight")
+        self.stopping.set()  # first: a refresh waiting for an MFA window gives up now, before it spends a code
+        log.info("stopping: no new requests; abandoning refreshes that have not reached STS")
         notify("STOPPING=1")
         await server.close()
         self.scheduler.shutdown()
@@ -97,6 +101,7 @@ class Runtime:
             self._reload()
         except Exception as e:  # runs in an executor nobody awaits: say it here, keep the running daemon
             log.error("reload failed (%s); the running config stays in effect", type(e).__name__)
+            self._refused(f"the reload failed ({type(e).__name__}); this is a bug in credd")
         finally:
             notify("READY=1")
 
@@ -107,11 +112,13 @@ class Runtime:
             log.error("reload: the config file %s is gone; credd keeps serving the config it runs (%d profile(s)). "
                       "Put the file back (`credd init` writes a new one), then reload again", path,
                       len(old.config.profiles))
+            self._refused(f"{path}: the file is gone; put it back (`credd init` writes a new one), then reload")
             return
         try:
             config = self.ctx.load_config()
         except CreddError as e:
             log.error("reload: the new config is invalid, keeping the running one: %s", e)
+            self._refused(str(e))
             return
         if config.socket != old.config.socket:
             log.warning("reload: the socket path changed; it takes effect at the next restart")
@@ -132,6 +139,24 @@ class Runtime:
         log.info("reloaded %s: %d profile(s) of %d source(s)", config.path, len(config.profiles),
                  len(config.sources))
         new.refresh_all()
+
+    def _refused(self, why: str) -> None:
+        """Keep, for `status`, that the daemon still runs its older config, and why; until a good reload."""
+        self.daemon.reload_error = (self.daemon.clock(), why)
+
+    def _start(self) -> None:
+        """Expired credentials left by an earlier run leave the file first, whether STS answers or not."""
+        daemon, writer = self.daemon, self.daemon.write
+        assert isinstance(writer, CredentialsWriter)
+        try:
+            removed = writer.remove_expired(daemon.clock())
+        except CreddError as e:
+            log.error("cannot remove expired credentials from %s: %s", daemon.config.credentials_file, e)
+        else:
+            if removed:
+                log.info("removed the expired credentials of profile(s) %s from %s", ", ".join(removed),
+                         daemon.config.credentials_file)
+        daemon.refresh_all()
 
     def _due(self, source: str) -> None:
         if source in self.daemon.config.sources:

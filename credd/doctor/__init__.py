@@ -78,7 +78,7 @@ def diagnose(facts: Facts) -> list[Finding]:
         (check_config, (facts.config_path, config, facts.config_error, hint), False),
         (check_keyring, (facts.keyring, env, hint), False),
         (check_secrets, (config, facts.secrets, facts.keyring, hint), True),
-        (check_credentials_file, (facts.credentials, parsed, config, facts.uid, hint), False),
+        (check_credentials_file, (facts.credentials, parsed, config, facts.uid, facts.secrets, hint), False),
         (check_state_dir, (facts.state_dir, facts.uid), False),
         (check_aws_config, (facts.aws_config, wiring, env), False),
         (check_profiles, (config, wiring, parsed, facts.credentials, facts.aws_config, env, facts.hook_configs,

@@ -8,8 +8,8 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from credd import credfile
-from credd.doctor.facts import FileFacts, Stat
+from credd import credfile, shadow
+from credd.doctor.facts import FileFacts, SecretFacts, Stat
 from credd.doctor.findings import Finding, count, fail, ok, warn
 from credd.commandline import credd_command
 from credd.errors import CredentialsFileError
@@ -38,7 +38,8 @@ def parse_credentials(file: FileFacts) -> ParsedCredentials:
 
 
 def check_credentials_file(file: FileFacts, parsed: ParsedCredentials, config: Config | None,
-                           uid: int, hint: str | None = None) -> list[Finding]:
+                           uid: int, secrets: Mapping[str, SecretFacts] | None = None,
+                           hint: str | None = None) -> list[Finding]:
     topic = "credentials file"
     if file.error:
         return [fail(topic, file.error)]
@@ -51,7 +52,7 @@ def check_credentials_file(file: FileFacts, parsed: ParsedCredentials, config: C
     if parsed.error:
         found.append(fail(topic, parsed.error))
     else:
-        found += long_term_keys(parsed, config, file.path, hint)
+        found += long_term_keys(parsed, config, file.path, secrets or {}, hint)
     if found:
         return found
     owned = sum(section.owned for section in parsed.sections.values())
@@ -86,25 +87,27 @@ def safe_directory(topic: str, directory: str, info: Stat, uid: int) -> list[Fin
 
 
 def long_term_keys(parsed: ParsedCredentials, config: Config | None, path: str,
-                   hint: str | None = None) -> list[Finding]:
+                   secrets: Mapping[str, SecretFacts], hint: str | None = None) -> list[Finding]:
     """Long-term keys in plain text belong in the keyring; in a section credd should write, they stop it."""
     found = []
     for name, section in parsed.sections.items():
         if not section.holds_long_term_key:
+            continue
+        profile = config.profiles.get(name) if config else None
+        if config is not None and profile is not None and profile.write and not section.owned:
+            # `keys import` only for the source's own key: any other would give the source another identity.
+            held = secrets.get(profile.source, SecretFacts())
+            found.append(fail("credentials file", *shadow.advice(
+                name, profile.source, f"{path}:{section.header + 1}", section.keys[credfile.ACCESS_KEY_ID].value,
+                held.key_id, str(config.path), hint)))
             continue
         source = _source_for(name, config)
         fix = credd_command(hint, "keys", "import", source, "--from-profile", name)
         if source == "SOURCE":
             fix += "  (SOURCE: the source in credd's config that the key belongs to)"
         key_id = mask_key_id(section.keys[credfile.ACCESS_KEY_ID].value)
-        profile = config.profiles.get(name) if config else None
-        if profile is not None and profile.write:
-            found.append(fail("credentials file", f"[{name}] in {path} holds a long-term access key ({key_id}), "
-                                                  f"which credd does not overwrite: it cannot write profile {name}",
-                              fix))
-        else:
-            found.append(warn("credentials file", f"[{name}] in {path} holds a long-term access key ({key_id}) in "
-                                                  "plain text", fix))
+        found.append(warn("credentials file", f"[{name}] in {path} holds a long-term access key ({key_id}) in "
+                                              "plain text", fix))
     return found
 
 
