@@ -16,6 +16,8 @@ from credd import __version__
 from credd.context import Context
 from credd.errors import CreddError
 
+# credd.export_formats.FORMATS, named here so that parsing does not import json.
+EXPORT_FORMATS = ("env", "env-no-export", "fish", "powershell", "windows-cmd", "json", "process")
 EPILOG = "Configuration: --config PATH, else $CREDD_CONFIG, else ~/.config/credd/config.yaml."
 
 
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = _command(commands, "env", "env:env", "print `export AWS_...=` lines for PROFILE, for a shell")
     env.add_argument("profile", metavar="PROFILE")
+    env.add_argument("--format", choices=EXPORT_FORMATS,
+                     help="as `aws configure export-credentials --format` prints them (fish, json: credd's own); "
+                          "default: export lines that also unset AWS_PROFILE")
     run = _command(commands, "exec", "env:exec_command", "run CMD with PROFILE's credentials in its environment")
     run.add_argument("profile", metavar="PROFILE")
     run.add_argument("command", metavar="-- CMD", nargs=argparse.REMAINDER)
