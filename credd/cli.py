@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from credd import __version__
+from credd import __version__, protocol
 from credd.context import Context
 from credd.errors import CreddError
 
@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="credd", description="Keeps AWS credentials with MFA fresh.", epilog=EPILOG)
-    parser.add_argument("--version", action="version", version=f"credd {__version__}")
+    parser.add_argument("--version", action="version", version=f"credd {__version__} (socket protocol {protocol.PROTOCOL_VERSION})")
     parser.add_argument("--config", metavar="PATH", help="the config file")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
