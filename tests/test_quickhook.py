@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from credd import hook, protocol, quickhook
 from credd.server import Listener
 from tests.conftest import Home, run_credd
-from tests.fixtures_daemon import ROLE_ARN  # noqa: F401  (the daemon fixture's config)
 from tests.socket_helpers import RunningServer
 
 REPO = Path(__file__).resolve().parents[1]
