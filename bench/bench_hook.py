@@ -112,9 +112,9 @@ def commands_of(bin_dir: Path, prototype: bool) -> dict[str, list[str]]:
         "python -c pass": [python, "-c", "pass"],
         f"credd process {PROFILE}": [str(bin_dir / "credd"), "process", PROFILE],
     }
-    if prototype:
-        commands["python -c 'import re'"] = [python, "-c", "import re"]
-        commands["python -c 'import json'"] = [python, "-c", "import json"]
+    if prototype:  # the fast path without site: how `credd init` could wire it for a venv or pipx install
+        commands[f"python -I -S bin/credd process {PROFILE}"] = [python, "-I", "-S", str(bin_dir / "credd"),
+                                                                  "process", PROFILE]
         commands[f"python bench/hook_prototype.py {PROFILE}"] = [python, PROTOTYPE, PROFILE]
     return commands
 

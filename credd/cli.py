@@ -12,10 +12,12 @@ import importlib
 import os
 import sys
 
-from credd import __version__
+from credd import __version__, protocol
 from credd.context import Context
 from credd.errors import CreddError
 
+# credd.export_formats.FORMATS, named here so that parsing does not import json.
+EXPORT_FORMATS = ("env", "env-no-export", "fish", "powershell", "windows-cmd", "json", "process")
 EPILOG = "Configuration: --config PATH, else $CREDD_CONFIG, else ~/.config/credd/config.yaml."
 
 
@@ -29,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="credd", description="Keeps AWS credentials with MFA fresh.", epilog=EPILOG)
-    parser.add_argument("--version", action="version", version=f"credd {__version__}")
+    parser.add_argument("--version", action="version", version=f"credd {__version__} (socket protocol {protocol.PROTOCOL_VERSION})")
     parser.add_argument("--config", metavar="PATH", help="the config file")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = _command(commands, "env", "env:env", "print `export AWS_...=` lines for PROFILE, for a shell")
     env.add_argument("profile", metavar="PROFILE")
+    env.add_argument("--format", choices=EXPORT_FORMATS,
+                     help="as `aws configure export-credentials --format` prints them (fish, json: credd's own); "
+                          "default: export lines that also unset AWS_PROFILE")
     run = _command(commands, "exec", "env:exec_command", "run CMD with PROFILE's credentials in its environment")
     run.add_argument("profile", metavar="PROFILE")
     run.add_argument("command", metavar="-- CMD", nargs=argparse.REMAINDER)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from credd import paths, protocol
 from credd.commandline import credd_command
 
-DEFAULT_TIMEOUT = 45.0  # long enough for an MFA command (a YubiKey touch) and STS; short enough not to hang a script
+DEFAULT_TIMEOUT = protocol.CLIENT_TIMEOUT
 FIELDS = ("Version", "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
 
 
@@ -52,10 +52,11 @@ def parse_args(args: list[str]) -> tuple[str | None, str] | None:
     return config, rest[1]
 
 
-def run(config: str | None, profile: str, env: Mapping[str, str] = os.environ) -> int:
+def run(config: str | None, profile: str, env: Mapping[str, str] = os.environ, first_reply: dict | None = None) -> int:
+    """`first_reply`: the daemon's reply to this profile's credentials request, when the fast path has it already."""
     try:
         path = socket_path(env, config)
-        credentials = fetch(path, profile, _timeout(env), config)
+        credentials = fetch(path, profile, _timeout(env), config, first_reply)
     except HookError as e:
         sys.stderr.write(f"credd: {e}\n")
         return 1
@@ -69,33 +70,21 @@ def socket_path(env: Mapping[str, str], config: str | None, platform: str = sys.
     `$CREDD_SOCKET`, else a top-level `socket:` line of the config file, else
     the platform's default.
     """
-    if env.get("CREDD_SOCKET"):
-        return _expand(env["CREDD_SOCKET"], env)
     try:
-        with open(paths.config_file(env, config), encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("socket:"):
-                    value = line[len("socket:"):].split(" #", 1)[0].strip().strip("\"'")
-                    if value:
-                        return _expand(value, env)
-    except (OSError, ValueError):
-        pass  # no readable config: the daemon then uses the default too
-    return paths.default_socket(env, platform, os.getuid())
-
-
-def _expand(value: str, env: Mapping[str, str]) -> str:
-    try:
-        return paths.expand(value, env)
+        return paths.socket_file(env, config, platform, os.getuid())
     except ValueError as e:
-        raise HookError(f"the socket path {value!r}: {e}") from None
+        raise HookError(str(e)) from None
 
 
-def fetch(path: str, profile: str, timeout: float, config: str | None = None) -> dict:
+def fetch(path: str, profile: str, timeout: float, config: str | None = None,
+          first_reply: dict | None = None) -> dict:
     """Credentials for `profile`, handing in an MFA code from the terminal when the daemon needs one.
 
-    `config`: the `--config` the user runs with, for the commands that messages name.
+    `config`: the `--config` the user runs with, for the commands that messages name. `first_reply`: the
+    daemon's reply to this request, when the fast path has it already.
     """
-    reply = ask(path, {"op": "credentials", "profile": profile}, timeout, config)
+    reply = first_reply if first_reply is not None else ask(path, {"op": "credentials", "profile": profile},
+                                                            timeout, config)
     if not reply.get("ok") and reply.get("error") == "mfa-required":
         source = str(reply.get("source", ""))
         code = _prompt_tty(f"credd: MFA code for {source} (profile {profile}): ")
@@ -160,8 +149,4 @@ def _prompt_tty(prompt: str) -> str | None:
     return line.decode(errors="replace").strip() or None
 
 
-def _timeout(env: Mapping[str, str]) -> float:
-    try:
-        return max(1.0, float(env.get("CREDD_PROCESS_TIMEOUT", DEFAULT_TIMEOUT)))
-    except ValueError:
-        return DEFAULT_TIMEOUT
+_timeout = protocol.client_timeout  # shared with the fast path (quickhook), which must wait just as long

@@ -8,7 +8,10 @@ no pathlib or re at import: `credd process` uses this on every AWS CLI call.
 from __future__ import annotations
 
 import os.path
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:  # collections.abc pulls in collections: a millisecond the hook's fast path does not pay
+    from collections.abc import Mapping
 
 # sun_path holds 108 bytes on Linux and 104 on macOS, the terminating NUL included.
 SOCKET_PATH_MAX = {"linux": 107, "darwin": 103}
@@ -30,6 +33,8 @@ def home_of(env: Mapping[str, str]) -> str:
 
 def expand(path: str, env: Mapping[str, str]) -> str:
     """Expand a leading `~` and `$VAR`/`${VAR}` from `env`; refuse unset variables."""
+    if "$" not in path:  # the common case, without importing re (the hook's fast path comes here)
+        return home_of(env) + path[1:] if path == "~" or path.startswith("~/") else path
     import re
 
     def substitute(match: re.Match[str]) -> str:
@@ -88,6 +93,38 @@ def default_socket(env: Mapping[str, str], platform: str, uid: int) -> str:
     if runtime and os.path.isabs(runtime):
         return os.path.join(runtime, "credd", "credd.sock")
     return f"/tmp/credd-{uid}/credd.sock"
+
+
+def socket_file(env: Mapping[str, str], config: str | None, platform: str, uid: int) -> str:
+    """The daemon's socket as every client finds it, without reading YAML (the hook runs this on every call).
+
+    `$CREDD_SOCKET`, else a top-level `socket:` line of the config file, else
+    the platform's default. Raises ValueError, with the path in its message, for one naming an unset variable.
+    """
+    value = env.get("CREDD_SOCKET") or None
+    if value is None:
+        value = _socket_line(env, config)
+    if value is None:
+        return default_socket(env, platform, uid)
+    try:
+        return expand(value, env)
+    except ValueError as e:
+        raise ValueError(f"the socket path {value!r}: {e}") from None
+
+
+def _socket_line(env: Mapping[str, str], config: str | None) -> str | None:
+    """The value of the config file's top-level `socket:` line, if it has one."""
+    value = None
+    try:
+        with open(config_file(env, config), encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("socket:"):
+                    value = line[len("socket:"):].split(" #", 1)[0].strip().strip("\"'") or None
+                    if value:
+                        break
+    except (OSError, ValueError):
+        pass  # no readable config: the daemon then uses the default too
+    return value
 
 
 def state_dir(env: Mapping[str, str]) -> str:

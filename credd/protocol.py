@@ -1,12 +1,19 @@
 """The socket's wire format, shared by the daemon and its clients (the hook, the CLI).
 
 One JSON object per line each way, then the daemon closes the connection.
-Standard library only: `credd process` imports this on every AWS CLI call.
+Standard library only, and `json` imported only when a message is encoded or
+decoded: the hook's fast path (`quickhook`) uses `exchange` on every AWS CLI
+call and reads the common reply without json.
 
 Requests:  {"op": "credentials", "profile": NAME}
            {"op": "status"} | {"op": "refresh", "profiles": [NAME, ...]}
            {"op": "mfa", "source": NAME, "code": "123456"} | {"op": "ping"}
 Replies:   {"ok": true, ...} or {"ok": false, "error": KIND, "message": TEXT}
+
+Since protocol 2, a successful credentials reply is written in one exact form
+(`encode`): `{"ok":true,"credentials":` + the credential_process document
+as `json.dumps` writes it (the hook's own output, byte for byte) + `}`. It is
+still the same JSON, so clients of protocol 1 read it as before.
 """
 
 from __future__ import annotations
@@ -14,11 +21,18 @@ from __future__ import annotations
 # The C module, not `socket`: socket.py pulls in enum and selectors, a few milliseconds
 # of start-up on every AWS CLI call for classes the client never uses.
 import _socket
-import json
 import os
 import sys
 import time
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the hook's path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# 1: the first; 2: credentials replies in their exact form (READY_PREFIX). See docs/versioning.md.
+PROTOCOL_VERSION = 2
+READY_PREFIX = b'{"ok":true,"credentials":'  # a protocol-2 credentials reply: this, the document, b"}\n"
+CLIENT_TIMEOUT = 45.0  # long enough for an MFA command (a YubiKey touch) and STS; short enough not to hang a script
 MAX_REQUEST = 16 * 1024  # bytes in one request line; anything longer is hostile
 MAX_REPLY = 4 * 1024 * 1024  # a status reply for many profiles stays far below this
 OPS = ("credentials", "status", "refresh", "mfa", "ping")
@@ -49,11 +63,18 @@ def peer_uid(sock) -> int | None:
 
 
 def encode(message: dict) -> bytes:
+    """One line of JSON; a successful credentials reply in its exact form, ready for the hook to print."""
+    import json
+
+    if list(message) == ["ok", "credentials"] and message["ok"] is True:
+        return READY_PREFIX + json.dumps(message["credentials"]).encode() + b"}\n"
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
 def decode_request(line: bytes) -> dict:
     """Parse and validate one request line; raise ProtocolError with a short, secret-free reason."""
+    import json
+
     if len(line) > MAX_REQUEST:
         raise ProtocolError(f"request longer than {MAX_REQUEST} bytes")
     try:
@@ -82,6 +103,14 @@ def _is_name(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_NAME and value.isprintable()
 
 
+def client_timeout(env: Mapping[str, str]) -> float:
+    """How long a client waits for the daemon: `$CREDD_PROCESS_TIMEOUT` seconds (at least 1), else CLIENT_TIMEOUT."""
+    try:
+        return max(1.0, float(env.get("CREDD_PROCESS_TIMEOUT", CLIENT_TIMEOUT)))
+    except ValueError:
+        return CLIENT_TIMEOUT
+
+
 def error_reply(kind: str, message: str) -> dict:
     return {"ok": False, "error": kind, "message": message}
 
@@ -92,6 +121,11 @@ def request(path: str, message: dict, timeout: float) -> dict:
     Raises DaemonUnreachable when nothing listens at `path`, TimeoutError when
     the daemon does not answer in time, ProtocolError on a reply that is not ours.
     """
+    return decode_reply(exchange(path, encode(message), timeout))
+
+
+def exchange(path: str, payload: bytes, timeout: float) -> bytes:
+    """Send one request line as it is and return the reply's bytes, unparsed; raises as `request` does."""
     deadline = time.monotonic() + timeout
     client = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
@@ -106,7 +140,7 @@ def request(path: str, message: dict, timeout: float) -> dict:
             raise ProtocolError(f"the process listening at {path} runs as uid {owner}, not as you (uid "
                                 f"{os.getuid()}): it is not your credd; nothing was sent. Remove that socket, or "
                                 "set `socket:` (or $CREDD_SOCKET) to a path in a directory only you can write")
-        client.sendall(encode(message))
+        client.sendall(payload)
         client.shutdown(_socket.SHUT_WR)
         data = bytearray()
         while not data.endswith(b"\n"):
@@ -124,6 +158,13 @@ def request(path: str, message: dict, timeout: float) -> dict:
         raise TimeoutError("the daemon did not answer in time") from None
     finally:
         client.close()
+    return bytes(data)
+
+
+def decode_reply(data: bytes) -> dict:
+    """A reply's bytes as a dict; ProtocolError for anything that is not a credd reply."""
+    import json
+
     try:
         reply = json.loads(data)
     except ValueError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from credd import __version__
+from credd import __version__, protocol
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, Home, run_credd
 
 CONFIG = """\
@@ -21,7 +21,8 @@ KEY_LINES = f"{TEST_KEY_ID}\n{TEST_SECRET_KEY}\n"
 
 
 def test_version_and_help(home: Home):
-    assert run_credd(["--version"], home).stdout.strip() == f"credd {__version__}"
+    assert run_credd(["--version"], home).stdout.strip() == (
+        f"credd {__version__} (socket protocol {protocol.PROTOCOL_VERSION})")
     result = run_credd(["--help"], home)
     assert result.returncode == 0
     for command in ("init", "config", "keys", "totp", "demo"):

@@ -87,6 +87,12 @@ def file_credentials(text: str, path: str, profile: str, now: datetime) -> dict 
 
 def env(ctx: Context, args: argparse.Namespace) -> int:
     values = credentials_env(ctx, args.profile)
+    if args.format is not None:  # the AWS CLI's formats: the variables the SDKs read, nothing of credd's own
+        from credd import export_formats
+
+        values.pop("CREDD_PROFILE", None)
+        ctx.stdout.write(export_formats.render(args.format, values))
+        return 0
     for name, value in values.items():
         ctx.say(f"export {name}={shlex.quote(value)}")
     ctx.say(f"unset {' '.join(SHADOWING)}")

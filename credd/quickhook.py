@@ -1,0 +1,103 @@
+"""`credd process PROFILE` at the interpreter's floor: the common reply printed without json, re or site.
+
+The `credd` script runs `main` first. For `credd process PROFILE` it sends the
+request, and when the daemon's reply is a protocol-2 credentials reply whose
+values are plain printable ASCII (every real one: key ids, base64 secrets and
+tokens, an ISO time), it prints the credential_process document the daemon
+wrote, byte for byte what the full hook (`credd.hook`) would print for that
+reply. Everything else goes to the full hook or the full command line, with
+what was already received: a daemon error, an MFA prompt, an older daemon, an
+unusual name, any other command.
+
+Imports: this module, `credd`, `credd.paths`, `credd.protocol`, and `_socket`,
+`os`, `sys`, `time` (all but `_socket` already loaded when Python starts).
+The `credd` script may run under `python -I -S`, where site-packages is not on
+`sys.path`: `ensure_site` puts it back before anything beyond this path runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from credd import paths, protocol
+
+# What a profile name in a request may hold without JSON escaping; the config's names are a subset.
+PLAIN_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@+=,-")
+FIELDS = (b"AccessKeyId", b"SecretAccessKey", b"SessionToken", b"Expiration")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `credd` script's entry: the fast path for `process PROFILE`, else the full command."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "process" or not is_plain_name(args[1]):
+        return _full(args)
+    profile = args[1]
+    try:
+        path = paths.socket_file(os.environ, None, sys.platform, os.getuid())
+        reply = protocol.exchange(path, b'{"op":"credentials","profile":"' + profile.encode() + b'"}\n',
+                                  protocol.client_timeout(os.environ))
+    except Exception:  # every failure has its message in the full hook, which asks again
+        return _full(args)
+    document = ready_document(reply)
+    if document is None:
+        return _full(args, reply)
+    _write_all(1, document)
+    return 0
+
+
+def is_plain_name(name: str) -> bool:
+    return 0 < len(name) <= protocol.MAX_NAME and not name.startswith("-") and all(c in PLAIN_NAME for c in name)
+
+
+def ready_document(reply: bytes) -> bytes | None:
+    """The line to print for a protocol-2 credentials reply whose values are all plain; None for any other reply.
+
+    Plain: printable ASCII without `"` or `\\`, which `json.dumps` writes as they
+    are, so the full hook's parse-and-print gives these same bytes. The form
+    checked is exactly `protocol.encode`'s:
+    `{"Version": 1, "AccessKeyId": "…", "SecretAccessKey": "…", "SessionToken": "…", "Expiration": "…"}`.
+    """
+    if not (reply.startswith(protocol.READY_PREFIX) and reply.endswith(b"}\n")):
+        return None
+    document = reply[len(protocol.READY_PREFIX):-2]
+    parts = document.split(b'"')  # no value may hold a quote, so the pieces fall exactly here
+    if len(parts) != 3 + 4 * len(FIELDS) or parts[:3] != [b"{", b"Version", b": 1, "]:
+        return None
+    for index, name in enumerate(FIELDS):
+        key, colon, value, after = parts[3 + 4 * index:7 + 4 * index]
+        if key != name or colon != b": " or after != (b"}" if name == FIELDS[-1] else b", "):
+            return None
+        if not value or not value.isascii() or b"\\" in value or not value.decode("ascii").isprintable():
+            return None
+    return document + b"\n"
+
+
+def ensure_site() -> None:
+    """Under `python -S` (the fast path's flags), run `site` now: the full command needs its packages."""
+    if sys.flags.no_site:
+        import site
+
+        site.main()
+
+
+def _full(args: list[str], reply: bytes | None = None) -> int:
+    """The full hook, handed the reply already received (no second request), or the full command line."""
+    ensure_site()
+    if reply is not None:
+        from credd import entry, hook
+
+        os.umask(entry.PRIVATE_UMASK)  # as for every command
+        try:
+            first = protocol.decode_reply(reply)
+        except protocol.ProtocolError:
+            first = None  # the full hook asks again and reports what it gets
+        return hook.run(None, args[1], os.environ, first_reply=first)
+    from credd import entry
+
+    return entry.main(args)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]

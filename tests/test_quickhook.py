@@ -1,0 +1,224 @@
+"""The hook's fast path (`credd.quickhook`, run by the installed `credd` script): it never disagrees with
+the full hook (`credd.hook`), it handles the daemon's common reply without json or re, and it hands
+everything else over to the full hook."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from credd import hook, protocol, quickhook
+from credd.server import Listener
+from tests.conftest import Home, run_credd
+from tests.socket_helpers import RunningServer
+
+REPO = Path(__file__).resolve().parents[1]
+DOCUMENT = {"Version": 1, "AccessKeyId": "ASIAEXAMPLEEXAMPLE12", "SecretAccessKey": "quick/hook+secret",
+            "SessionToken": "quick-hook-token==", "Expiration": "2026-11-22T13:45:00Z"}
+FIELDS = ("Version", "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
+
+
+class RawServer:
+    """A Unix socket that answers every connection with the bytes in `reply`, whatever was asked."""
+
+    def __init__(self, path: Path) -> None:
+        self.listener = Listener(path, os.getuid())
+        self.listener.sock.setblocking(True)
+        self.reply = b""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.sock.accept()
+            except OSError:
+                return
+            with client:
+                client.recv(65536)
+                client.sendall(self.reply)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture(scope="module")
+def raw_server(tmp_path_factory):
+    server = RawServer(Path(tempfile.mkdtemp(prefix="credd-q-", dir="/tmp")) / "s.sock")  # short: sun_path
+    yield server
+    server.close()
+
+
+def full_hook_output(path: Path) -> tuple[int, str]:
+    """What the full hook prints for the server's reply, asked as it asks (its own request, a real socket)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = hook.run(None, "p", {"CREDD_SOCKET": str(path), "CREDD_PROCESS_TIMEOUT": "5"})
+    return status, out.getvalue()
+
+
+# Every shape of reply: the exact form with any values, near misses of it, protocol 1's compact form,
+# errors, MFA prompts, other JSON and bytes that are not JSON.
+values = st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+                   st.text(max_size=20), st.sampled_from(["", "a\"b", "a\\b", "\x7f", "é", "\n", "x y"]))
+version = st.one_of(st.just(1), st.sampled_from([True, 1.0, 2, 0, "1", None]))
+documents = st.builds(lambda v, a, s, t, e: {"Version": v, "AccessKeyId": a, "SecretAccessKey": s,
+                                            "SessionToken": t, "Expiration": e}, version, values, values, values, values)
+
+
+@st.composite
+def replies(draw) -> bytes:
+    document = draw(documents)
+    kind = draw(st.sampled_from(["exact", "exact", "exact", "reordered", "extra", "compact", "ascii-off",
+                                 "error", "mfa", "garbage", "truncated", "spaces"]))
+    if kind == "exact":
+        return protocol.encode({"ok": True, "credentials": document})
+    if kind == "reordered":
+        items = draw(st.permutations(list(document.items())))
+        return protocol.READY_PREFIX + json.dumps(dict(items)).encode() + b"}\n"
+    if kind == "extra":
+        return protocol.READY_PREFIX + json.dumps(dict(document, Extra="x")).encode() + b"}\n"
+    if kind == "compact":  # protocol 1, as an older daemon writes it
+        return json.dumps({"ok": True, "credentials": document}, separators=(",", ":")).encode() + b"\n"
+    if kind == "ascii-off":
+        return protocol.READY_PREFIX + json.dumps(document, ensure_ascii=False).encode() + b"}\n"
+    if kind == "error":
+        return protocol.encode(protocol.error_reply("failed", draw(values)))
+    if kind == "mfa":
+        return protocol.encode({"ok": False, "error": "mfa-required", "source": "s", "message": "m"})
+    if kind == "truncated":
+        whole = protocol.encode({"ok": True, "credentials": document})
+        return whole[:draw(st.integers(0, len(whole) - 1))] + b"\n"
+    if kind == "spaces":
+        whole = protocol.encode({"ok": True, "credentials": document})
+        at = draw(st.integers(len(protocol.READY_PREFIX), len(whole) - 2))
+        return whole[:at] + b" " + whole[at:]
+    return draw(st.binary(max_size=200)) + b"\n"
+
+
+@settings(max_examples=400, deadline=None)
+@given(reply=replies())
+def test_the_fast_path_prints_what_the_full_hook_prints_or_hands_over(reply, raw_server):
+    raw_server.reply = reply
+    fast = quickhook.ready_document(reply)
+    if fast is not None:
+        assert full_hook_output(raw_server.listener.path) == (0, fast.decode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=st.builds(dict, AccessKeyId=st.from_regex(r"ASIA[A-Z0-9]{16}", fullmatch=True),
+                          SecretAccessKey=st.from_regex(r"[A-Za-z0-9/+]{40}", fullmatch=True),
+                          SessionToken=st.from_regex(r"[A-Za-z0-9/+]{100,900}={0,2}", fullmatch=True),
+                          Expiration=st.from_regex(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]Z",
+                                                   fullmatch=True)))
+def test_every_real_credential_takes_the_fast_path(document):
+    document = {"Version": 1, **{name: document[name] for name in FIELDS[1:]}}
+    line = quickhook.ready_document(protocol.encode({"ok": True, "credentials": document}))
+    assert line == json.dumps(document).encode() + b"\n"
+
+
+def test_the_daemons_credentials_reply_is_in_the_exact_form():
+    assert protocol.encode({"ok": True, "credentials": DOCUMENT}) == (
+        b'{"ok":true,"credentials":' + json.dumps(DOCUMENT).encode() + b"}\n")
+    # protocol 1 readers parse it as before
+    assert protocol.decode_reply(protocol.encode({"ok": True, "credentials": DOCUMENT})) == {
+        "ok": True, "credentials": DOCUMENT}
+
+
+@pytest.mark.parametrize("name", ["", "-x", "a b", "é", "a\"b", "x" * 65])
+def test_names_that_need_escaping_take_the_full_path(name):
+    assert not quickhook.is_plain_name(name)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """credd as a wheel lays it out (not editable): a venv with the package in site-packages and the script in bin.
+
+    Copied, not pip-installed (the wheel itself is tested in test_install.py): the fast path and the full
+    hook need nothing beyond the standard library, and `python -S` finds the package only this way.
+    """
+    venv = tmp_path_factory.mktemp("plain-install")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    shutil.copytree(REPO / "credd", venv / "lib" / version / "site-packages" / "credd",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    script = venv / "bin" / "credd"
+    script.write_text((REPO / "scripts" / "credd").read_text().replace("#!python", f"#!{venv}/bin/python", 1))
+    script.chmod(0o755)
+    return venv / "bin"
+
+
+def script(bin_dir: Path, home: Home, sock_path, *args: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    env = dict(home.env, CREDD_SOCKET=str(sock_path))
+    return subprocess.run([str(bin_dir / "python"), *flags, str(bin_dir / "credd"), *args], capture_output=True,
+                          text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+
+
+# credd's three modules and _socket; `os` and what it imports, which `python -I -S -c pass` has not loaded.
+ALLOWED = {"credd", "credd.quickhook", "credd.paths", "credd.protocol", "_socket", "__future__",
+           "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc"}
+
+
+def imported(result: subprocess.CompletedProcess[str]) -> set[str]:
+    return {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("flags", [(), ("-I", "-S")], ids=["plain", "isolated-no-site"])
+def test_the_script_serves_a_real_daemon_without_json_or_re(daemon, installed, flags):
+    daemon.start()
+    full = daemon.credd("process", "prod-admin")
+    assert full.returncode == 0, full.stderr
+    fast = script(installed, daemon.home, daemon.socket, "process", "prod-admin", flags=("-X", "importtime", *flags))
+    assert fast.returncode == 0 and fast.stdout == full.stdout
+    bare = subprocess.run([str(installed / "python"), "-X", "importtime", *flags, "-c", "pass"], capture_output=True,
+                          text=True, env=daemon.home.env, check=True)
+    added = imported(fast) - imported(bare)  # what the hook costs beyond the interpreter's own start
+    assert "credd.quickhook" in added
+    assert added <= ALLOWED, sorted(added - ALLOWED)
+
+
+def test_an_error_reply_goes_to_the_full_hook_with_the_same_message(daemon, installed):
+    daemon.start()
+    full = daemon.credd("process", "nope")
+    fast = script(installed, daemon.home, daemon.socket, "process", "nope", flags=("-I", "-S"))
+    assert fast.returncode == full.returncode == 1
+    assert fast.stderr == full.stderr and "is not in" in fast.stderr and fast.stdout == ""
+
+
+def test_an_older_daemon_is_served_by_the_full_hook_in_one_request(home, sock_path, monkeypatch, installed):
+    asked = []
+
+    def handler(request: dict) -> dict:
+        asked.append(request)
+        return {"ok": True, "credentials": DOCUMENT}
+
+    # protocol 1's daemon: compact JSON for every reply
+    monkeypatch.setattr(protocol, "encode", lambda m: json.dumps(m, separators=(",", ":")).encode() + b"\n")
+    server = RunningServer(sock_path, handler)
+    try:
+        result = script(installed, home, sock_path, "process", "p", flags=("-I", "-S"))
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == json.dumps(DOCUMENT) + "\n"
+    assert asked == [{"op": "credentials", "profile": "p"}]
+
+
+def test_no_daemon_and_other_commands_go_the_full_way(home, sock_path, installed):
+    result = script(installed, home, sock_path, "process", "p", flags=("-I", "-S"))
+    assert result.returncode == 1 and "the credd daemon is not running" in result.stderr
+    version = script(installed, home, sock_path, "--version", flags=("-I", "-S"))
+    assert version.returncode == 0 and version.stdout.startswith("credd ")
+    assert run_credd(["--version"], home).stdout == version.stdout
