@@ -11,7 +11,7 @@ import argparse
 import os
 import shlex
 
-from credd import entry, hook
+from credd import coredump, entry, hook
 from credd.context import Context
 from credd.errors import CreddError, UsageError
 
@@ -49,6 +49,7 @@ def exec_command(ctx: Context, args: argparse.Namespace) -> int:
     environment.update(credentials_env(ctx, args.profile))
     ctx.stdout.flush()
     entry.restore_user_umask()  # credd runs under 077; the command gets the user's own umask
+    coredump.restore_user_limit()  # and its own core limit: credd's secrets are not the command's concern
     try:
         os.execvpe(command[0], command, environment)
     except FileNotFoundError:
