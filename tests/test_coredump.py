@@ -23,15 +23,17 @@ def credd_at_prompt(terminal, args: list[str], prompt: str) -> int:
     return terminal.credd_pid()
 
 
-@pytest.mark.parametrize("command,prompt,answers", [
-    (["keys", "set", "alice"], "Access key ID for alice:", [TEST_KEY_ID, TEST_SECRET_KEY]),
-    (["totp", "set", "alice"], "TOTP seed (base32 or otpauth:// URI) for alice:", [TEST_TOTP_SEED]),
+@pytest.mark.parametrize("command,answers", [
+    (["keys", "set", "alice"], [("Access key ID for alice:", TEST_KEY_ID), ("Secret access key for alice:",
+                                                                             TEST_SECRET_KEY)]),
+    (["totp", "set", "alice"], [("TOTP seed (base32 or otpauth:// URI) for alice:", TEST_TOTP_SEED)]),
 ])
-def test_keyring_prompts_run_without_core_files(plaintext_keyring: Home, terminal, command, prompt, answers):
+def test_keyring_prompts_run_without_core_files(plaintext_keyring: Home, terminal, command, answers):
     plaintext_keyring.write_config("sources:\n  alice: {}\nprofiles:\n  p: {source: alice}\n")
-    pid = credd_at_prompt(terminal, command, prompt)
+    pid = credd_at_prompt(terminal, command, answers[0][0])
     assert core_limit(pid) == ["0", "unlimited"]
-    for answer in answers:
+    for prompt, answer in answers:
+        terminal.wait_for(prompt)  # a secret typed ahead would echo: the hidden prompt is not up yet
         terminal.type(answer)
     assert terminal.exit_status() == 0
 
