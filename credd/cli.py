@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--json", action="store_true", help="machine-readable: each profile's outcome")
     mfa = _command(commands, "mfa", "control:hand_in_mfa", "hand an MFA code to the daemon (prompts when left out)")
     mfa.add_argument("source", metavar="SOURCE")
-    mfa.add_argument("code", metavar="CODE", nargs="?")
+    mfa.add_argument("code", metavar="CODE", nargs="?",
+                     help="the code; on the command line it is visible to other processes (`ps`) and may land in "
+                          "your shell history: leave it out and type it at the prompt, which does not echo it")
 
     env = _command(commands, "env", "env:env", "print `export AWS_...=` lines for PROFILE, for a shell")
     env.add_argument("profile", metavar="PROFILE")

@@ -467,7 +467,7 @@ def _check_line_safe(name: str, values: Mapping[str, str], what: str = "profile"
             raise ValueError(f"the {key} of {what} {name!r} cannot be written to an INI file")  # never the value
 
 
-@dataclass
+@dataclass(repr=False)
 class _Edits:
     """Line-level changes, applied in one pass: whole lines replaced, dropped, or added after a line."""
 
@@ -478,6 +478,12 @@ class _Edits:
 
     def __bool__(self) -> bool:
         return bool(self.replaced or self.deleted or self.after or self.appended)
+
+    def __repr__(self) -> str:
+        """Which lines change, never what they become: a new line may hold a secret."""
+        after = {index: len(lines) for index, lines in sorted(self.after.items())}
+        return (f"_Edits(replaced={sorted(self.replaced)}, deleted={sorted(self.deleted)}, lines added after={after}, "
+                f"sections appended={len(self.appended)})")
 
 
 def _set_keys(doc: Document, name: str, values: Mapping[str, str], edits: _Edits,

@@ -317,7 +317,7 @@ class Daemon:
             return protocol.error_reply("unknown-source", f"no source named {source!r} (sources: {names})")
         if self.config.sources[source].mfa_serial is None:
             return protocol.error_reply("failed", f"source {source} has no mfa_serial, so it needs no MFA code")
-        self.inbox.put(source, code)
+        self.inbox.put(source, code, serial=self.config.sources[source].mfa_serial)
         result = self.refresh_source(source, new_session=True)
         failures = [o.failure for o in result.profiles.values() if o.failure is not None]
         if result.failure is not None or failures:

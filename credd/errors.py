@@ -74,6 +74,10 @@ class MfaError(RefreshError):
     """No MFA code could be had, or AWS rejected the ones credd had."""
 
 
+class MfaCodeUsedError(CreddError):
+    """An MFA code that already went to AWS for its device, which AWS would refuse again."""
+
+
 class CredentialsFileError(CreddError):
     """The shared credentials file cannot be read or safely changed: names the file, the line and the fix.
 

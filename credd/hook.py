@@ -18,6 +18,7 @@ from credd import paths, protocol
 from credd.commandline import credd_command
 
 DEFAULT_TIMEOUT = protocol.CLIENT_TIMEOUT
+PROMPT_ATTEMPTS = 3  # a typo costs another question, not the user's `aws` call
 FIELDS = ("Version", "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
 
 
@@ -91,6 +92,9 @@ def fetch(path: str, profile: str, timeout: float, config: str | None = None,
         if code is None:
             raise HookError(f"profile {profile} needs an MFA code for source {source}: run "
                             f"`{credd_command(config, 'mfa', source)}` in a terminal, then try again")
+        if not _is_code(code):
+            raise HookError(f"no 6-digit MFA code in {PROMPT_ATTEMPTS} tries; run "
+                            f"`{credd_command(config, 'mfa', source)}` in a terminal, then try again")
         handed = ask(path, {"op": "mfa", "source": source, "code": code}, timeout, config)
         if not handed.get("ok"):
             raise HookError(str(handed.get("message", "the MFA code was not accepted")))
@@ -129,24 +133,61 @@ def _checked(credentials: object, config: str | None) -> dict:
 
 
 def _prompt_tty(prompt: str) -> str | None:
-    """Read a code from the controlling terminal, if there is one (the AWS CLI owns stdin and stdout)."""
+    """A code from the controlling terminal (the AWS CLI owns stdin and stdout), or None without one.
+
+    Not echoed, as `credd mfa` and the AWS CLI's own MFA prompt do not. A typo
+    is asked again, up to PROMPT_ATTEMPTS times, rather than failing the
+    user's `aws` call; what comes back after the last try may still be one.
+    """
     try:
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         return None
     try:
-        os.write(fd, prompt.encode())
+        answer = None
+        for _ in range(PROMPT_ATTEMPTS):
+            answer = _read_hidden(fd, prompt)
+            if answer is None or _is_code(answer):
+                return answer
+            os.write(fd, f"credd: that is not an MFA code: expected 6 digits, got {len(answer)} characters\n".encode())
+        return answer
+    except OSError:
+        return None
+    except KeyboardInterrupt:  # Ctrl-C at the prompt: one line, not a traceback
+        raise HookError("the MFA prompt was interrupted; no code was handed in") from None
+    finally:
+        os.close(fd)
+
+
+def _read_hidden(fd: int, prompt: str) -> str | None:
+    """One line from the terminal `fd` with echo off (restored whatever happens), stripped; None at end of input."""
+    import termios  # only here: the prompt is the rare path, and start-up is the hook's whole cost
+
+    try:
+        saved = termios.tcgetattr(fd)
+    except termios.error as e:
+        raise OSError(str(e)) from None
+    hidden = list(saved)
+    hidden[3] &= ~termios.ECHO  # lflag; ICANON stays, so the line can still be edited
+    os.write(fd, prompt.encode())
+    termios.tcsetattr(fd, termios.TCSAFLUSH, hidden)
+    try:
         line = b""
         while not line.endswith(b"\n") and len(line) < 256:
             chunk = os.read(fd, 256)
             if not chunk:
+                if not line:
+                    return None
                 break
             line += chunk
-    except OSError:
-        return None
     finally:
-        os.close(fd)
-    return line.decode(errors="replace").strip() or None
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+        os.write(fd, b"\n")  # the Enter the terminal did not echo
+    return line.decode(errors="replace").strip()
+
+
+def _is_code(text: str) -> bool:
+    return len(text) == 6 and text.isascii() and text.isdigit()
 
 
 _timeout = protocol.client_timeout  # shared with the fast path (quickhook), which must wait just as long

@@ -9,8 +9,8 @@ reply. Everything else goes to the full hook or the full command line, with
 what was already received: a daemon error, an MFA prompt, an older daemon, an
 unusual name, any other command.
 
-Imports: this module, `credd`, `credd.paths`, `credd.protocol`, and `_socket`,
-`os`, `sys`, `time` (all but `_socket` already loaded when Python starts).
+Imports: this module, `credd`, `credd.coredump`, `credd.paths`, `credd.protocol`, and
+`_socket`, `resource`, `os`, `sys`, `time` (all but `_socket` already loaded when Python starts).
 The `credd` script may run under `python -I -S`, where site-packages is not on
 `sys.path`: `ensure_site` puts it back before anything beyond this path runs.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 
-from credd import paths, protocol
+from credd import coredump, paths, protocol
 
 # What a profile name in a request may hold without JSON escaping; the config's names are a subset.
 PLAIN_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@+=,-")
@@ -30,6 +30,7 @@ FIELDS = (b"AccessKeyId", b"SecretAccessKey", b"SessionToken", b"Expiration")
 def main(argv: list[str] | None = None) -> int:
     """The `credd` script's entry: the fast path for `process PROFILE`, else the full command."""
     args = sys.argv[1:] if argv is None else argv
+    coredump.no_core_files()  # as entry.main does for every command: what this process receives is a secret
     if len(args) != 2 or args[0] != "process" or not is_plain_name(args[1]):
         return _full(args)
     profile = args[1]

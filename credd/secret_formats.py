@@ -14,15 +14,20 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from credd.errors import SecretFormatError
 from credd.model import AccessKey, Secret
 
-KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
+# An IAM user's long-term access key id: AKIA and 16 more (ASIA marks temporary credentials).
+KEY_ID = re.compile(r"AKIA[A-Z0-9]{16}")
 SECRET_KEY = re.compile(r"[A-Za-z0-9/+=]{16,128}")
 MIN_SEED_BYTES = 16  # 128 bits, the least RFC 4226 allows (it recommends 160)
 
 
 def parse_access_key(key_id: str, secret: str) -> AccessKey:
     """A long-term key as typed: surrounding white space is dropped, the rest must fit AWS's forms."""
+    return AccessKey(parse_key_id(key_id), parse_secret_key(secret))
+
+
+def parse_key_id(key_id: str) -> str:
+    """An access key id as typed, checked on its own, so a prompt can ask again before the secret."""
     key_id = key_id.strip()
-    secret = secret.strip()
     if key_id.startswith("ASIA"):
         raise SecretFormatError(
             "that access key id starts with ASIA, which marks temporary credentials; "
@@ -30,15 +35,29 @@ def parse_access_key(key_id: str, secret: str) -> AccessKey:
         )
     if not KEY_ID.fullmatch(key_id):
         raise SecretFormatError(
-            f"that is not an access key id: expected 16 to 128 capital letters and digits (like AKIAIOSFODNN7EXAMPLE), "
-            f"got {len(key_id)} characters"
+            f"that is not an access key id: expected AKIA and 16 capital letters and digits, 20 in all "
+            f"(like AKIAIOSFODNN7EXAMPLE), got {len(key_id)} characters"
         )
+    return key_id
+
+
+def parse_secret_key(secret: str) -> Secret:
+    """A secret access key as typed; the error gives its length, never a character of it."""
+    secret = secret.strip()
     if not SECRET_KEY.fullmatch(secret):
         raise SecretFormatError(
             f"that is not a secret access key: expected 16 to 128 characters of A-Z a-z 0-9 / + = "
             f"(usually 40), got {len(secret)} characters"
         )
-    return AccessKey(key_id, Secret(secret))
+    return Secret(secret)
+
+
+def parse_mfa_code(text: str) -> str:
+    """A 6-digit MFA code as typed (ASCII digits only: `\\d` would also take `١٢٣٤٥٦`)."""
+    code = text.strip()
+    if not re.fullmatch(r"[0-9]{6}", code):
+        raise SecretFormatError(f"that is not an MFA code: expected 6 digits, got {len(code)} characters")
+    return code
 
 
 def parse_totp_seed(text: str) -> Secret:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from credd.errors import KeyringError, NoSecureKeyringError
+from credd.errors import KeyringError, NoSecureKeyringError, one_line
 from credd.model import AccessKey, Secret
 
 ACCESS_KEY = "access-key"
@@ -96,10 +96,33 @@ def select_backend(env: Mapping[str, str] = os.environ, platform: str = sys.plat
             return BackendChoice(keyring.core.load_keyring(name), explicit=False)
         except Exception as e:  # not viable here: missing module, no D-Bus, no daemon
             reasons.append(f"{name.split('.')[-2]}: {e}")
-    raise NoSecureKeyringError(
-        f"no secure keyring is available ({'; '.join(reasons)}), and credd does not fall back to a keyring "
-        f"that keeps secrets in plain text on disk unless you choose it. {HOW_TO_GET_ONE}"
-    )
+    raise NoSecureKeyringError(no_keyring_message(reasons, env, platform))
+
+
+GNOME_KEYRING = "gnome-keyring-daemon --unlock --components=secrets"
+MAX_REASON = 160  # a backend's own message can run to hundreds of characters of D-Bus detail
+
+
+def no_keyring_message(reasons: list[str], env: Mapping[str, str], platform: str) -> str:
+    """The fix for this platform on one short first line; then why, and each backend tried, one a line."""
+    if platform == "darwin":
+        fix = "unlock your login Keychain: security unlock-keychain ~/Library/Keychains/login.keychain-db"
+        details = ["over SSH the Keychain stays locked until it is unlocked in that session"]
+    elif env.get("DBUS_SESSION_BUS_ADDRESS"):
+        fix = f"start and unlock gnome-keyring: {GNOME_KEYRING}"
+        details = ["it reads the keyring's password from its input: type it, then Ctrl-D (KeePassXC's Secret "
+                   "Service integration works too)"]
+    else:
+        fix = f"start and unlock gnome-keyring: dbus-run-session -- sh -c '{GNOME_KEYRING} && exec \"$SHELL\"'"
+        details = ["there is no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS is unset): dbus-run-session starts one "
+                   "for the shell it runs (with systemd, the dbus-user-session package gives every login one)",
+                   "gnome-keyring-daemon --unlock reads the keyring's password from its input: type it, then Ctrl-D"]
+    details.append("credd does not fall back to a keyring that keeps secrets in plain text on disk; to choose another "
+                   "backend knowingly, name it in $PYTHON_KEYRING_BACKEND or in keyring's keyringrc.cfg "
+                   "(`python -m keyring diagnose` shows where)")
+    details.append("backends tried:")
+    details += [f"  {one_line(reason, MAX_REASON)}" for reason in reasons]
+    return f"no secure keyring is available; {fix}\n" + "\n".join(f"  {line}" for line in details)
 
 
 class Store:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import getpass
-from typing import IO
+from collections.abc import Callable
+from typing import IO, TypeVar
 
-from credd.errors import UsageError
+from credd.errors import SecretFormatError, UsageError
 
 MAX_LINE = 4096
+ATTEMPTS = 3  # a typo costs another question, not the command; a fourth would be guessing
+T = TypeVar("T")
 
 
 def is_interactive(stdin: IO[str]) -> bool:
@@ -34,6 +37,23 @@ def ask(prompt: str, stdin: IO[str], stdout: IO[str], default: str = "") -> str:
     if not line:
         raise UsageError("no input: the prompt was closed before an answer")
     return line.strip() or default
+
+
+def ask_valid(ask_once: Callable[[], str], parse: Callable[[str], T], stderr: IO[str],
+              attempts: int = ATTEMPTS) -> T:
+    """Ask until `parse` takes the answer, at most `attempts` times; say what was wrong before each new question.
+
+    `parse` raises SecretFormatError with a message that gives the answer's shape, never the answer.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return parse(ask_once())
+        except SecretFormatError as e:
+            if attempt == attempts:
+                raise SecretFormatError(f"{e} ({attempts} tries; nothing was changed)") from None
+            stderr.write(f"credd: {e}; try again\n")
+            stderr.flush()
+    raise AssertionError("not reached")
 
 
 def read_lines(stdin: IO[str], names: tuple[str, ...]) -> list[str]:

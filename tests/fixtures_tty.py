@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +61,26 @@ class Terminal:
     def exit_status(self, timeout: float = 30.0) -> int:
         screen = self.wait_for(EXIT_MARK, timeout)
         return int(screen.split(EXIT_MARK, 1)[1].split()[0])
+
+    def credd_pid(self) -> int:
+        """The pid of the credd process running under the pane (directly, or under a shell there)."""
+        parents = {}
+        for entry in Path("/proc").iterdir():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (ValueError, OSError):  # not a process, or one that just ended
+                continue
+        found = [int(self._call("display-message", "-p", "-t", "t", "#{pane_pid}"))]
+        for pid in found:  # breadth first: `found` grows as children are found
+            found += [child for child, parent in parents.items() if parent == pid]
+        for pid in found:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[1:3] == [b"-m", b"credd"]:
+                return pid
+        raise AssertionError(f"no credd process under the pane; the screen:\n{self.screen()}")
 
     def close(self) -> None:
         subprocess.run([self.tmux, "-L", "credd-test", "kill-server"], env=self.env, capture_output=True)

@@ -29,6 +29,16 @@ def test_version_and_help(home: Home):
         assert command in result.stdout
 
 
+def test_mfa_code_on_the_command_line_is_documented_as_visible_in_ps(home: Home):
+    from pathlib import Path
+
+    help_text = " ".join(run_credd(["mfa", "--help"], home).stdout.split())
+    assert "visible to other processes (`ps`)" in help_text and "type it at the prompt" in help_text
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "`credd mfa SOURCE [CODE]` (hand in a code for an `mfa: prompt` source; leave CODE out and type it at the " \
+           "prompt, which does not echo it: a CODE on the command line is visible to other processes in `ps`" in readme
+
+
 def test_no_command_is_a_usage_error(home: Home):
     assert run_credd([], home).returncode == 2
     assert run_credd(["keys"], home).returncode == 2

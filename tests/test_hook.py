@@ -116,6 +116,39 @@ def test_mfa_prompt_on_the_terminal(home, daemon, sock_path, terminal):
     assert terminal.exit_status() == 0
     assert json.loads((home.root / "out.json").read_text()) == CREDENTIALS
     assert script.requests[1] == {"op": "mfa", "source": "alice", "code": "123456"}
+    assert "123456" not in terminal.screen()  # not echoed, as `credd mfa` and the AWS CLI do not
+
+
+def test_mfa_prompt_asks_again_after_a_typo(home, daemon, sock_path, terminal):
+    script = daemon({"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"},
+                    {"ok": True}, {"ok": True, "credentials": CREDENTIALS})
+    terminal.env["CREDD_SOCKET"] = str(sock_path)
+    terminal.start(["sh", "-c", f"{sys.executable} -m credd process prod-admin | cat > {home.root}/out.json"])
+    terminal.wait_for("credd: MFA code for alice (profile prod-admin):")
+    terminal.type("12ab")
+    terminal.wait_for("credd: that is not an MFA code: expected 6 digits, got 4 characters")
+    terminal.type("")
+    terminal.wait_for("credd: that is not an MFA code: expected 6 digits, got 0 characters")
+    terminal.type("654321")
+    assert terminal.exit_status() == 0
+    assert json.loads((home.root / "out.json").read_text()) == CREDENTIALS
+    assert script.requests[1] == {"op": "mfa", "source": "alice", "code": "654321"}
+    screen = terminal.screen()
+    assert screen.count("credd: MFA code for alice (profile prod-admin):") == 3
+    assert "12ab" not in screen and "654321" not in screen
+
+
+def test_mfa_prompt_gives_up_after_three_typos(home, daemon, sock_path, terminal):
+    script = daemon({"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"})
+    terminal.env["CREDD_SOCKET"] = str(sock_path)
+    terminal.start([sys.executable, "-m", "credd", "process", "prod-admin"])
+    for typo in ("1", "12345", "1234567"):
+        terminal.wait_for("credd: MFA code for alice (profile prod-admin):")
+        terminal.type(typo)
+    assert terminal.exit_status() == 1
+    assert ("credd: no 6-digit MFA code in 3 tries; run `credd mfa alice` in a terminal, then try again"
+            in terminal.screen().replace("\n", ""))
+    assert len(script.requests) == 1  # no code was handed in
 
 
 def test_socket_from_the_config_file(home, daemon, sock_path):
@@ -158,3 +191,16 @@ def test_hints_carry_the_config_the_user_runs_with(home: Home, tmp_path):
                 f"`credd --config {quoted} serve` (in a terminal)") in result.stderr, result.stderr
     plain = run_credd(["process", "p"], home)
     assert "start it with `credd service install`" in plain.stderr
+
+
+def test_credd_mfa_prompt_asks_again_after_a_typo_too(home, daemon, sock_path, terminal):
+    script = daemon({"ok": True, "message": "source alice: new session, 2 profile(s) refreshed"})
+    terminal.env["CREDD_SOCKET"] = str(sock_path)
+    terminal.credd("mfa", "alice")
+    terminal.wait_for("MFA code for alice:")
+    terminal.type("12ab")
+    terminal.wait_for("credd: that is not an MFA code: expected 6 digits, got 4 characters; try again")
+    terminal.type("123456")
+    assert terminal.exit_status() == 0
+    assert script.requests == [{"op": "mfa", "source": "alice", "code": "123456"}]
+    assert "12ab" not in terminal.screen() and "123456" not in terminal.screen()

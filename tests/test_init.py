@@ -105,14 +105,35 @@ def test_init_interactive_in_a_terminal(home: Home, terminal):
     assert config.profiles["prod-admin"].write
 
 
-def test_keys_set_prompts_without_echo_in_a_terminal(plaintext_keyring: Home, terminal):
+def test_keys_set_shows_the_key_id_hides_the_secret_and_asks_again_after_a_typo(plaintext_keyring: Home, terminal):
     plaintext_keyring.write_config("sources:\n  alice: {}\nprofiles:\n  p: {source: alice}\n")
     terminal.credd("keys", "set", "alice")
     terminal.wait_for("Access key ID for alice:")
+    terminal.type("AKIAIOSFODNN7")  # cut short: refused at once, before the secret is asked
+    terminal.wait_for("credd: that is not an access key id: expected AKIA and 16 capital letters and digits, 20 in "
+                      "all (like AKIAIOSFODNN7EXAMPLE), got 13 characters; try again")
+    assert "Secret access key" not in terminal.screen()
     terminal.type(TEST_KEY_ID)
     terminal.wait_for("Secret access key for alice:")
+    terminal.type("tooShort7")
+    terminal.wait_for("credd: that is not a secret access key: expected 16 to 128 characters of A-Z a-z 0-9 / + = "
+                      "(usually 40), got 9 characters; try again")
     terminal.type(TEST_SECRET_KEY)
     assert terminal.exit_status() == 0
     screen = terminal.screen()
-    assert TEST_SECRET_KEY not in screen and TEST_KEY_ID not in screen  # nothing typed was echoed
+    assert f"Access key ID for alice: {TEST_KEY_ID}" in screen  # the id echoes, so a paste can be checked
+    assert TEST_SECRET_KEY not in screen and "tooShort7" not in screen  # the secret never does, typo or not
+    assert screen.count("Access key ID for alice:") == 2 and screen.count("Secret access key for alice:") == 2
     assert "stored access key AKIA…MPLE for source alice" in screen
+
+
+def test_keys_set_gives_up_after_three_typos(plaintext_keyring: Home, terminal):
+    plaintext_keyring.write_config("sources:\n  alice: {}\nprofiles:\n  p: {source: alice}\n")
+    terminal.credd("keys", "set", "alice")
+    for _ in range(3):
+        terminal.wait_for("Access key ID for alice:")
+        terminal.type("ASIAIOSFODNN7EXAMPLE")
+    assert terminal.exit_status() == 2
+    screen = terminal.screen()
+    assert screen.count("starts with ASIA, which marks temporary credentials") == 3
+    assert "(3 tries; nothing was changed)" in screen.replace("\n", "") and screen.count("; try again") == 2

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from credd import mfa
-from credd.errors import MfaError, SecretFormatError
+from credd.errors import MfaCodeUsedError, MfaError, SecretFormatError
 from credd.model import FailureKind, Secret, Source
 from tests.conftest import TEST_TOTP_SEED
 
@@ -243,6 +243,36 @@ def test_a_malformed_code_is_refused_without_echo(bad):
         mfa.CodeInbox().put("alice", bad)
     assert "6 digits" in str(caught.value)
     assert not bad or bad not in str(caught.value)
+
+
+def test_a_code_sent_for_a_device_is_refused_for_that_device_until_aws_would_refuse_it_no_more():
+    now = [T0]
+    inbox = mfa.CodeInbox(clock=lambda: now[0])
+    driver = mfa.PromptDriver(inbox)
+    inbox.put("alice", "123456", serial=SERIAL)
+    assert driver.code(source("prompt"), 0).reveal() == "123456"  # taken to be sent: now it is used
+    now[0] += mfa.CODE_USED_FOR - 1
+    with pytest.raises(MfaCodeUsedError) as caught:
+        inbox.put("alice", "123456", serial=SERIAL)
+    assert str(caught.value) == (f"source alice: that MFA code was already sent to AWS for {SERIAL} 89 s ago, and AWS "
+                                 "accepts each code only once; wait for your device to show the next code, then run "
+                                 "`credd mfa alice` with it")
+    inbox.put("alice", "654321", serial=SERIAL)  # another code, same window: taken
+    inbox.put("bob", "123456", serial="arn:aws:iam::111111111111:mfa/bob")  # the same digits, another device
+    now[0] += 1
+    inbox.put("alice", "123456", serial=SERIAL)  # 90 s on, AWS would take it again
+
+
+def test_one_code_handed_in_twice_before_either_is_sent_goes_out_once():
+    inbox = mfa.CodeInbox()
+    driver = mfa.PromptDriver(inbox)
+    inbox.put("alice", "123456", serial=SERIAL)
+    driver.code(source("prompt"), 0)
+    inbox._slots["alice"] = (Secret("123456"), inbox._clock())  # as a second `put` that raced the first's send
+    with pytest.raises(MfaError) as caught:
+        driver.code(source("prompt"), 0)
+    assert caught.value.failure.kind is FailureKind.MFA_NEEDED  # the hook asks for a new code
+    assert "already sent to AWS" in str(caught.value)
 
 
 def test_a_stale_code_is_dropped():

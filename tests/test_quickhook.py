@@ -166,8 +166,10 @@ def script(bin_dir: Path, home: Home, sock_path, *args: str, flags: tuple[str, .
                           text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
 
 
-# credd's three modules and _socket; `os` and what it imports, which `python -I -S -c pass` has not loaded.
-ALLOWED = {"credd", "credd.quickhook", "credd.paths", "credd.protocol", "_socket", "__future__",
+# credd's four modules, _socket and resource (core files off, as for every command); `os` and what it
+# imports, which `python -I -S -c pass` has not loaded.
+ALLOWED = {"credd", "credd.quickhook", "credd.coredump", "credd.paths", "credd.protocol", "_socket", "resource",
+           "__future__",
            "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc"}
 
 

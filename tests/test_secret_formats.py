@@ -18,6 +18,8 @@ def test_access_key_is_trimmed_and_wrapped():
     ("ASIAIOSFODNN7EXAMPLE", TEST_SECRET_KEY, "temporary credentials"),
     ("akiaiosfodnn7example", TEST_SECRET_KEY, "not an access key id"),
     ("AKIA", TEST_SECRET_KEY, "got 4 characters"),
+    ("AKIAIOSFODNN7EXAMPLE1", TEST_SECRET_KEY, "AKIA and 16 capital letters and digits, 20 in all"),
+    ("ABIAIOSFODNN7EXAMPLE", TEST_SECRET_KEY, "not an access key id"),
     (TEST_KEY_ID, "short", "not a secret access key"),
     (TEST_KEY_ID, TEST_SECRET_KEY + " x", "not a secret access key"),
     (TEST_SECRET_KEY, TEST_KEY_ID, "not an access key id"),  # pasted the wrong way round

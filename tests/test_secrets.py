@@ -196,7 +196,13 @@ def test_a_secret_cannot_be_pickled_copied_or_serialised():
 def value_holders() -> dict[str, object]:
     text = f"[p]\naws_access_key_id = {TEST_KEY_ID}\naws_secret_access_key = {TEST_SECRET_KEY}\n"
     document = credfile.parse(text)
-    return {"credfile.Document": document, "credfile.Section": document.sections["p"],
+    # Every kind of edit: a value replaced, a key added after a line, a section appended.
+    edits = credfile._Edits()
+    credfile._set_keys(document, "p", {"aws_access_key_id": "AKIAOTHERKEYEXAMPLE1",
+                                       "aws_secret_access_key": TOKEN, "aws_session_token": TOKEN}, edits)
+    credfile._set_keys(document, "q", {"aws_secret_access_key": TEST_SECRET_KEY}, edits)
+    assert edits.replaced and edits.after and edits.appended
+    return {"credfile.Document": document, "credfile.Section": document.sections["p"], "credfile._Edits": edits,
             "credfile.Key": document.sections["p"].keys["aws_secret_access_key"],
             "doctor.FileFacts": FileFacts("credentials", "credentials", text=text),
             "Context (its env may hold AWS_SECRET_ACCESS_KEY)": Context(env={"AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY})}

@@ -160,6 +160,28 @@ def test_a_prompt_source_takes_a_code_from_credd_mfa(daemon, live_sts):
     assert live_sts.calls["GetSessionToken"] == 1
 
 
+def test_the_same_code_twice_goes_to_sts_once_and_another_code_still_goes(daemon, live_sts):
+    """AWS accepts a code once: `credd mfa alice CODE` again is refused by credd, with what to do, not by STS."""
+    daemon.home.write_config(daemon_config(live_sts.url, mfa="prompt"))
+    daemon.start()
+    daemon.wait_state("prod-admin", "needs-mfa")
+    code = current_code()
+    assert daemon.credd("mfa", SOURCE, code).returncode == 0
+    assert live_sts.calls["GetSessionToken"] == 1
+    again = daemon.credd("mfa", SOURCE, code)
+    assert again.returncode == 1
+    assert again.stderr.startswith("credd: error: source alice: that MFA code was already sent to AWS for "
+                                   "arn:aws:iam::111111111111:mfa/alice ")
+    assert again.stderr.endswith(" s ago, and AWS accepts each code only once; wait for your device to show the "
+                                 "next code, then run `credd mfa alice` with it\n")
+    assert code not in again.stderr
+    assert live_sts.calls["GetSessionToken"] == 1  # refused here: STS never saw it again
+    other = "000000" if code != "000000" else "111111"
+    daemon.credd("mfa", SOURCE, other)  # a different code in the same window goes to STS (which may refuse it)
+    assert live_sts.calls["GetSessionToken"] == 2
+    assert daemon.credd("process", "prod-admin").returncode == 0  # the session of the first code still serves
+
+
 def test_status_without_a_daemon_says_how_to_start_it(daemon):
     result = daemon.credd("status")
     assert result.returncode == 1 and "credd service install" in result.stderr

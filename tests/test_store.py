@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keyring.backend
 import pytest
 
 from credd.errors import KeyringError, NoSecureKeyringError
 from credd.model import AccessKey, Secret
-from credd.store import ACCESS_KEY, SESSION, TOTP_SEED, Store, select_backend
-from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED
+from credd.store import ACCESS_KEY, MAX_REASON, SESSION, TOTP_SEED, Store, select_backend
+from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, require_tool, run_credd
 
 
 @pytest.fixture
@@ -68,6 +71,64 @@ def test_plaintext_backend_chosen_by_keyring_itself_is_refused(home):
     message = str(caught.value)
     assert "no secure keyring is available" in message and "plain text" in message
     assert "gnome-keyring" in message and "PYTHON_KEYRING_BACKEND" in message
+
+
+NO_BUS_FIX = ("credd: error: no secure keyring is available; start and unlock gnome-keyring: "
+              "dbus-run-session -- sh -c 'gnome-keyring-daemon --unlock --components=secrets && exec \"$SHELL\"'")
+NOT_IN_PLAIN_TEXT = ("  credd does not fall back to a keyring that keeps secrets in plain text on disk; to choose another "
+                     "backend knowingly, name it in $PYTHON_KEYRING_BACKEND or in keyring's keyringrc.cfg "
+                     "(`python -m keyring diagnose` shows where)")
+
+
+def test_no_keyring_on_headless_linux_says_the_fix_first_then_each_backend_on_its_line(home):
+    home.write_config("version: 1\nsources:\n  alice: {}\n")
+    result = run_credd(["keys", "ls"], home)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[:6] == [
+        NO_BUS_FIX,
+        "  there is no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS is unset): dbus-run-session starts one for the "
+        "shell it runs (with systemd, the dbus-user-session package gives every login one)",
+        "  gnome-keyring-daemon --unlock reads the keyring's password from its input: type it, then Ctrl-D",
+        NOT_IN_PLAIN_TEXT,
+        "  backends tried:",
+        "    SecretService: Unable to initialize SecretService: Environment variable DBUS_SESSION_BUS_ADDRESS is unset",
+    ]
+    assert [line.split(":")[0] for line in lines[5:]] == ["    SecretService", "    kwallet"]
+    assert all(len(line) <= 4 + MAX_REASON + 1 for line in lines[5:])
+
+
+def test_no_keyring_with_a_session_bus_and_on_macos(home):
+    dead_bus = dict(home.env, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus")
+    with pytest.raises(NoSecureKeyringError) as caught:
+        select_backend(dead_bus)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == ("no secure keyring is available; start and unlock gnome-keyring: "
+                        "gnome-keyring-daemon --unlock --components=secrets")
+    assert lines[1:3] == ["  it reads the keyring's password from its input: type it, then Ctrl-D (KeePassXC's Secret "
+                          "Service integration works too)", NOT_IN_PLAIN_TEXT]
+    with pytest.raises(NoSecureKeyringError) as caught:
+        select_backend(home.env, platform="darwin")
+    lines = str(caught.value).splitlines()
+    assert lines[0] == ("no secure keyring is available; unlock your login Keychain: "
+                        "security unlock-keychain ~/Library/Keychains/login.keychain-db")
+    assert lines[2:4] == [NOT_IN_PLAIN_TEXT, "  backends tried:"]
+    assert lines[4].startswith("    macOS: ") and len(lines) == 5
+
+
+def test_the_printed_fix_works_as_written(home, tmp_path):
+    """The first line's command, run as printed (the password on its input, `credd keys ls` as $SHELL)."""
+    require_tool("dbus-run-session")
+    require_tool("gnome-keyring-daemon")
+    home.write_config("version: 1\nsources:\n  alice: {}\n")
+    command = run_credd(["keys", "ls"], home).stderr.splitlines()[0].split("gnome-keyring: ", 1)[1]
+    shell = tmp_path / "shell"
+    shell.write_text(f"#!/bin/sh\nexec {sys.executable} -m credd keys ls\n")
+    shell.chmod(0o700)
+    result = subprocess.run(["sh", "-c", command], input="test-login-password", capture_output=True, text=True,
+                            env=dict(home.env, SHELL=str(shell)), timeout=60)
+    assert "keyring: keyring.backends.SecretService.Keyring, service 'credd'" in result.stdout, result.stderr
+    # gnome-keyring-daemon ends with the bus dbus-run-session started, when the shell does.
 
 
 def test_plaintext_backend_chosen_in_keyring_config_is_accepted(home):

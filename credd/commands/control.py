@@ -10,7 +10,8 @@ from credd import hook
 from credd.context import Context
 from credd.durations import format_duration
 from credd.errors import ConfigError, CreddError, UsageError
-from credd.terminal import ask_hidden, is_interactive, read_lines
+from credd.secret_formats import parse_mfa_code
+from credd.terminal import ask_hidden, ask_valid, is_interactive, read_lines
 
 STATUS_TIMEOUT = 10.0
 REFRESH_TIMEOUT = 180.0  # a refresh may wait 30 s for a fresh TOTP window, and STS retries
@@ -121,7 +122,8 @@ def hand_in_mfa(ctx: Context, args: argparse.Namespace) -> int:
     code = args.code
     if code is None:
         if is_interactive(ctx.stdin):
-            code = ask_hidden(f"MFA code for {args.source}: ", ctx.stdin)
+            code = ask_valid(lambda: ask_hidden(f"MFA code for {args.source}: ", ctx.stdin), parse_mfa_code,
+                             ctx.stderr)
         else:
             (code,) = read_lines(ctx.stdin, ("MFA code",))
     reply = ask_daemon(ctx, {"op": "mfa", "source": args.source, "code": code.strip()}, REFRESH_TIMEOUT)

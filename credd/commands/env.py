@@ -17,7 +17,7 @@ import shlex
 
 from datetime import datetime, timezone
 
-from credd import credfile, entry, hook
+from credd import coredump, credfile, entry, hook
 from credd.atomicfile import read_text
 from credd.context import Context
 from credd.errors import CommandNotRunnable, ConfigError, CreddError, UsageError
@@ -107,6 +107,7 @@ def exec_command(ctx: Context, args: argparse.Namespace) -> int:
     environment.update(credentials_env(ctx, args.profile))
     ctx.stdout.flush()
     entry.restore_user_umask()  # credd runs under 077; the command gets the user's own umask
+    coredump.restore_user_limit()  # and its own core limit: credd's secrets are not the command's concern
     try:
         os.execvpe(command[0], command, environment)
     except FileNotFoundError:

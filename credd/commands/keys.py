@@ -10,9 +10,9 @@ from credd.config import NAME
 from credd.context import Context
 from credd.errors import CredentialsFileError, KeyringError, UsageError
 from credd.model import AccessKey, Config, mask_key_id
-from credd.secret_formats import parse_access_key
+from credd.secret_formats import parse_access_key, parse_key_id, parse_secret_key
 from credd.store import KINDS, SESSION, TOTP_SEED, Store, backend_name, is_plaintext
-from credd.terminal import ask_hidden, is_interactive, read_lines
+from credd.terminal import ask, ask_hidden, ask_valid, is_interactive, read_lines
 
 
 def known_source(config: Config, name: str) -> str:
@@ -28,11 +28,15 @@ def set_key(ctx: Context, args: argparse.Namespace) -> int:
     source = known_source(config, args.source)
     store = ctx.open_store(config)  # before asking: no typing a secret into a keyring that is not there
     if is_interactive(ctx.stdin):
-        key_id = ask_hidden(f"Access key ID for {source}: ", ctx.stdin)
-        secret = ask_hidden(f"Secret access key for {source}: ", ctx.stdin)
+        # The id is no secret and shows while typed, so a paste can be checked; each field is
+        # checked as soon as it is typed, and asked again.
+        key_id = ask_valid(lambda: ask(f"Access key ID for {source}", ctx.stdin, ctx.stdout), parse_key_id,
+                           ctx.stderr)
+        secret = ask_valid(lambda: ask_hidden(f"Secret access key for {source}: ", ctx.stdin), parse_secret_key,
+                           ctx.stderr)
+        key = AccessKey(key_id, secret)
     else:
-        key_id, secret = read_lines(ctx.stdin, ("access key id", "secret access key"))
-    key = parse_access_key(key_id, secret)
+        key = parse_access_key(*read_lines(ctx.stdin, ("access key id", "secret access key")))
     store.set_access_key(source, key)
     # A session made with the previous key must not outlive its replacement.
     store.delete(source, SESSION)

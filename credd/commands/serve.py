@@ -17,7 +17,7 @@ import sys
 import threading
 from dataclasses import replace
 
-from credd import mfa, paths, sts
+from credd import coredump, mfa, paths, sts
 from credd.context import Context
 from credd.daemon import CredentialsWriter, Daemon
 from credd.engine import Engine
@@ -180,18 +180,8 @@ def _log_to(stream) -> None:
 
 
 def _no_core_dumps() -> None:
-    """A core dump of the daemon would hold every key it has in memory."""
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_DUMPABLE = 4
-        try:
-            failed = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0
-            problem = os.strerror(ctypes.get_errno()) if failed else None  # prctl returns -1, it does not raise
-        except (OSError, AttributeError) as e:
-            problem = str(e)
-        if problem is not None:
-            log.warning("could not mark the process undumpable (prctl: %s)", problem)
+    """A core dump of the daemon would hold every key it has in memory: the hard limit goes to 0 too."""
+    coredump.no_core_files(hard=True)
+    problem = coredump.undumpable()
+    if problem is not None:
+        log.warning("could not mark the process undumpable (prctl: %s)", problem)

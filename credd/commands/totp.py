@@ -8,7 +8,7 @@ from credd.commands.keys import known_source, warn_if_plaintext
 from credd.context import Context
 from credd.secret_formats import parse_totp_seed
 from credd.store import backend_name
-from credd.terminal import ask_hidden, is_interactive, read_lines
+from credd.terminal import ask_hidden, ask_valid, is_interactive, read_lines
 
 
 def set_seed(ctx: Context, args: argparse.Namespace) -> int:
@@ -16,10 +16,10 @@ def set_seed(ctx: Context, args: argparse.Namespace) -> int:
     source = known_source(config, args.source)
     store = ctx.open_store(config)
     if is_interactive(ctx.stdin):
-        text = ask_hidden(f"TOTP seed (base32 or otpauth:// URI) for {source}: ", ctx.stdin)
+        seed = ask_valid(lambda: ask_hidden(f"TOTP seed (base32 or otpauth:// URI) for {source}: ", ctx.stdin),
+                         parse_totp_seed, ctx.stderr)
     else:
-        (text,) = read_lines(ctx.stdin, ("TOTP seed",))
-    seed = parse_totp_seed(text)
+        seed = parse_totp_seed(*read_lines(ctx.stdin, ("TOTP seed",)))
     store.set_totp_seed(source, seed)
     ctx.say(f"stored the TOTP seed for source {source} in the keyring ({backend_name(store.backend)})")
     warn_if_plaintext(ctx, store)
