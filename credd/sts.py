@@ -28,6 +28,7 @@ from email.utils import parsedate_to_datetime
 from credd import __version__
 from credd.errors import StsError
 from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, Secret, Source
+from credd.sts_endpoint import endpoint_for, is_safe
 
 # botocore's `total_max_attempts` counts the first try: 5 survives four throttled
 # replies in a row (its client-config `max_attempts` counts retries only, 4 here).
@@ -105,6 +106,11 @@ class StsClients:
     def _client(self, source: Source, key_id: str, secret: Secret, token: Secret | None):
         from botocore.config import Config
 
+        options: dict[str, object] = {}
+        if "ignore_configured_endpoint_urls" in Config.OPTION_DEFAULTS:  # botocore >= 1.31: it reads them
+            # AWS_ENDPOINT_URL(_STS) and endpoint_url in ~/.aws/config are for the user's own tools (LocalStack,
+            # often plain http); the endpoint passed below wins over them anyway, and this says so twice.
+            options["ignore_configured_endpoint_urls"] = True
         config = Config(
             region_name=source.region,
             retries={"mode": "standard", "total_max_attempts": self.total_attempts},
@@ -112,6 +118,7 @@ class StsClients:
             read_timeout=self.read_timeout,
             max_pool_connections=self.pool_size,
             user_agent_extra=f"credd/{__version__}",
+            **options,
         )
         try:
             with self._lock:
@@ -120,16 +127,23 @@ class StsClients:
 
                     self._session = botocore.session.Session()
                 client = self._session.create_client(
-                    "sts", region_name=source.region, endpoint_url=source.sts_endpoint, config=config,
+                    "sts", region_name=source.region, endpoint_url=endpoint_for(source), config=config,
                     aws_access_key_id=key_id, aws_secret_access_key=secret.reveal(),
                     aws_session_token=token.reveal() if token is not None else None,
                 )
-            _refuse_short_replies(client)
-            return client
         except Exception as e:  # ProfileNotFound from $AWS_PROFILE, an endpoint botocore refuses, ...
             problem = f"{type(e).__name__}: {_one_line(str(e))}"
             raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: cannot set up an STS client: {problem}",
                                    retryable=False)) from None
+        # What the client will really call, checked after botocore had its say: the MFA code and the
+        # reply's secret keys never travel in clear text beyond this machine.
+        if not is_safe(client.meta.endpoint_url):
+            raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: credd refuses to call STS at "
+                                                      f"{_one_line(client.meta.endpoint_url)}: plain http is only "
+                                                      f"allowed to this machine; set sources.{source.name}."
+                                                      "sts_endpoint to an https:// URL", retryable=False))
+        _refuse_short_replies(client)
+        return client
 
 
 class _WholeReplies:
