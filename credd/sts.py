@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 
 from credd import __version__
 from credd.errors import StsError
-from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, Secret, Source
+from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, Secret, Source, mask_key_id
 from credd.sts_endpoint import endpoint_for, is_safe
 
 # botocore's `total_max_attempts` counts the first try: 5 survives four throttled
@@ -132,7 +132,7 @@ class StsClients:
                     aws_session_token=token.reveal() if token is not None else None,
                 )
         except Exception as e:  # ProfileNotFound from $AWS_PROFILE, an endpoint botocore refuses, ...
-            problem = f"{type(e).__name__}: {_one_line(str(e))}"
+            problem = f"{type(e).__name__}: {masked(_one_line(str(e)))}"
             raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: cannot set up an STS client: {problem}",
                                    retryable=False)) from None
         # What the client will really call, checked after botocore had its say: the MFA code and the
@@ -352,7 +352,8 @@ def classify(error: BaseException, call: Call, skew: timedelta | None = None) ->
         return Failure(FailureKind.OTHER, f"{call.who}: credd built an invalid {call.operation} request "
                                           "(a bug in credd; please report it)", retryable=False)
     if isinstance(error, bx.BotoCoreError):
-        return Failure(FailureKind.OTHER, f"{call.who}: {call.operation}: {_one_line(str(error))}", retryable=False)
+        return Failure(FailureKind.OTHER, f"{call.who}: {call.operation}: {masked(_one_line(str(error)))}",
+                       retryable=False)
     return Failure(FailureKind.OTHER, f"{call.who}: {call.operation} failed: {type(error).__name__}",
                    retryable=False)
 
@@ -360,9 +361,10 @@ def classify(error: BaseException, call: Call, skew: timedelta | None = None) ->
 def _client_error(error, call: Call, skew: timedelta | None) -> Failure:
     details = error.response.get("Error", {}) if isinstance(error.response, dict) else {}
     code = str(details.get("Code") or "")
-    said = _one_line(str(details.get("Message") or ""))
+    said = _one_line(str(details.get("Message") or ""))  # to classify by; never shown as it is
+    shown = masked(said)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    what = f"{call.who}: STS refused {call.operation} ({code or status}{': ' + said if said else ''})"
+    what = f"{call.who}: STS refused {call.operation} ({_one_line(code) or status}{': ' + shown if shown else ''})"
 
     def failure(kind: FailureKind, advice: str, retryable: bool) -> Failure:
         return Failure(kind, f"{what}; {advice}", retryable, code or None)
@@ -396,6 +398,30 @@ def _client_error(error, call: Call, skew: timedelta | None) -> Failure:
 def _network(call: Call, problem: str) -> Failure:
     return Failure(FailureKind.NETWORK, f"{call.who}: {call.operation}: {problem}; credd tries again later "
                                         "and serves credentials that are still valid meanwhile", retryable=True)
+
+
+# What a server's message may echo of a request: key ids, tokens and secrets (long runs of base64-ish
+# characters with letters and digits in them), MFA codes (six to eight digits standing alone).
+KEY_IDS = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA)[A-Z0-9]{12,}\b")
+SECRET_RUNS = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
+DIGIT_CODES = re.compile(r"(?<!\d)\d{6,8}(?!\d)")
+SHOWN_MESSAGE = 200  # characters of a server's message that errors, logs and `status` show at most
+
+
+def masked(text: str, limit: int = SHOWN_MESSAGE) -> str:
+    """A server's message as credd shows it: anything like a key, token, secret or MFA code masked; bounded.
+
+    STS error messages may echo the request (its TokenCode, its session token); AWS's own are plain prose,
+    account ids (12 digits) and ARNs, which stay.
+    """
+    text = KEY_IDS.sub(lambda m: mask_key_id(m.group()), text)
+    text = SECRET_RUNS.sub(lambda m: "…" if _letters_and_digits(m.group()) else m.group(), text)
+    text = DIGIT_CODES.sub("…", text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _letters_and_digits(run: str) -> bool:
+    return any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
 
 
 def _one_line(text: str) -> str:

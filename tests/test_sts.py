@@ -113,6 +113,20 @@ def test_which_endpoints_are_safe(url, safe):
     assert is_safe(url) is safe
 
 
+@pytest.mark.parametrize("said, shown", [
+    ("Value '123456' at 'tokenCode' failed", "Value '…' at 'tokenCode' failed"),
+    (f"key {TEST_KEY_ID} and ASIAABCDEFGHIJKLMNOP", "key AKIA…MPLE and ASIA…MNOP"),
+    ("token FwoGZXIvYXdzEJr//////////wEaDNjOVcRdL1bZ+2zA/c= was refused", "token … was refused"),
+    ("User: arn:aws:iam::111111111111:user/test is not authorized to perform: sts:AssumeRole on resource: "
+     "arn:aws:iam::222222222222:role/OrganizationAccountAccessRole",
+     "User: arn:aws:iam::111111111111:user/test is not authorized to perform: sts:AssumeRole on resource: "
+     "arn:aws:iam::222222222222:role/OrganizationAccountAccessRole"),
+    ("x" * 500, "x" * 200 + "…"),
+])
+def test_a_servers_message_is_shown_masked_and_bounded(said, shown):
+    assert sts.masked(said) == shown
+
+
 def test_fewer_than_four_attempts_are_refused():
     with pytest.raises(ValueError, match="at least 4"):
         sts.StsClients(total_attempts=3)
