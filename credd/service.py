@@ -139,8 +139,9 @@ UNIT_SANDBOX = """\
 # Sandbox. It leaves alone what credd needs: the keyring over the D-Bus session bus (an
 # AF_UNIX socket in $XDG_RUNTIME_DIR), STS over the network, the config under ~/.config.
 # `mfa_command` runs inside it too: a command that needs more (a JIT such as node or java
-# needs MemoryDenyWriteExecute=no; one that writes files needs ReadWritePaths=) gets it
-# in a drop-in.
+# needs MemoryDenyWriteExecute=no; one that writes files needs ReadWritePaths=; one that
+# talks to a USB key without pcscd needs PrivateDevices=no; one that runs gpg, such as
+# `pass otp`, needs InaccessiblePaths= emptied) gets it in a drop-in.
 NoNewPrivileges=yes
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
@@ -150,14 +151,35 @@ RestrictRealtime=yes
 RestrictSUIDSGID=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
+# credd's own RLIMIT_CORE goes through prlimit64, which @resources leaves alone.
+SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
+CapabilityBoundingSet=
+KeyringMode=private
+ProtectClock=yes
+LimitCORE=0
+# A user manager applies neither of these two (RemoveIPC= needs User=, a device policy the
+# cgroup device controller, which a user manager is not given); they hold when a system
+# manager runs this unit, and `systemd-analyze security` counts them.
+RemoveIPC=yes
+DevicePolicy=closed
 """
 
 UNIT_MOUNTS = """\
 
-# A read-only file system but for what credd writes. A user service gets these through a
-# user namespace; where the system refuses one, `credd service install` leaves them out.
+# A read-only file system but for what credd writes; no devices, kernel knobs, other
+# processes, SSH keys or GnuPG keyring in sight. A user service gets these through a user
+# namespace; where the system refuses one, `credd service install` leaves them out.
 ProtectSystem=strict
+PrivateDevices=yes
+PrivateMounts=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
 """
 
 UNIT_TAIL = """\
@@ -180,6 +202,8 @@ def render_unit(spec: ServiceSpec) -> str:
     if spec.mount_sandbox:
         # "-": a directory removed later makes a write fail, not the whole service refuse to start.
         mounts = [f"ReadWritePaths={_word('-' + path)}" for path in spec.writable]
+        # "-": a home without ~/.ssh or ~/.gnupg is fine.
+        mounts += [f"InaccessiblePaths={_word('-' + os.path.join(spec.home, name))}" for name in (".ssh", ".gnupg")]
         if not any(_is_under(path, SHARED_TMP) for path in spec.writable):
             mounts.append("PrivateTmp=yes")
         text += UNIT_MOUNTS + _block(mounts)
