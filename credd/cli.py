@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("install", "install, enable and start the service (again: updates it)"),
         ("uninstall", "stop the service and remove it"),
-        ("status", "whether the service is installed, enabled and running"),
+        ("status", "whether the service is installed, enabled and running; "
+                   "exit status 0 running, 3 not running or not installed, 1 unknown"),
     ):
         action = _command(service, name, f"service:{name}", help_text)
         action.add_argument("--platform", choices=("linux", "darwin"),
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "status":
             action.add_argument("--dry-run", action="store_true",
                                 help="print the files and commands, change nothing")
+        else:
+            action.add_argument("--json", action="store_true", help="machine-readable")
     return parser
 
 

@@ -20,6 +20,7 @@ from credd import paths
 from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
 from credd.model import Config, Profile, Source
+from credd.sts_endpoint import is_loopback_host
 
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -50,7 +51,6 @@ EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", re.ASCII)
 KEYRING_SERVICE = re.compile(r"[\w.@+:/-]{1,128}", re.ASCII)
 ENDPOINT = re.compile(r"(https?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?(/[^\s]*)?")
-LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]")
 
 TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles")
 SOURCE_KEYS = ("mfa_serial", "mfa", "mfa_command", "duration", "region", "sts_endpoint")
@@ -180,7 +180,7 @@ def _endpoint(reader: _Reader, node: yaml.Node, key: str) -> str:
         raise reader.error(node, key, f"expected a URL like https://sts.us-east-1.amazonaws.com, got port {port}")
     # Plain HTTP would carry the temporary credentials in clear text; only a local
     # STS (a test or a proxy on this machine) may use it.
-    if scheme == "http" and not LOOPBACK_HOSTS.fullmatch(host):
+    if scheme == "http" and not is_loopback_host(host):
         raise reader.error(node, key, f"plain http is only allowed to this machine (localhost); use https://{host}")
     return url.rstrip("/")
 

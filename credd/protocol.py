@@ -115,6 +115,9 @@ def error_reply(kind: str, message: str) -> dict:
     return {"ok": False, "error": kind, "message": message}
 
 
+RETRY_PAUSE = 0.05  # seconds between tries while the daemon turns connections away (too many clients)
+
+
 def request(path: str, message: dict, timeout: float) -> dict:
     """Send one request and return the reply; the whole exchange is bounded by `timeout` seconds.
 
@@ -125,11 +128,28 @@ def request(path: str, message: dict, timeout: float) -> dict:
 
 
 def exchange(path: str, payload: bytes, timeout: float) -> bytes:
-    """Send one request line as it is and return the reply's bytes, unparsed; raises as `request` does."""
+    """Send one request line as it is and return the reply's bytes, unparsed; raises as `request` does.
+
+    A daemon with all its client slots taken closes a new connection before it
+    reads a byte: that request was never seen, so it is sent again until the
+    deadline (the slots of idle clients free up within a second).
+    """
     deadline = time.monotonic() + timeout
+    while True:
+        data = _exchange(path, payload, deadline)
+        if data:
+            return data
+        if time.monotonic() + RETRY_PAUSE >= deadline:
+            raise TimeoutError("the daemon did not answer in time (it turned the connection away: "
+                               "too many clients at once)")
+        time.sleep(RETRY_PAUSE)
+
+
+def _exchange(path: str, payload: bytes, deadline: float) -> bytes:
+    """One connection: the request out, the reply's bytes back; empty when the daemon closed without a word."""
     client = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        client.settimeout(timeout)
+        client.settimeout(max(deadline - time.monotonic(), 0.001))
         try:
             client.connect(path)
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as e:
@@ -140,20 +160,25 @@ def exchange(path: str, payload: bytes, timeout: float) -> bytes:
             raise ProtocolError(f"the process listening at {path} runs as uid {owner}, not as you (uid "
                                 f"{os.getuid()}): it is not your credd; nothing was sent. Remove that socket, or "
                                 "set `socket:` (or $CREDD_SOCKET) to a path in a directory only you can write")
-        client.sendall(payload)
-        client.shutdown(_socket.SHUT_WR)
         data = bytearray()
-        while not data.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("the daemon did not answer in time")
-            client.settimeout(remaining)
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-            if len(data) > MAX_REPLY:
-                raise ProtocolError("reply too large")
+        try:
+            client.sendall(payload)
+            client.shutdown(_socket.SHUT_WR)
+            while not data.endswith(b"\n"):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the daemon did not answer in time")
+                client.settimeout(remaining)
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) > MAX_REPLY:
+                    raise ProtocolError("reply too large")
+        except (BrokenPipeError, ConnectionResetError):
+            if data:
+                raise ProtocolError("the daemon closed the connection in the middle of its reply") from None
+            return b""  # turned away unread
     except TimeoutError:  # what _socket raises on a timeout (socket.timeout is an alias)
         raise TimeoutError("the daemon did not answer in time") from None
     finally:

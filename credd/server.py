@@ -1,8 +1,12 @@
 """The Unix socket server: one request per connection, bounded in size, time and number.
 
 A client of another user id is refused (peer credentials). A client that is
-slow, idle, half-closed, oversized or speaks garbage costs one connection slot
-for at most `read_timeout` seconds; everyone else goes on being served. The
+slow, half-closed, oversized or speaks garbage costs one connection slot for
+at most `read_timeout` seconds; one that sends nothing, for at most
+`first_byte_timeout` (1 s). Over `max_clients`, a connection is closed as soon
+as it is accepted, unread (credd's clients try again until their deadline): a
+flood of idle connections then delays everyone else by about a second, instead
+of turning them away for as long as it lasts. The
 request handler is ordinary blocking code (it may wait on STS) and runs in a
 thread pool, so the event loop only ever moves bytes.
 """
@@ -156,12 +160,16 @@ class SocketServer:
     """
 
     def __init__(self, listener: Listener, handler: Handler, uid: int, *, read_timeout: float = 5.0,
-                 max_clients: int = 256, workers: int = 16, quick: QuickHandler | None = None) -> None:
+                 first_byte_timeout: float = 1.0, max_clients: int = 256, workers: int = 16,
+                 quick: QuickHandler | None = None) -> None:
         self.listener = listener
         self.handler = handler
         self.quick = quick
         self.uid = uid
         self.read_timeout = read_timeout
+        # Every credd client sends its request the moment it connects: one that sends nothing for this
+        # long is idle, and its slot goes to someone else.
+        self.first_byte_timeout = min(first_byte_timeout, read_timeout)
         self.max_clients = max_clients
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="credd-request")
         self._clients = 0
@@ -179,6 +187,11 @@ class SocketServer:
         self.listener.close()
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._clients >= self.max_clients:
+            # Turned away at once, before a byte is read: waiting to read it would let idle connections
+            # hold every slot. The client sees the connection closed and, if it is credd's, tries again.
+            writer.transport.abort()
+            return
         self._clients += 1
         try:
             reply = await self._reply_for(reader, writer)
@@ -197,18 +210,22 @@ class SocketServer:
     async def _reply_for(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> dict | None:
         # Read the (bounded) request before anything else, refusals included: closing a Unix
         # socket with unread data resets it, and the client would never see the refusal.
+        started = asyncio.get_running_loop().time()
+        line = b""
         try:
-            line = await _within(reader.readline(), self.read_timeout)
+            line = await _within(reader.read(1), self.first_byte_timeout)
+            if line and line != b"\n":
+                left = self.read_timeout - (asyncio.get_running_loop().time() - started)
+                line += await _within(reader.readline(), max(left, 0.0))
         except asyncio.TimeoutError:
-            return protocol.error_reply("timeout", f"no request within {self.read_timeout:g} s")
+            waited = self.first_byte_timeout if not line else self.read_timeout
+            return protocol.error_reply("timeout", f"no request within {waited:g} s")
         except (ValueError, asyncio.LimitOverrunError):
             return protocol.error_reply("bad-request", f"request longer than {protocol.MAX_REQUEST} bytes")
         uid = protocol.peer_uid(writer.get_extra_info("socket"))
         if uid != self.uid:
             log.warning("refused a client of uid %s", uid)
             return protocol.error_reply("forbidden", "this credd serves another user")
-        if self._clients > self.max_clients:
-            return protocol.error_reply("busy", "too many clients at once; try again")
         if not line:
             return None  # connected and closed without a word
         try:

@@ -139,8 +139,9 @@ UNIT_SANDBOX = """\
 # Sandbox. It leaves alone what credd needs: the keyring over the D-Bus session bus (an
 # AF_UNIX socket in $XDG_RUNTIME_DIR), STS over the network, the config under ~/.config.
 # `mfa_command` runs inside it too: a command that needs more (a JIT such as node or java
-# needs MemoryDenyWriteExecute=no; one that writes files needs ReadWritePaths=) gets it
-# in a drop-in.
+# needs MemoryDenyWriteExecute=no; one that writes files needs ReadWritePaths=; one that
+# talks to a USB key without pcscd needs PrivateDevices=no; one that runs gpg, such as
+# `pass otp`, needs InaccessiblePaths= emptied) gets it in a drop-in.
 NoNewPrivileges=yes
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
@@ -150,14 +151,35 @@ RestrictRealtime=yes
 RestrictSUIDSGID=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
+# credd's own RLIMIT_CORE goes through prlimit64, which @resources leaves alone.
+SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
+CapabilityBoundingSet=
+KeyringMode=private
+ProtectClock=yes
+LimitCORE=0
+# A user manager applies neither of these two (RemoveIPC= needs User=, a device policy the
+# cgroup device controller, which a user manager is not given); they hold when a system
+# manager runs this unit, and `systemd-analyze security` counts them.
+RemoveIPC=yes
+DevicePolicy=closed
 """
 
 UNIT_MOUNTS = """\
 
-# A read-only file system but for what credd writes. A user service gets these through a
-# user namespace; where the system refuses one, `credd service install` leaves them out.
+# A read-only file system but for what credd writes; no devices, kernel knobs, other
+# processes, SSH keys or GnuPG keyring in sight. A user service gets these through a user
+# namespace; where the system refuses one, `credd service install` leaves them out.
 ProtectSystem=strict
+PrivateDevices=yes
+PrivateMounts=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
 """
 
 UNIT_TAIL = """\
@@ -180,6 +202,8 @@ def render_unit(spec: ServiceSpec) -> str:
     if spec.mount_sandbox:
         # "-": a directory removed later makes a write fail, not the whole service refuse to start.
         mounts = [f"ReadWritePaths={_word('-' + path)}" for path in spec.writable]
+        # "-": a home without ~/.ssh or ~/.gnupg is fine.
+        mounts += [f"InaccessiblePaths={_word('-' + os.path.join(spec.home, name))}" for name in (".ssh", ".gnupg")]
         if not any(_is_under(path, SHARED_TMP) for path in spec.writable):
             mounts.append("PrivateTmp=yes")
         text += UNIT_MOUNTS + _block(mounts)
@@ -266,15 +290,18 @@ class RemoveFile:
 
 @dataclass(frozen=True)
 class Run:
-    """A systemctl/launchctl call, and what to tell the user if it fails."""
+    """A systemctl/launchctl call, what to tell the user if it fails, and the call that takes it back."""
 
     argv: tuple[str, ...]
     advice: str = ""
-    check: bool = True  # False: it fails when there is nothing to undo, which is fine
+    # "stop": a failure stops the plan (an install is then rolled back); "report": the plan goes on
+    # and says what the manager said; "ignore": it fails when there is nothing to undo, which is fine.
+    on_failure: str = "stop"
     starts_service: bool = False
+    undo: tuple[str, ...] = ()  # what a rolled-back install runs to take this call back
 
     def shell(self) -> str:
-        return shlex.join(self.argv) + ("" if self.check else " || true")
+        return shlex.join(self.argv) + ("" if self.on_failure == "stop" else " || true")
 
 
 Step = MakeDir | WriteFile | RemoveFile | Run
@@ -282,11 +309,26 @@ Step = MakeDir | WriteFile | RemoveFile | Run
 
 @dataclass(frozen=True)
 class Query:
-    """A status question for the service manager, and how to say its answer in a few words."""
+    """A status question for the service manager, how to say its answer in a few words, and, for the one
+    question that tells, whether the answer means the service runs (True), does not (False) or is unclear (None)."""
 
     label: str
     argv: tuple[str, ...]
     summarize: Callable[[int, str, str], str]
+    running: Callable[[int, str, str], bool | None] | None = None
+
+
+# `credd service status` exits as `systemctl is-active` and LSB init scripts' `status` do.
+STATUS_RUNNING, STATUS_UNKNOWN, STATUS_NOT_RUNNING = 0, 1, 3
+
+
+def status_exit_code(installed: bool, running: bool | None) -> int:
+    """0 when the service runs; 3 when it does not (or is not installed); 1 when the manager could not say."""
+    if running:
+        return STATUS_RUNNING
+    if running is False or not installed:
+        return STATUS_NOT_RUNNING
+    return STATUS_UNKNOWN
 
 
 def dry_run_script(action: str, steps: Sequence[Step], note: str = "") -> str:
@@ -300,6 +342,31 @@ def first_line(code: int, stdout: str, stderr: str) -> str:
     """A systemctl answer (`active`, `enabled`), else the first line of its complaint."""
     text = stdout.strip() or stderr.strip()
     return text.splitlines()[0] if text else f"no answer (exit status {code})"
+
+
+# `systemctl is-active` exits 0 for active (and reloading), 3 for every state that is not running; any other
+# answer (exit 1 with "Failed to connect to bus", say) means the manager could not be asked.
+SYSTEMD_NOT_RUNNING = frozenset({"inactive", "failed", "activating", "deactivating", "maintenance"})
+
+
+def systemd_running(code: int, stdout: str, stderr: str) -> bool | None:
+    state = stdout.strip()
+    if code == 0 and state in ("active", "reloading"):
+        return True
+    if code == 3 and state in SYSTEMD_NOT_RUNNING:
+        return False
+    return None
+
+
+LAUNCHCTL_NO_SUCH_SERVICE = 113  # `launchctl print` of a label that is not loaded: "Could not find service"
+
+
+def launchd_running(code: int, stdout: str, stderr: str) -> bool | None:
+    if code == LAUNCHCTL_NO_SUCH_SERVICE:
+        return False
+    if code != 0:
+        return None
+    return any(line.strip() == "state = running" for line in stdout.splitlines())
 
 
 def launchctl_summary(code: int, stdout: str, stderr: str) -> str:
@@ -317,8 +384,10 @@ class Systemd:
     tool = "systemctl"
     missing = ("systemd is not available here (no `systemctl` on PATH); "
                "run `credd serve` from your session's startup instead")
-    manager_advice = ("is your systemd user manager running? Run this again in a login session of your own user "
-                      "(su and sudo leave none to talk to), or run `credd serve` from your session's startup instead")
+    manager_advice = ("is your systemd user manager running? It runs while you are logged in: run this again in a "
+                      "login session of your own user (su and sudo leave none to talk to), or keep one running "
+                      "without a login with `loginctl enable-linger $USER`; or run `credd serve` from your "
+                      "session's startup instead")
     fallback_note = ("if systemd refuses the service the namespaces ProtectSystem=, ReadWritePaths= and "
                      "PrivateTmp= need (exit status 226/NAMESPACE), install writes the unit again without them "
                      "and restarts it")
@@ -327,6 +396,8 @@ class Systemd:
         config_home = paths._xdg(env, "XDG_CONFIG_HOME", ".config")
         self.path = os.path.join(config_home, "systemd", "user", UNIT)
         self.logs = f"journalctl --user -u {UNIT}"
+        self.start_command = f"systemctl --user restart {UNIT}"
+        self.stop_command = f"systemctl --user stop {UNIT}"
 
     def render(self, spec: ServiceSpec) -> bytes:
         return render_unit(spec).encode()
@@ -336,18 +407,27 @@ class Systemd:
         return dirs + [
             WriteFile(self.path, self.render(spec)),
             self._systemctl("daemon-reload"),
-            self._systemctl("enable", UNIT),
+            Run(("systemctl", "--user", "enable", UNIT), advice=self.manager_advice,
+                undo=("systemctl", "--user", "disable", UNIT)),
             Run(("systemctl", "--user", "restart", UNIT), starts_service=True,
                 advice=f"{UNIT} did not start: `{self.logs}` says why; fix that, then "
-                       f"`systemctl --user restart {UNIT}`"),
+                       "run `credd service install` again",
+                undo=("systemctl", "--user", "stop", UNIT)),
         ]
 
+    def after_rollback(self) -> list[Run]:
+        """Once the unit file is back as it was: tell the manager (it fails where there is none, which is fine)."""
+        return [Run(("systemctl", "--user", "daemon-reload"), on_failure="ignore")]
+
     def uninstall_plan(self) -> list[Step]:
-        return [self._systemctl("disable", "--now", UNIT), RemoveFile(self.path), self._systemctl("daemon-reload")]
+        # The unit file goes whatever the manager says: `disable` removes the enable link even when the
+        # manager cannot be reached to stop the service (then none runs it).
+        return [Run(("systemctl", "--user", "disable", "--now", UNIT), on_failure="report"), RemoveFile(self.path),
+                Run(("systemctl", "--user", "daemon-reload"), on_failure="report")]
 
     def status_queries(self) -> list[Query]:
         return [Query("enabled", ("systemctl", "--user", "is-enabled", UNIT), first_line),
-                Query("active", ("systemctl", "--user", "is-active", UNIT), first_line)]
+                Query("active", ("systemctl", "--user", "is-active", UNIT), first_line, systemd_running)]
 
     def exit_status_query(self) -> tuple[str, ...]:
         """How the last start ended: a number, e.g. 226 when the namespaces were refused."""
@@ -371,6 +451,8 @@ class Launchd:
         self.logs = os.path.join(log_dir(home), "credd.log")
         self.domain = f"gui/{uid}"
         self.target = f"{self.domain}/{LABEL}"
+        self.start_command = f"launchctl bootstrap {self.domain} {shlex.quote(self.path)}"
+        self.stop_command = f"launchctl bootout {self.target}"
 
     def render(self, spec: ServiceSpec) -> bytes:
         return render_plist(spec)
@@ -381,16 +463,20 @@ class Launchd:
         return [
             MakeDir(log_dir(spec.home)),  # launchd does not create the log file's directory
             WriteFile(self.path, self.render(spec)),
-            Run(("launchctl", "bootout", self.target), check=False),  # an older copy, if one is loaded
+            Run(("launchctl", "bootout", self.target), on_failure="ignore"),  # an older copy, if one is loaded
             Run(("launchctl", "enable", self.target), advice=advice),  # undo a `launchctl disable`
-            Run(("launchctl", "bootstrap", self.domain, self.path), advice=advice, starts_service=True),
+            Run(("launchctl", "bootstrap", self.domain, self.path), advice=advice, starts_service=True,
+                undo=("launchctl", "bootout", self.target)),
         ]
 
+    def after_rollback(self) -> list[Run]:
+        return []
+
     def uninstall_plan(self) -> list[Step]:
-        return [Run(("launchctl", "bootout", self.target), check=False), RemoveFile(self.path)]
+        return [Run(("launchctl", "bootout", self.target), on_failure="ignore"), RemoveFile(self.path)]
 
     def status_queries(self) -> list[Query]:
-        return [Query("launchd", ("launchctl", "print", self.target), launchctl_summary)]
+        return [Query("launchd", ("launchctl", "print", self.target), launchctl_summary, launchd_running)]
 
 
 Manager = Systemd | Launchd

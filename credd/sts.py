@@ -27,7 +27,8 @@ from email.utils import parsedate_to_datetime
 
 from credd import __version__
 from credd.errors import StsError
-from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, Secret, Source
+from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, Secret, Source, mask_key_id
+from credd.sts_endpoint import endpoint_for, is_safe
 
 # botocore's `total_max_attempts` counts the first try: 5 survives four throttled
 # replies in a row (its client-config `max_attempts` counts retries only, 4 here).
@@ -106,6 +107,11 @@ class StsClients:
     def _client(self, source: Source, key_id: str, secret: Secret, token: Secret | None):
         from botocore.config import Config
 
+        options: dict[str, object] = {}
+        if "ignore_configured_endpoint_urls" in Config.OPTION_DEFAULTS:  # botocore >= 1.31: it reads them
+            # AWS_ENDPOINT_URL(_STS) and endpoint_url in ~/.aws/config are for the user's own tools (LocalStack,
+            # often plain http); the endpoint passed below wins over them anyway, and this says so twice.
+            options["ignore_configured_endpoint_urls"] = True
         config = Config(
             region_name=source.region,
             retries={"mode": "standard", "total_max_attempts": self.total_attempts},
@@ -113,6 +119,7 @@ class StsClients:
             read_timeout=self.read_timeout,
             max_pool_connections=self.pool_size,
             user_agent_extra=f"credd/{__version__}",
+            **options,
         )
         try:
             with self._lock:
@@ -121,16 +128,23 @@ class StsClients:
 
                     self._session = botocore.session.Session()
                 client = self._session.create_client(
-                    "sts", region_name=source.region, endpoint_url=source.sts_endpoint, config=config,
+                    "sts", region_name=source.region, endpoint_url=endpoint_for(source), config=config,
                     aws_access_key_id=key_id, aws_secret_access_key=secret.reveal(),
                     aws_session_token=token.reveal() if token is not None else None,
                 )
-            _refuse_short_replies(client)
-            return client
         except Exception as e:  # ProfileNotFound from $AWS_PROFILE, an endpoint botocore refuses, ...
-            problem = f"{type(e).__name__}: {_one_line(str(e))}"
+            problem = f"{type(e).__name__}: {masked(_one_line(str(e)))}"
             raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: cannot set up an STS client: {problem}",
                                    retryable=False)) from None
+        # What the client will really call, checked after botocore had its say: the MFA code and the
+        # reply's secret keys never travel in clear text beyond this machine.
+        if not is_safe(client.meta.endpoint_url):
+            raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: credd refuses to call STS at "
+                                                      f"{_one_line(client.meta.endpoint_url)}: plain http is only "
+                                                      f"allowed to this machine; set sources.{source.name}."
+                                                      "sts_endpoint to an https:// URL", retryable=False))
+        _refuse_short_replies(client)
+        return client
 
 
 class _WholeReplies:
@@ -340,7 +354,8 @@ def classify(error: BaseException, call: Call, skew: timedelta | None = None) ->
         return Failure(FailureKind.OTHER, f"{call.who}: credd built an invalid {call.operation} request "
                                           "(a bug in credd; please report it)", retryable=False)
     if isinstance(error, bx.BotoCoreError):
-        return Failure(FailureKind.OTHER, f"{call.who}: {call.operation}: {_one_line(str(error))}", retryable=False)
+        return Failure(FailureKind.OTHER, f"{call.who}: {call.operation}: {masked(_one_line(str(error)))}",
+                       retryable=False)
     return Failure(FailureKind.OTHER, f"{call.who}: {call.operation} failed: {type(error).__name__}",
                    retryable=False)
 
@@ -348,9 +363,10 @@ def classify(error: BaseException, call: Call, skew: timedelta | None = None) ->
 def _client_error(error, call: Call, skew: timedelta | None) -> Failure:
     details = error.response.get("Error", {}) if isinstance(error.response, dict) else {}
     code = str(details.get("Code") or "")
-    said = _one_line(str(details.get("Message") or ""))
+    said = _one_line(str(details.get("Message") or ""))  # to classify by; never shown as it is
+    shown = masked(said)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    what = f"{call.who}: STS refused {call.operation} ({code or status}{': ' + said if said else ''})"
+    what = f"{call.who}: STS refused {call.operation} ({_one_line(code) or status}{': ' + shown if shown else ''})"
 
     def failure(kind: FailureKind, advice: str, retryable: bool) -> Failure:
         return Failure(kind, f"{what}; {advice}", retryable, code or None)
@@ -399,6 +415,30 @@ def _shown_url(url: object) -> str | None:
     except ValueError:
         return None
     return _one_line(f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}")
+
+
+# What a server's message may echo of a request: key ids, tokens and secrets (long runs of base64-ish
+# characters with letters and digits in them), MFA codes (six to eight digits standing alone).
+KEY_IDS = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA)[A-Z0-9]{12,}\b")
+SECRET_RUNS = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
+DIGIT_CODES = re.compile(r"(?<!\d)\d{6,8}(?!\d)")
+SHOWN_MESSAGE = 200  # characters of a server's message that errors, logs and `status` show at most
+
+
+def masked(text: str, limit: int = SHOWN_MESSAGE) -> str:
+    """A server's message as credd shows it: anything like a key, token, secret or MFA code masked; bounded.
+
+    STS error messages may echo the request (its TokenCode, its session token); AWS's own are plain prose,
+    account ids (12 digits) and ARNs, which stay.
+    """
+    text = KEY_IDS.sub(lambda m: mask_key_id(m.group()), text)
+    text = SECRET_RUNS.sub(lambda m: "…" if _letters_and_digits(m.group()) else m.group(), text)
+    text = DIGIT_CODES.sub("…", text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _letters_and_digits(run: str) -> bool:
+    return any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
 
 
 def _one_line(text: str) -> str:

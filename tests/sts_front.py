@@ -20,7 +20,9 @@ It sits before moto's server and forwards what it accepts. On the way it
     when negative), as a real STS's clock differs from a machine's: the
     `Date` header and every `Expiration` follow it, and a request signed more
     than 15 minutes off it is refused as AWS refuses it (SigV4);
-  - can leave out the `Date` header, or send one that does not parse.
+  - can leave out the `Date` header, or send one that does not parse;
+  - can refuse a request with an error that quotes it back, its MFA code,
+    key id and session token included (`echo`), as some services' errors do.
 
 The clock is an argument (`now`), so a test that walks a frozen clock and
 the front agree on which 30-second window a code belongs to.
@@ -48,7 +50,7 @@ import pyotp
 from tests import fault_tally
 
 MFA_FAILED = "MultiFactorAuthentication failed with invalid MFA one time pass code. "
-FAULTS = ("throttle", "server_error", "timeout", "drop", "drop_after", "truncate", "rewrite")
+FAULTS = ("throttle", "server_error", "timeout", "drop", "drop_after", "truncate", "rewrite", "echo")
 SIGNATURE_WINDOW = 15 * 60  # seconds: STS refuses a SigV4 request whose X-Amz-Date is further off its clock
 ERRORS = {  # code -> (HTTP status, AWS's message)
     "InvalidClientTokenId": (403, "The security token included in the request is invalid."),
@@ -271,6 +273,12 @@ def error_body(code: str, message: str) -> bytes:
             f"<RequestId>{secrets.token_hex(16)}</RequestId></ErrorResponse>").encode()
 
 
+def echo_message(request: Request, token: str | None) -> str:
+    """An error message that quotes the request back: what credd must never show as it is."""
+    return (f"1 validation error detected: Value '{request.params.get('TokenCode', '')}' at 'tokenCode' failed to "
+            f"satisfy constraint; request {request.action} by {request.key_id} with token {token or '-'}")
+
+
 def rewrite_expiration(change: Callable[[datetime], datetime]) -> Callable[[bytes], bytes]:
     """A `rewrite` that replaces the reply's Expiration `e` with `change(e)` (both aware, UTC)."""
 
@@ -320,6 +328,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error("Throttling", ERRORS["Throttling"][1])
         if kind == "server_error":
             return self._error("InternalFailure", ERRORS["InternalFailure"][1])
+        if kind == "echo":
+            return self._error("ValidationError", echo_message(request, self.headers.get("X-Amz-Security-Token")))
         refusal = front._refusal(request)
         if refusal is not None:
             return self._error(*refusal)

@@ -256,6 +256,15 @@ BROKEN = [
                                   "clock": (ClockProbe("http://127.0.0.1:9", error="timed out"),)},
      "warn", "clock", ("at source alice's last STS reply, the daemon found this machine's clock 6m40s behind STS: "
                        "AWS refuses the TOTP codes made on a clock this far off"), "timedatectl set-ntp true"),
+    ("an endpoint URL credd ignores", {"env": {"HOME": "/home/u", "AWS_ENDPOINT_URL_STS": "http://localhost:4566"}},
+     "warn", "environment", ("AWS_ENDPOINT_URL_STS=http://localhost:4566: credd ignores it and calls STS only at "
+                             "the endpoint its config names, else the region's (http://127.0.0.1:9)"),
+     f"set sources.NAME.sts_endpoint in {CONFIG_PATH}"),
+    ("endpoint_url in ~/.aws/config", {"env": {"HOME": "/home/u", "AWS_PROFILE": "dev"},
+                                       "aws_config": AwsConfigFacts(AWS_CONFIG, True, {
+                                           "default": {"endpoint_url": "http://ignored"},
+                                           "dev": {"endpoint_url": "http://localhost:4566"}})},
+     "warn", "environment", "endpoint_url = http://localhost:4566: credd ignores it", "sources.NAME.sts_endpoint"),
     ("daemon saw the clock off, set right since",
      {"socket": SocketFacts(SOCKET, reply=sources_reply(420, "7 min ahead"))},
      "warn", "clock", ("clock 7m ahead of STS: AWS refuses the TOTP codes made on a clock this far off; it is "

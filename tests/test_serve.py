@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -345,3 +347,40 @@ def test_status_says_starting_or_refreshing_until_the_first_refresh_ends(daemon,
     assert "no-credentials" not in status.stdout
     daemon.wait_state("prod-admin", "fresh")
     assert daemon.credd("status").returncode == 0
+
+
+IDLE_FLOOD = 1500  # idle connections, as in the review that found the lock-out; the daemon's cap is 256
+
+
+def test_a_flood_of_idle_connections_delays_a_real_client_by_about_a_second(daemon):
+    # 1,500 connections that never send a byte: before, each held a slot for the whole 5-s request deadline
+    # and everyone else was told `busy`. Now: the first 256 get 1 s to send their first byte, the rest are
+    # closed as soon as they are accepted, and `credd status` (a real client, its own process) is served.
+    daemon.start()
+    daemon.wait_state("alice-session", "fresh")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))
+    idle: list[socket.socket] = []
+    try:
+        flood_until = time.monotonic() + 10
+        while len(idle) < IDLE_FLOOD and time.monotonic() < flood_until:
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.settimeout(1)
+            try:
+                client.connect(str(daemon.socket))
+            except OSError:  # the listen backlog is full for a moment: the flood goes on
+                client.close()
+                continue
+            idle.append(client)
+        assert len(idle) == IDLE_FLOOD
+        started = time.monotonic()
+        status = daemon.credd("status")
+        took = time.monotonic() - started
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "alice-session" in status.stdout
+        assert took < 4, f"credd status took {took:.1f} s under the flood"
+    finally:
+        for client in idle:
+            client.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert daemon.ask({"op": "ping"}, timeout=5)["ok"]

@@ -94,6 +94,52 @@ def test_idle_clients_time_out_and_do_not_block_others(server, sock_path):
         client.close()
 
 
+def test_a_client_that_sends_nothing_gets_a_shorter_deadline_than_a_slow_one(sock_path):
+    running = RunningServer(sock_path, echo, read_timeout=3, first_byte_timeout=0.2)
+    try:
+        silent, slow = (socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2))
+        for client in (silent, slow):
+            client.settimeout(5)
+            client.connect(str(sock_path))
+        slow.sendall(b'{"op": ')
+        started = time.monotonic()
+        assert json.loads(silent.recv(65536)) == {"ok": False, "error": "timeout",
+                                                  "message": "no request within 0.2 s"}
+        assert time.monotonic() - started < 1.5
+        slow.sendall(b'"ping"}\n')  # past the first-byte deadline, within the request's: served
+        assert json.loads(slow.recv(65536))["ok"]
+    finally:
+        silent.close()
+        slow.close()
+        running.stop()
+
+
+def test_over_the_cap_a_connection_is_closed_unread_and_credds_client_tries_again(sock_path):
+    running = RunningServer(sock_path, echo, read_timeout=3, first_byte_timeout=0.5, max_clients=2)
+    idle = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+    try:
+        for client in idle:
+            client.connect(str(sock_path))
+        time.sleep(0.1)  # both accepted: every slot taken
+        third = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        third.settimeout(2)
+        third.connect(str(sock_path))
+        started = time.monotonic()
+        try:
+            got = third.recv(65536)
+        except ConnectionResetError:
+            got = b""
+        assert got == b"" and time.monotonic() - started < 0.3  # closed without a word, at once
+        third.close()
+        started = time.monotonic()
+        assert ask(sock_path, {"op": "ping"})["ok"]  # once the idle ones' first-byte deadline frees a slot
+        assert time.monotonic() - started < 2
+    finally:
+        for client in idle:
+            client.close()
+        running.stop()
+
+
 def test_connect_and_close_without_a_word(server, sock_path):
     for _ in range(50):
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pyotp
 import pytest
 from botocore import exceptions as bx
+from botocore.awsrequest import AWSResponse
 from botocore.parsers import ResponseParserError
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +19,8 @@ from credd.errors import StsError
 from credd.model import AccessKey, Credentials, FailureKind, Profile, Secret
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED
 from tests.fixtures_sts import SERIAL, make_config, role_arn
-from tests.sts_front import MFA_FAILED
+from credd.sts_endpoint import is_safe
+from tests.sts_front import MFA_FAILED, error_body
 
 KEY = AccessKey(TEST_KEY_ID, Secret(TEST_SECRET_KEY))
 NOW = datetime(2030, 6, 1, 12, 0, 5, tzinfo=timezone.utc)
@@ -51,6 +54,77 @@ def test_client_uses_standard_retries_bounded_timeouts_and_the_configured_endpoi
     assert config.retries == {"mode": "standard", "total_max_attempts": 5}
     assert (config.connect_timeout, config.read_timeout) == (1.0, 3.0)
     assert client.meta.endpoint_url == sts_front.url and client.meta.region_name == "us-east-1"
+
+
+ALICE_REGIONAL = "https://sts.us-east-1.amazonaws.com"
+
+
+@pytest.mark.parametrize("where", ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL", "~/.aws/config"])
+def test_an_endpoint_url_configured_for_other_tools_is_never_used(where, sts_front, home, clock, monkeypatch):
+    # A LocalStack-style set-up points botocore at plain http on this machine: here the strict STS front, a real
+    # listener that records every request. With no sts_endpoint, credd must call its region's https endpoint.
+    if where.startswith("~"):
+        (home.root / ".aws").mkdir()
+        (home.root / ".aws" / "config").write_text(f"[default]\nendpoint_url = {sts_front.url}\n")
+    else:
+        monkeypatch.setenv(where, sts_front.url)
+    source = replace(source_of(sts_front), sts_endpoint=None)
+    client = sts.StsClients(connect_timeout=1.0, read_timeout=1.0).for_key(source, KEY)
+    assert client.meta.endpoint_url == ALICE_REGIONAL
+    sent_to = []
+
+    def answer_here(request, **_):
+        """Nothing leaves this machine: a request to anywhere but loopback is answered here, and its URL kept."""
+        if request.url.startswith("http://127.0.0.1"):
+            return None  # let it reach the listener: that is the bug this test is for
+        sent_to.append(request.url)
+        return AWSResponse(request.url, 403, {}, _Raw(error_body("AccessDenied", "no")))
+
+    client.meta.events.register("before-send", answer_here)
+    with pytest.raises(StsError):
+        sts.get_session_token(client, source, code_now(clock), clock.now())
+    assert sts_front.count("GetSessionToken") == 0
+    assert sent_to == [ALICE_REGIONAL + "/"]
+
+
+class _Raw:
+    """The raw stream botocore reads a reply's body from."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_):
+        yield self._body
+
+
+def test_an_effective_endpoint_neither_https_nor_loopback_is_refused(sts_clients):
+    source = replace(make_config("http://127.0.0.1:9").sources["alice"], sts_endpoint="http://sts.example.com")
+    with pytest.raises(StsError, match=r"refuses to call STS at http://sts.example.com: plain http is only allowed "
+                                       r"to this machine; set sources.alice.sts_endpoint to an https:// URL"):
+        sts_clients.for_key(source, KEY)
+
+
+@pytest.mark.parametrize("url, safe", [
+    ("https://sts.us-east-1.amazonaws.com", True), ("http://127.0.0.1:4566", True), ("http://localhost:1", True),
+    ("http://[::1]:80/", True), ("http://127.9.9.9", True), ("http://sts.us-east-1.amazonaws.com", False),
+    ("http://localhost.example.com", False), ("http://10.0.0.1", False), ("ftp://127.0.0.1", False),
+    ("https://", False)])
+def test_which_endpoints_are_safe(url, safe):
+    assert is_safe(url) is safe
+
+
+@pytest.mark.parametrize("said, shown", [
+    ("Value '123456' at 'tokenCode' failed", "Value '…' at 'tokenCode' failed"),
+    (f"key {TEST_KEY_ID} and ASIAABCDEFGHIJKLMNOP", "key AKIA…MPLE and ASIA…MNOP"),
+    ("token FwoGZXIvYXdzEJr//////////wEaDNjOVcRdL1bZ+2zA/c= was refused", "token … was refused"),
+    ("User: arn:aws:iam::111111111111:user/test is not authorized to perform: sts:AssumeRole on resource: "
+     "arn:aws:iam::222222222222:role/OrganizationAccountAccessRole",
+     "User: arn:aws:iam::111111111111:user/test is not authorized to perform: sts:AssumeRole on resource: "
+     "arn:aws:iam::222222222222:role/OrganizationAccountAccessRole"),
+    ("x" * 500, "x" * 200 + "…"),
+])
+def test_a_servers_message_is_shown_masked_and_bounded(said, shown):
+    assert sts.masked(said) == shown
 
 
 def test_fewer_than_four_attempts_are_refused():

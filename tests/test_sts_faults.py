@@ -492,3 +492,33 @@ def test_credd_status_says_what_happened(daemon, live_sts):
     assert as_json["sources"]["alice"]["failures_in_a_row"] == 0
     assert daemon.stop() == 0
     assert daemon.log().count("10 min behind STS's") == 1
+
+
+@pytest.mark.parametrize("action", ["GetSessionToken", "AssumeRole"])
+def test_an_error_that_echoes_the_request_is_shown_masked(daemon, live_sts, action):
+    # STS refuses with a message that quotes the request: the TOTP code (GetSessionToken), the session token
+    # and its key id (AssumeRole). The error code and the prose are shown; none of the request's values are.
+    live_sts.inject("echo", action, FOREVER)
+    daemon.start()
+    failing = "alice-session" if action == "GetSessionToken" else "prod-admin"
+    daemon.wait_until(f"{failing}'s refresh failed",
+                      lambda: {row["profile"]: row for row in daemon.ask({"op": "status"})["profiles"]}
+                      [failing]["last_error"])
+    (request, *_) = live_sts.of(action)
+    echoed = [request.key_id]
+    if action == "GetSessionToken":
+        echoed.append(request.params["TokenCode"])
+    else:
+        echoed += [key_id for key_id, _, _ in live_sts.issued] + [token for _, _, token in live_sts.issued]
+    status, as_json = daemon.credd("status"), daemon.credd("status", "--json")
+    assert "STS refused " + action + " (ValidationError: 1 validation error detected: Value '" in status.stdout
+    # The hook prints the daemon's failure as status shows it. Asked for a profile of a source whose
+    # GetSessionToken failed, the daemon would first wait out the TOTP window it spent (up to 30 s): only the
+    # AssumeRole case, which fails at once, runs it.
+    hook = daemon.credd("process", "prod-admin") if action == "AssumeRole" else None
+    assert hook is None or (hook.returncode == 1 and "ValidationError" in hook.stderr)
+    daemon.stop()
+    shown = {"status": status.stdout + status.stderr, "status --json": as_json.stdout,
+             "the hook's stderr": hook.stderr if hook else "", "the daemon's log": daemon.log()}
+    leaks = [(where, n) for where, text in shown.items() for n, value in enumerate(echoed) if value in text]
+    assert leaks == []

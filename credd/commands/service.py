@@ -8,13 +8,14 @@ launchctl into a message that says what to do.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from credd import service
@@ -30,6 +31,19 @@ class ServiceDidNotStart(CreddError):
     """The service manager took the service but could not start it."""
 
 
+class InstallFailed(CreddError):
+    """A step of `credd service install` failed; the message says which, why, and what was rolled back."""
+
+
+@dataclass
+class _Journal:
+    """What an install has changed so far, so that a failed one can take all of it back."""
+
+    made_dirs: list[Path] = field(default_factory=list)  # in the order made: parents first
+    files: dict[Path, bytes | None] = field(default_factory=dict)  # each written file's bytes before (None: new)
+    undo: list[tuple[str, ...]] = field(default_factory=list)  # calls that take back the calls that succeeded
+
+
 def install(ctx: Context, args: argparse.Namespace) -> int:
     platform = args.platform or ctx.platform
     manager = service.manager_for(platform, ctx.env, ctx.uid)
@@ -38,15 +52,19 @@ def install(ctx: Context, args: argparse.Namespace) -> int:
     if args.dry_run:
         ctx.stdout.write(service.dry_run_script("install", steps, manager.fallback_note))
         return 0
+    journal = _Journal()
     try:
-        _execute(ctx, manager, steps)
-    except ServiceDidNotStart:
-        if not (spec.mount_sandbox and isinstance(manager, Systemd) and _namespaces_refused(ctx, manager)):
-            raise
-        ctx.warn("systemd refused this service the user namespace its file-system sandbox needs "
-                 "(ProtectSystem=, ReadWritePaths=, PrivateTmp=; Ubuntu restricts them, for one); "
-                 "installing it again without them")
-        _execute(ctx, manager, manager.install_plan(replace(spec, mount_sandbox=False)))
+        try:
+            _execute(ctx, manager, steps, journal)
+        except ServiceDidNotStart:
+            if not (spec.mount_sandbox and isinstance(manager, Systemd) and _namespaces_refused(ctx, manager)):
+                raise
+            ctx.warn("systemd refused this service the user namespace its file-system sandbox needs "
+                     "(ProtectSystem=, ReadWritePaths=, PrivateTmp=; Ubuntu restricts them, for one); "
+                     "installing it again without them")
+            _execute(ctx, manager, manager.install_plan(replace(spec, mount_sandbox=False)), journal)
+    except CreddError as e:
+        raise InstallFailed(f"{e}\n{_roll_back(ctx, manager, journal)}") from e
     ctx.say(f"credd serve now runs as a service; `credd service status` shows it, `{manager.logs}` its log")
     if isinstance(manager, Systemd) and any(source.mfa == "command" for source in config.sources.values()):
         ctx.say("note: mfa_command runs inside the service's sandbox; if it works in your shell but not "
@@ -63,24 +81,41 @@ def uninstall(ctx: Context, args: argparse.Namespace) -> int:
     if args.dry_run:
         ctx.stdout.write(service.dry_run_script("uninstall", steps))
         return 0
-    _execute(ctx, manager, steps)
-    ctx.say("credd no longer runs as a service")
+    if _execute(ctx, manager, steps):
+        ctx.say("credd no longer runs as a service")
+    else:
+        ctx.say(f"removed {manager.path}; the service manager did not do all it was asked (above), so if a "
+                f"credd service still runs, stop it with `{manager.stop_command}`")
     return 0
 
 
 def status(ctx: Context, args: argparse.Namespace) -> int:
+    """Says what the manager says; the exit status says whether the service runs (see STATUS_* in credd.service)."""
     manager = service.manager_for(args.platform or ctx.platform, ctx.env, ctx.uid)
-    state = "installed" if os.path.lexists(manager.path) else "not installed"
-    ctx.say(f"file: {manager.path} ({state})")
+    installed = os.path.lexists(manager.path)
+    answers: dict[str, str] = {}
+    running: bool | None = None
     for query in manager.status_queries():
         try:
             result = _call(ctx, manager, query.argv)
-            answer = query.summarize(result.returncode, result.stdout, result.stderr)
+            answers[query.label] = query.summarize(result.returncode, result.stdout, result.stderr)
+            if query.running is not None:
+                running = query.running(result.returncode, result.stdout, result.stderr)
         except CreddError as e:
-            answer = f"unknown ({e})"
-        ctx.say(f"{query.label}: {answer}")
+            answers[query.label] = f"unknown ({e})"
+    code = service.status_exit_code(installed, running)
+    verdict = {service.STATUS_RUNNING: "running", service.STATUS_NOT_RUNNING: "not running",
+               service.STATUS_UNKNOWN: "unknown: the service manager did not say whether it runs"}[code]
+    if args.json:
+        ctx.say(json.dumps({"file": manager.path, "installed": installed, "running": running,
+                            "state": verdict.split(":")[0], "manager": answers, "logs": manager.logs}, indent=2))
+        return code
+    ctx.say(f"file: {manager.path} ({'installed' if installed else 'not installed'})")
+    for label, answer in answers.items():
+        ctx.say(f"{label}: {answer}")
+    ctx.say(f"service: {verdict}")
     ctx.say(f"logs: {manager.logs}")
-    return 0
+    return code
 
 
 def find_credd(env: Mapping[str, str], executable: str = sys.executable) -> list[str]:
@@ -112,16 +147,31 @@ def _spec(ctx: Context, platform: str) -> tuple[ServiceSpec, Config]:
     return spec, config
 
 
-def _execute(ctx: Context, manager: Manager, steps: Sequence[Step]) -> None:
+def _execute(ctx: Context, manager: Manager, steps: Sequence[Step], journal: _Journal | None = None) -> bool:
+    """Run the plan; each change is noted in `journal` (when one is kept) before it is made.
+
+    True when every call succeeded; False when a call whose failure does not stop the plan failed.
+    """
+    journal = journal if journal is not None else _Journal()
+    all_ran = True
     for step in steps:
         if isinstance(step, Run):
-            _run(ctx, manager, step)
+            if step.undo and step.starts_service:  # a failed start may still be retried by the manager: stop it too
+                journal.undo.append(step.undo)
+            ran = _run(ctx, manager, step)
+            if ran and step.undo and not step.starts_service:
+                journal.undo.append(step.undo)
+            all_ran = all_ran and (ran or step.on_failure == "ignore")
             continue
         try:
             if isinstance(step, MakeDir):
+                journal.made_dirs += _missing_dirs(Path(step.path))
                 ensure_private_dir(Path(step.path))
             elif isinstance(step, WriteFile):
-                write_atomic(Path(step.path), step.data, step.mode)
+                path = Path(step.path)
+                journal.made_dirs += _missing_dirs(path.parent)
+                journal.files.setdefault(path, path.read_bytes() if path.is_file() else None)
+                write_atomic(path, step.data, step.mode)
                 ctx.say(f"wrote {step.path}")
             elif isinstance(step, RemoveFile):
                 Path(step.path).unlink(missing_ok=True)
@@ -129,20 +179,76 @@ def _execute(ctx: Context, manager: Manager, steps: Sequence[Step]) -> None:
         except OSError as e:
             raise CreddError(f"cannot change {e.filename or step.path}: {e.strerror or e}; "
                              "it and its directory must be yours and writable") from e
+    return all_ran
 
 
-def _run(ctx: Context, manager: Manager, step: Run) -> None:
-    result = _call(ctx, manager, step.argv)
-    if result.returncode != 0 and step.check:
+def _run(ctx: Context, manager: Manager, step: Run) -> bool:
+    """Run one call; True when it succeeded. A failure stops the plan, is reported, or is ignored, as the step says."""
+    try:
+        result = _call(ctx, manager, step.argv)
+    except CreddError as e:
+        if step.on_failure == "stop":
+            raise
+        result = subprocess.CompletedProcess(step.argv, 127, "", str(e))
+    if result.returncode == 0:
+        ctx.say(f"ran {shlex.join(step.argv)}")
+        return True
+    if step.on_failure == "stop":
         error = ServiceDidNotStart if step.starts_service else CreddError
         raise error(f"`{shlex.join(step.argv)}` failed ({_said(result)}); {step.advice}")
-    ctx.say(f"ran {shlex.join(step.argv)}")
+    if step.on_failure == "report":
+        ctx.warn(f"`{shlex.join(step.argv)}` failed ({_said(result)}); going on")
+    return False
+
+
+def _missing_dirs(directory: Path) -> list[Path]:
+    """`directory` and its parents that do not exist yet, parents first: what making it would create."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    return missing[::-1]
+
+
+def _roll_back(ctx: Context, manager: Manager, journal: _Journal) -> str:
+    """Take back what a failed install did, newest first; returns what was taken back, to add to the error.
+
+    A unit or plist that was there before (an update) is put back as it was; one that was new goes,
+    with its enable and start. Directories go only if they are still empty.
+    """
+    done: list[str] = []
+    updated = any(before is not None for before in journal.files.values())
+    for argv in reversed(journal.undo if not updated else []):
+        if _run(ctx, manager, Run(argv, on_failure="report")):
+            done.append(f"ran {shlex.join(argv)}")
+    for path, before in journal.files.items():
+        try:
+            if before is None:
+                path.unlink(missing_ok=True)
+                done.append(f"removed {path}")
+            else:
+                write_atomic(path, before, 0o644)
+                done.append(f"put the previous {path} back")
+        except OSError as e:
+            ctx.warn(f"could not take back {path}: {e.strerror or e}; remove it by hand")
+    for step in manager.after_rollback() if journal.files else []:
+        _run(ctx, manager, step)
+    for directory in reversed(journal.made_dirs):
+        try:
+            directory.rmdir()
+        except OSError:
+            continue  # something is in it now: not ours to remove
+    if updated:
+        done.append(f"if the previous service was stopped, `{manager.start_command}` starts it again")
+    return "install rolled back: " + ("; ".join(done) if done else "nothing had been changed")
 
 
 def _said(result: subprocess.CompletedProcess[str]) -> str:
-    """The exit status and the first line of the complaint: systemctl's second line is boilerplate."""
+    """The exit status and the line of the complaint that says what failed: systemctl's first
+    `Failed ...` line (before it, `disable` reports what it did remove), else its first line."""
     lines = (result.stderr.strip() or result.stdout.strip()).splitlines()
-    return f"exit status {result.returncode}" + (f": {lines[0]}" if lines else "")
+    failed = [line for line in lines if line.startswith("Failed")]
+    return f"exit status {result.returncode}" + (f": {(failed or lines)[0]}" if lines else "")
 
 
 def _call(ctx: Context, manager: Manager, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:

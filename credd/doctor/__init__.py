@@ -30,6 +30,7 @@ from credd.doctor import findings as _findings
 from credd.doctor.clock import check_clock
 from credd.doctor.daemon import check_daemon, check_service, check_socket
 from credd.doctor.environment import (
+    check_endpoint_urls,
     check_environment_keys,
     check_environment_profile,
     check_shared_file,
@@ -49,6 +50,7 @@ __all__ = [  # the checks (a test may replace one here: `diagnose` looks them up
     "check_config",
     "check_credentials_file",
     "check_daemon",
+    "check_endpoint_urls",
     "check_environment_keys",
     "check_environment_profile",
     "check_keyring",
@@ -85,6 +87,7 @@ def diagnose(facts: Facts) -> list[Finding]:
                            hint), True),
         (check_environment_keys, (env,), False),
         (check_environment_profile, (config, env, wiring, facts.aws_config.profiles, parsed), True),
+        (check_endpoint_urls, (config, env, facts.aws_config.profiles), True),
         (check_shared_file, (config, env, facts.credentials, facts.sdk_credentials_file,
                              facts.sdk_credentials_resolved), True),
         (check_socket, (facts.socket, hint), False),

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from credd.doctor.facts import ClockProbe
 from credd.doctor.findings import Finding, fail, ok, warn
 from credd.durations import format_duration
-from credd.model import Config, Source
+from credd.model import Config
+from credd.sts_endpoint import endpoint_for
 
 SKEW_WARN = 30  # seconds: one TOTP window; AWS may refuse codes made on a clock this far off
 # Seconds: TOTP codes made on a clock this far off are refused, and so are requests some AWS services
@@ -27,15 +28,7 @@ TIME_SYNC = ("turn on network time: `timedatectl set-ntp true` (Linux), or Syste
 
 def sts_endpoints(config: Config) -> list[str]:
     """Each distinct STS endpoint credd calls, once."""
-    return list(dict.fromkeys(sts_endpoint(source) for source in config.sources.values()))
-
-
-def sts_endpoint(source: Source) -> str:
-    """The STS endpoint a source's calls go to: its `sts_endpoint`, else its region's."""
-    if source.sts_endpoint:
-        return source.sts_endpoint
-    suffix = "amazonaws.com.cn" if source.region.startswith("cn-") else "amazonaws.com"
-    return f"https://sts.{source.region}.{suffix}"
+    return list(dict.fromkeys(endpoint_for(source) for source in config.sources.values()))
 
 
 def check_clock(probes: tuple[ClockProbe, ...], config: Config, reply: Mapping | None) -> list[Finding]:
@@ -47,7 +40,7 @@ def check_clock(probes: tuple[ClockProbe, ...], config: Config, reply: Mapping |
         if isinstance(row, Mapping) and row.get("clock_warning"):
             source = config.sources.get(name)
             found.append(_daemon_found(name, row.get("clock_skew_seconds"),
-                                       now.get(sts_endpoint(source)) if source else None))
+                                       now.get(endpoint_for(source)) if source else None))
     return found
 
 

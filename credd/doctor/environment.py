@@ -9,6 +9,7 @@ from credd.doctor.facts import FileFacts
 from credd.doctor.files import ParsedCredentials
 from credd.doctor.findings import Finding, fail, ok, warn
 from credd.model import Config, mask_key_id
+from credd.sts_endpoint import configured_elsewhere, endpoint_for
 
 # The SDKs take these before any profile (the provider chain's first link).
 ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
@@ -65,3 +66,20 @@ def check_shared_file(config: Config, env: Mapping[str, str], file: FileFacts, s
                                 f"{config.path}), so they never see {', '.join(writes)}",
                  f"export AWS_SHARED_CREDENTIALS_FILE={shlex.quote(file.path)} in your shell's startup file, or "
                  f"remove `credentials_file:` from {config.path} and restart the daemon")]
+
+
+def check_endpoint_urls(config: Config, env: Mapping[str, str],
+                        aws_profiles: Mapping[str, Mapping[str, object]]) -> list[Finding]:
+    """An endpoint URL set for the AWS tools (LocalStack, often plain http) is one credd does not use: say so.
+
+    The profile botocore reads it from is $AWS_PROFILE's, else [default].
+    """
+    profile = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
+    found = configured_elsewhere(env, aws_profiles.get(profile) or {})
+    if not found:
+        return []
+    endpoints = ", ".join(dict.fromkeys(endpoint_for(source) for source in config.sources.values())) or "none"
+    return [warn("environment", f"{'; '.join(found)}: credd ignores {'it' if len(found) == 1 else 'them'} and "
+                                f"calls STS only at the endpoint its config names, else the region's ({endpoints})",
+                 "nothing to do if it is meant for other tools; to point credd at another STS, set "
+                 f"sources.NAME.sts_endpoint in {config.path} (https, or http to this machine only)")]
