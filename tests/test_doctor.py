@@ -115,8 +115,9 @@ def test_a_healthy_setup_is_all_ok():
 BROKEN = [
     ("config error", {"config": None, "config_error": f"{CONFIG_PATH}:3: sources: expected a mapping"},
      "fail", "config", "config.yaml:3: sources: expected a mapping", None),
-    ("config warning", {"config": make_config(warnings=("sources.bob: no profile uses this source",))},
-     "warn", "config", "no profile uses this source", None),
+    ("config warning", {"config": make_config(
+        warnings=(f"{CONFIG_PATH}:5: sources.bob: no profile uses this source",))},
+     "warn", "config", "config.yaml:5: sources.bob: no profile uses this source", None),
     ("no keyring", {"keyring": KeyringFacts(None, error="no secure keyring is available; install one")},
      "fail", "keyring", "no secure keyring", None),
     ("plain-text keyring chosen", {"keyring": KeyringFacts("keyrings.alt.file.PlaintextKeyring", True, True),

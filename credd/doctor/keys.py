@@ -18,7 +18,7 @@ def check_config(path: str, config: Config | None, error: str | None) -> list[Fi
                                "which path each profile takes, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE and the clock",
                      AGAIN)]
     found = [ok("config", f"{path}: {count(len(config.sources), 'source')}, {count(len(config.profiles), 'profile')}")]
-    return found + [warn("config", f"{path}: {text}") for text in config.warnings]
+    return found + [warn("config", text) for text in config.warnings]  # each names the file and the line
 
 
 def check_keyring(keyring: KeyringFacts, env: Mapping[str, str]) -> list[Finding]:
