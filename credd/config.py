@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from credd import paths
+from credd import configfile, paths
 from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
 from credd.model import Config, Profile, Source
@@ -70,14 +70,16 @@ def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> 
     """Read and validate the config file at `path`; raise ConfigError on any problem."""
     label = str(path)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+        data, info = configfile.read(label, MAX_CONFIG_BYTES)
     except FileNotFoundError:
-        raise ConfigError(label, None, "", "no such file; run `credd init` to write one, or pass --config PATH") from None
-    except IsADirectoryError:
-        raise ConfigError(label, None, "", "is a directory, not a config file") from None
+        dangling = " (a symlink to nothing)" if os.path.islink(path) else ""
+        raise ConfigError(label, None, "", f"no such file{dangling}; run `credd init` to write one, or pass "
+                                           "--config PATH") from None
+    except configfile.NotRegularFile as e:
+        raise ConfigError(label, None, "", f"{e.strerror or e}; give --config the path of a YAML file") from None
     except OSError as e:
-        raise ConfigError(label, None, "", f"cannot read it: {e.strerror}") from None
+        raise ConfigError(label, None, "", f"cannot read it: {e.strerror or e}") from None
+    _refuse_unsafe(label, info, uid)
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(label, None, "", f"is larger than {MAX_CONFIG_BYTES} bytes; this is not a credd config")
     try:
@@ -86,6 +88,20 @@ def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> 
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError(label, line, "", "is not valid UTF-8 text") from None
     return parse_config(text, label, path, env, platform, uid)
+
+
+def _refuse_unsafe(label: str, info: os.stat_result, uid: int) -> None:
+    """The file and the directories it is reached through must be safe from other users (see configfile.unsafe)."""
+    problem = configfile.unsafe(label, info, uid)
+    for directory in dict.fromkeys((os.path.dirname(os.path.abspath(label)), os.path.dirname(os.path.realpath(label)))):
+        if problem is not None:
+            break
+        try:
+            problem = configfile.unsafe(directory, os.stat(directory), uid, directory=True)
+        except OSError:
+            continue  # gone since the file was read: nothing to refuse
+    if problem is not None:
+        raise ConfigError(label, None, "", problem)
 
 
 def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], platform: str, uid: int) -> Config:

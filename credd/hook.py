@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from credd import paths, protocol
+from credd import configfile, paths, protocol
 
 DEFAULT_TIMEOUT = 45.0  # long enough for an MFA command (a YubiKey touch) and STS; short enough not to hang a script
 FIELDS = ("Version", "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
@@ -63,12 +63,12 @@ def socket_path(env: Mapping[str, str], config: str | None, platform: str = sys.
     if env.get("CREDD_SOCKET"):
         return _expand(env["CREDD_SOCKET"], env)
     try:
-        with open(paths.config_file(env, config), encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("socket:"):
-                    value = line[len("socket:"):].split(" #", 1)[0].strip().strip("\"'")
-                    if value:
-                        return _expand(value, env)
+        data, _ = configfile.read(paths.config_file(env, config), 1 << 20)  # not open(): a FIFO would block it
+        for line in data.decode("utf-8", errors="replace").split("\n"):
+            if line.startswith("socket:"):
+                value = line[len("socket:"):].split(" #", 1)[0].strip().strip("\"'")
+                if value:
+                    return _expand(value, env)
     except (OSError, ValueError):
         pass  # no readable config: the daemon then uses the default too
     return paths.default_socket(env, platform, os.getuid())

@@ -177,11 +177,11 @@ def wait_for(what: str, check, timeout: float = 20.0, log=lambda: ""):
 
 
 def run_credd(args: list[str], home: Home, input: str | None = None, timeout: float = 60,
-              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real `credd` command, as a user runs it, in the test's home."""
+              extra_env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `credd` command, as a user runs it, in the test's home (and in `cwd`, if given)."""
     env = dict(home.env)
     env.update(extra_env or {})
-    result = subprocess.run([sys.executable, "-m", "credd", *args], input=input, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "credd", *args], input=input, capture_output=True, cwd=cwd,
                             text=True, env=env, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
     assert_no_secrets(result.stdout + result.stderr)
     return result
