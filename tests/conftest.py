@@ -59,8 +59,10 @@ class Home:
         return self.root / ".aws" / "credentials"
 
     def write_config(self, text: str) -> Path:
-        self.config.parent.mkdir(parents=True, exist_ok=True)
+        """The config, private as `credd init` writes it (credd refuses one others could change, whatever the umask)."""
+        self.config.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.config.write_text(text)
+        self.config.chmod(0o600)
         return self.config
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -331,3 +332,52 @@ def test_file_errors(tmp_path):
     huge.write_bytes(b"#" * (2 << 20))
     with pytest.raises(ConfigError, match="larger than"):
         load(huge)
+
+
+GOOD_TEXT = "sources: {a: {}}\nprofiles: {p: {source: a}}\n"
+
+
+@pytest.mark.parametrize("file_mode, dir_mode, message", [
+    (0o664, 0o700, "{file}: it is writable by its group (mode 664), who could change which program credd runs; "
+                   "run `chmod go-w {file}`"),
+    (0o646, 0o700, "{file}: it is writable by others (mode 646), who could change which program credd runs; "
+                   "run `chmod go-w {file}`"),
+    (0o600, 0o777, "{file}: its directory {dir} is writable by group and others (mode 777), who could change which "
+                   "program credd runs; run `chmod go-w {dir}`"),
+])
+def test_a_config_others_can_change_is_refused(tmp_path, file_mode, dir_mode, message):
+    directory = tmp_path / "conf"
+    directory.mkdir()
+    path = directory / "config.yaml"
+    path.write_text(GOOD_TEXT)
+    path.chmod(file_mode)
+    directory.chmod(dir_mode)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ENV, "linux", os.getuid())
+    assert str(caught.value) == message.format(file=path, dir=directory)
+
+
+def test_a_config_of_another_user_is_refused_and_root_owned_is_fine(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD_TEXT)
+    path.chmod(0o644)
+    if os.geteuid() == 0:  # root gives it away; else the reader plays a user who is neither the owner nor root
+        os.chown(path, 4242, -1)
+        reader = 0
+    else:
+        reader = path.stat().st_uid + 4242
+    owner = path.stat().st_uid
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ENV, "linux", reader)
+    assert str(caught.value) == (f"{path}: it belongs to uid {owner}, not to you (uid {reader}) or root; "
+                                 f"whoever owns it decides what credd runs. Run `sudo chown {reader} {path}`")
+    if os.geteuid() == 0:
+        os.chown(path, 0, -1)
+        assert load_config(path, ENV, "linux", 1000).sources  # root's config, read by uid 1000
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"config.yaml: is a named pipe \(FIFO\), not a config file"):
+        load_config(fifo, ENV, "linux", os.getuid())

@@ -538,3 +538,14 @@ def test_the_facts_repr_shows_neither_the_environment_nor_the_file():
                     credentials=file_with(f"[p]\naws_secret_access_key = {TEST_SECRET_KEY}\n"))
     assert TEST_SECRET_KEY not in repr(facts)
     assert "uid=" in repr(facts)  # the rest is still shown
+
+
+def test_doctor_fails_a_config_others_can_write(plaintext_keyring: Home):
+    path = plaintext_keyring.write_config("sources:\n  alice: {}\nprofiles:\n  p: {source: alice}\n")
+    path.chmod(0o666)
+    result = run_credd(["doctor", "--json"], plaintext_keyring)
+    assert result.returncode == 1
+    config = [finding for finding in json.loads(result.stdout)["findings"] if finding["topic"] == "config"]
+    assert config[0]["level"] == "fail"
+    assert config[0]["message"] == (f"{path}: it is writable by group and others (mode 666), who could change which "
+                                    f"program credd runs; run `chmod go-w {path}`")
