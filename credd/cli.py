@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--session-profile", metavar="NAME", help="profile name for the session itself")
     init.add_argument("--role", metavar="PROFILE=ARN", action="append", default=[],
                       help="a role profile (repeat for more)")
-    init.add_argument("--sts-endpoint", metavar="URL", help=argparse.SUPPRESS)
+    init.add_argument("--sts-endpoint", metavar="URL",
+                      help="the STS endpoint (default: AWS's for the region); https, or http to this machine only")
     init.add_argument("--force", action="store_true", help="replace an existing config")
     init.add_argument("--import-from-profile", metavar="NAME",
                       help="then move the long-term key in section NAME of the credentials file into the keyring "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from credd import paths
+from credd import configfile, paths
 from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
 from credd.model import Config, Profile, Source
@@ -44,7 +44,9 @@ DEFAULTS = {
 # no brackets, colons, spaces or leading punctuation.
 # AWS's identifiers are ASCII: \w and \d match only ASCII here (re.ASCII), not `é` or `١`.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,63}")
-MFA_SERIAL = re.compile(r"[\w+=/:,.@-]{9,256}", re.ASCII)
+# An MFA device's ARN (checked as a role ARN is: partition, iam, a 12-digit account, the `mfa/` path), or the
+# serial number of a hardware token (letters and digits, like GAHT12345678), which STS also takes.
+MFA_SERIAL = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:mfa/[\w+=,.@/-]{1,512}|[A-Z][A-Z0-9]{8,255}", re.ASCII)
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 ROLE_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
@@ -55,6 +57,10 @@ ENDPOINT = re.compile(r"(https?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::([0-9]{
 TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles")
 SOURCE_KEYS = ("mfa_serial", "mfa", "mfa_command", "duration", "region", "sts_endpoint")
 PROFILE_KEYS = ("source", "role_arn", "role_session_name", "external_id", "duration", "write", "region")
+# Where each level's keys go, as a hint names it: `{source}` is filled in where the source is known.
+LEVELS = ((TOP_KEYS, "at the top level"),
+          (SOURCE_KEYS, "under sources.{source} (the source it is for)"),
+          (PROFILE_KEYS, "under profiles.NAME (the profile it is for)"))
 MFA_METHODS = ("totp", "command", "prompt")
 MFA_COMMAND_EXAMPLE = "[ykman, oath, accounts, code, --single, aws]"
 _YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as the end of a line
@@ -64,14 +70,16 @@ def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> 
     """Read and validate the config file at `path`; raise ConfigError on any problem."""
     label = str(path)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+        data, info = configfile.read(label, MAX_CONFIG_BYTES)
     except FileNotFoundError:
-        raise ConfigError(label, None, "", "no such file; run `credd init` to write one, or pass --config PATH") from None
-    except IsADirectoryError:
-        raise ConfigError(label, None, "", "is a directory, not a config file") from None
+        dangling = " (a symlink to nothing)" if os.path.islink(path) else ""
+        raise ConfigError(label, None, "", f"no such file{dangling}; run `credd init` to write one, or pass "
+                                           "--config PATH") from None
+    except configfile.NotRegularFile as e:
+        raise ConfigError(label, None, "", f"{e.strerror or e}; give --config the path of a YAML file") from None
     except OSError as e:
-        raise ConfigError(label, None, "", f"cannot read it: {e.strerror}") from None
+        raise ConfigError(label, None, "", f"cannot read it: {e.strerror or e}") from None
+    _refuse_unsafe(label, info, uid)
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(label, None, "", f"is larger than {MAX_CONFIG_BYTES} bytes; this is not a credd config")
     try:
@@ -80,6 +88,20 @@ def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> 
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError(label, line, "", "is not valid UTF-8 text") from None
     return parse_config(text, label, path, env, platform, uid)
+
+
+def _refuse_unsafe(label: str, info: os.stat_result, uid: int) -> None:
+    """The file and the directories it is reached through must be safe from other users (see configfile.unsafe)."""
+    problem = configfile.unsafe(label, info, uid)
+    for directory in dict.fromkeys((os.path.dirname(os.path.abspath(label)), os.path.dirname(os.path.realpath(label)))):
+        if problem is not None:
+            break
+        try:
+            problem = configfile.unsafe(directory, os.stat(directory), uid, directory=True)
+        except OSError:
+            continue  # gone since the file was read: nothing to refuse
+    if problem is not None:
+        raise ConfigError(label, None, "", problem)
 
 
 def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], platform: str, uid: int) -> Config:
@@ -112,7 +134,7 @@ def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], plat
         refresh_before=refresh_before,
         sources=sources,
         profiles=profiles,
-        warnings=tuple(_warnings(sources, profiles, refresh_before)),
+        warnings=tuple(_warnings(reader, top, sources, profiles, refresh_before)),
     )
 
 
@@ -131,7 +153,7 @@ def _sources(reader: _Reader, top: dict) -> dict[str, Source]:
 def _source(reader: _Reader, name: str, node: yaml.Node) -> Source:
     key = f"sources.{name}"
     fields = reader.mapping(node, key, allow_empty_value=True)
-    reader.only_known(fields, SOURCE_KEYS, key)
+    reader.only_known(fields, SOURCE_KEYS, key, source=name)
 
     mfa_serial_node = reader.optional(fields, "mfa_serial", key)
     mfa_serial = None
@@ -196,7 +218,7 @@ def _profiles(reader: _Reader, top: dict, sources: dict[str, Source]) -> dict[st
 def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, sources: dict[str, Source]) -> Profile:
     key = f"profiles.{name}"
     fields = reader.mapping(node, key, allow_empty_value=True)
-    reader.only_known(fields, PROFILE_KEYS, key)
+    reader.only_known(fields, PROFILE_KEYS, key, source=_named_source(fields))
 
     source_node = reader.required(fields, "source", key, "name the source (under `sources:`) this profile uses", name_node)
     source = reader.string(source_node, f"{key}.source", NAME, "expected a source name")
@@ -247,7 +269,7 @@ def _refresh_before(reader: _Reader, top: dict, sources: dict[str, Source], prof
     for what, lifetime in _lifetimes(sources, profiles):
         if seconds >= lifetime:
             raise reader.error(node, "refresh_before",
-                               f"{format_duration(seconds)} is not shorter than {what} ({format_duration(lifetime)}), "
+                               f"{_written(node)} is not shorter than {what} ({format_duration(lifetime)}), "
                                "so credd would refresh without pause; make it shorter")
     return seconds
 
@@ -261,20 +283,42 @@ def _lifetimes(sources: dict[str, Source], profiles: dict[str, Profile]):
             yield f"profiles.{profile.name}.duration", min(profile.duration, CHAINED_ROLE_MAX)
 
 
-def _warnings(sources: dict[str, Source], profiles: dict[str, Profile], refresh_before: int):
+def _warnings(reader: _Reader, top: dict, sources: dict[str, Source], profiles: dict[str, Profile],
+              refresh_before: int):
+    """Warnings as errors are written: file, line, key, and the value as the user wrote it."""
     if not profiles:
-        yield "no profiles: add one under `profiles:` so that credd has something to serve"
+        line = reader.line(top["profiles"][0]) if "profiles" in top else None
+        yield str(_error(reader.label, line, "", "no profiles: add one under `profiles:` so that credd has something "
+                                                 "to serve"))
     used = {profile.source for profile in profiles.values()}
     for name in sources:
         if profiles and name not in used:
-            yield f"sources.{name}: no profile uses this source"
+            yield reader.warning(f"sources.{name}", "no profile uses this source")
     for profile in profiles.values():
         if profile.is_role and profile.duration > CHAINED_ROLE_MAX:
-            yield (f"profiles.{profile.name}.duration: {format_duration(profile.duration)} will be capped at 1h: AWS "
-                   "limits a role assumed with session credentials to one hour")
+            key = f"profiles.{profile.name}.duration"
+            yield reader.warning(key, f"{reader.written.get(key, format_duration(profile.duration))} will be capped "
+                                      "at 1h: AWS limits a role assumed with session credentials to one hour")
     if refresh_before < BOTOCORE_REFRESH_WINDOW:
-        yield (f"refresh_before: {format_duration(refresh_before)} is under 15m; the AWS SDKs refresh credentials "
-               "with less than 15 minutes left, so they would call credd on every request for the last stretch")
+        written = reader.written.get("refresh_before", format_duration(refresh_before))
+        yield reader.warning("refresh_before", f"{written} is under 15m; the AWS SDKs refresh credentials with less "
+                                               "than 15 minutes left, so they would call credd on every request for "
+                                               "the last stretch")
+
+
+def _named_source(fields: dict) -> str:
+    """The source a profile's `source:` names, for a hint; `NAME` when it names none yet."""
+    node = fields.get("source", (None, None))[1]
+    value = node.value if isinstance(node, yaml.ScalarNode) else None
+    return value if isinstance(value, str) and NAME.fullmatch(value) else "NAME"
+
+
+def _written(node: yaml.Node) -> str:
+    """A duration as the user wrote it, for a message: `48h` stays `48h`; bare seconds say so."""
+    text = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else ""
+    if text.isascii() and text.isdigit():
+        return f"{one_line(text, 40)} (seconds)"
+    return one_line(text, 40)
 
 
 def _default_credentials_file(label: str, env: Mapping[str, str]) -> Path:
@@ -355,6 +399,8 @@ class _Reader:
         self.label = label
         self.text = text
         self.loader: yaml.SafeLoader | None = None
+        self.lines: dict[str, int] = {}    # full key (`profiles.p.duration`) -> the line it is on
+        self.written: dict[str, str] = {}  # full key -> a duration as the user wrote it
 
     def root(self) -> yaml.Node:
         try:
@@ -386,6 +432,10 @@ class _Reader:
 
     def error(self, node: yaml.Node, key: str, message: str) -> ConfigError:
         return _error(self.label, self.line(node), key, message)
+
+    def warning(self, key: str, message: str) -> str:
+        """A warning about `key`, named as an error about it would be: `file:line: key: message`."""
+        return str(_error(self.label, self.lines.get(key), key, message))
 
     def scalar(self, node: yaml.Node, key: str) -> object:
         if not isinstance(node, yaml.ScalarNode):
@@ -423,6 +473,7 @@ class _Reader:
                 first = self.line(entries[name][0])
                 raise self.error(key_node, full, f"duplicate key (first defined on line {first})")
             entries[name] = (key_node, value_node)
+            self.lines[full] = self.line(key_node)
         return entries
 
     def named(self, entries: dict, key: str):
@@ -434,10 +485,14 @@ class _Reader:
                                  "letter or digit")
             yield name, (key_node, value_node)
 
-    def only_known(self, entries: dict, known: tuple[str, ...], key: str) -> None:
+    def only_known(self, entries: dict, known: tuple[str, ...], key: str, source: str = "NAME") -> None:
+        """Refuse unknown keys; a key that belongs at another level says where."""
         for name, (key_node, _) in entries.items():
             if name not in known:
                 full = f"{key}.{name}" if key else name
+                places = [where.format(source=source) for keys, where in LEVELS if name in keys and keys is not known]
+                if places:
+                    raise self.error(key_node, full, f"unknown key here: it belongs {' or '.join(places)}")
                 hint = _did_you_mean(name, known) or f" (known keys: {', '.join(known)})"
                 raise self.error(key_node, full, f"unknown key{hint}")
 
@@ -503,8 +558,10 @@ class _Reader:
         except ValueError as e:
             raise self.error(node, full, str(e)) from None
         low, high = bounds
+        written = _written(node)
         if not low <= seconds <= high:
-            range_text = f"{format_duration(low)} and {format_duration(high)}"
-            what = f"AWS {call} accepts between {range_text}" if call else f"expected between {range_text}"
-            raise self.error(node, full, f"{one_line(format_duration(seconds), 40)} is out of range: {what}")
+            range_text = f"{format_duration(low)} to {format_duration(high)}"
+            what = f"{call} takes {range_text}" if call else f"expected {range_text}"
+            raise self.error(node, full, f"{written} is out of range: {what}")
+        self.written[full] = written
         return seconds

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from credd import paths
+from credd.errors import UsageError, one_line
 
 if TYPE_CHECKING:
     from credd.model import Config
@@ -33,7 +34,12 @@ class Context:
 
     @property
     def config_path(self) -> Path:
-        return Path(paths.config_file(self.env, self.config_arg))
+        """`--config`, else `$CREDD_CONFIG`, else the default; a `$VAR` in them that is not set is a usage error."""
+        try:
+            return Path(paths.config_file(self.env, self.config_arg))
+        except ValueError as e:
+            given = f"--config {self.config_arg}" if self.config_arg else f"$CREDD_CONFIG ({self.env['CREDD_CONFIG']})"
+            raise UsageError(f"{one_line(given, 300)}: {e}; set it, or give the path without it") from None
 
     @property
     def hint_config(self) -> str | None:

@@ -35,12 +35,15 @@ def parse_duration(value: object) -> int:
 
 
 def format_duration(seconds: int) -> str:
-    """The shortest exact form: 3600 -> `1h`, 5400 -> `1h30m`, 59 -> `59s`."""
+    """The shortest exact form: 3600 -> `1h`, 5400 -> `1h30m`, 59 -> `59s`, 129600 -> `36h`.
+
+    Hours are the largest unit, as in the docs and AWS's own limits (`36h`, not `1d12h`).
+    """
     if seconds == 0:
         return "0s"
     parts = []
     rest = seconds
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
         count, rest = divmod(rest, size)
         if count:
             parts.append(f"{count}{unit}")

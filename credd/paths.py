@@ -114,16 +114,18 @@ def socket_file(env: Mapping[str, str], config: str | None, platform: str, uid: 
 
 def _socket_line(env: Mapping[str, str], config: str | None) -> str | None:
     """The value of the config file's top-level `socket:` line, if it has one."""
+    from credd import configfile
+
     value = None
     try:
-        with open(config_file(env, config), encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("socket:"):
-                    value = line[len("socket:"):].split(" #", 1)[0].strip().strip("\"'") or None
-                    if value:
-                        break
+        data, _ = configfile.read(config_file(env, config), 1 << 20)  # not open(): a FIFO would block it
     except (OSError, ValueError):
-        pass  # no readable config: the daemon then uses the default too
+        return None  # no readable config: the daemon then uses the default too
+    for line in data.decode("utf-8", errors="replace").split("\n"):
+        if line.startswith("socket:"):
+            value = line[len("socket:"):].split(" #", 1)[0].strip().strip("\"'") or None
+            if value:
+                break
     return value
 
 

@@ -81,9 +81,8 @@ class Listener:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._lock = self._take_lock(path.name + ".lock")
-            # We hold the lock, so whatever socket file is there belongs to a dead daemon.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path.name, dir_fd=self._dir)
+            # We hold the lock, so whatever socket file is there belongs to a dead daemon; anything else is not ours.
+            self._remove_stale_socket()
             self.sock.bind(str(path))  # bind() takes no directory handle: check where the name landed
             self._inode = self._bound_here()
             os.chmod(path.name, 0o600, dir_fd=self._dir)
@@ -92,6 +91,18 @@ class Listener:
         except BaseException:
             self.close()
             raise
+
+    def _remove_stale_socket(self) -> None:
+        try:
+            info = os.stat(self.path.name, dir_fd=self._dir, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a file that is not a socket"
+            raise CreddError(f"{self.path} is {kind}, which credd does not remove; set `socket:` (or $CREDD_SOCKET) "
+                             "to a path where the socket can go")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path.name, dir_fd=self._dir)
 
     def _take_lock(self, name: str) -> int:
         fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self._dir)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from credd import paths
-from credd.errors import CreddError, UsageError
+from credd.errors import CreddError, UsageError, one_line
 
 UNIT = "credd.service"
 LABEL = "io.github.credd"  # the launchd label, and the plist's file name
@@ -400,7 +400,14 @@ class Systemd:
         self.stop_command = f"systemctl --user stop {UNIT}"
 
     def render(self, spec: ServiceSpec) -> bytes:
-        return render_unit(spec).encode()
+        text = render_unit(spec)
+        try:
+            return text.encode()
+        except UnicodeEncodeError as e:  # a path of bytes that are not UTF-8 (`--config $'\xff.yaml'`)
+            line = text[:e.start].count("\n")
+            key = text.split("\n")[line].split("=", 1)[0]
+            raise UsageError(f"the unit's {key}= would name a path that is not UTF-8 text ({one_line(repr(e.object[e.start:e.end]))}), "
+                             "which a systemd unit cannot hold; move that file to a path of UTF-8 characters") from None
 
     def install_plan(self, spec: ServiceSpec) -> list[Step]:
         dirs: list[Step] = [MakeDir(path) for path in spec.writable] if spec.mount_sandbox else []

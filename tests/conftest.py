@@ -59,8 +59,10 @@ class Home:
         return self.root / ".aws" / "credentials"
 
     def write_config(self, text: str) -> Path:
-        self.config.parent.mkdir(parents=True, exist_ok=True)
+        """The config, private as `credd init` writes it (credd refuses one others could change, whatever the umask)."""
+        self.config.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.config.write_text(text)
+        self.config.chmod(0o600)
         return self.config
 
 
@@ -177,11 +179,11 @@ def wait_for(what: str, check, timeout: float = 20.0, log=lambda: ""):
 
 
 def run_credd(args: list[str], home: Home, input: str | None = None, timeout: float = 60,
-              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real `credd` command, as a user runs it, in the test's home."""
+              extra_env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `credd` command, as a user runs it, in the test's home (and in `cwd`, if given)."""
     env = dict(home.env)
     env.update(extra_env or {})
-    result = subprocess.run([sys.executable, "-m", "credd", *args], input=input, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "credd", *args], input=input, capture_output=True, cwd=cwd,
                             text=True, env=env, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
     assert_no_secrets(result.stdout + result.stderr)
     return result

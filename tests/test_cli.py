@@ -73,10 +73,12 @@ def test_config_path_order(home: Home, tmp_path):
 
 
 def test_config_warnings_go_to_stderr(home: Home):
-    home.write_config(CONFIG + "refresh_before: 5m\n")
+    path = home.write_config(CONFIG + "refresh_before: 5m\n")
     result = run_credd(["config", "check"], home)
     assert result.returncode == 0
-    assert "credd: warning:" in result.stderr and "refresh_before: 5m is under 15m" in result.stderr
+    # Like an error, a warning names the file and the line, once.
+    assert f"credd: warning: {path}:9: refresh_before: 5m is under 15m" in result.stderr
+    assert result.stderr.count(str(path)) == 1
 
 
 def test_keys_set_from_stdin_in_a_real_secret_service(secret_service: Home):

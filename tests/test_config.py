@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -134,12 +135,49 @@ def test_warnings():
         profiles:
           p: {source: a, role_arn: "arn:aws:iam::222222222222:role/R", duration: 2h}
         """)
+    # Each names the file and the line, as errors do, and quotes what the user wrote.
     assert config.warnings == (
-        "sources.b: no profile uses this source",
-        "profiles.p.duration: 2h will be capped at 1h: AWS limits a role assumed with session credentials to one hour",
-        "refresh_before: 10m is under 15m; the AWS SDKs refresh credentials with less than 15 minutes left, "
-        "so they would call credd on every request for the last stretch",
+        "config.yaml:4: sources.b: no profile uses this source",
+        "config.yaml:6: profiles.p.duration: 2h will be capped at 1h: AWS limits a role assumed with session "
+        "credentials to one hour",
+        "config.yaml:1: refresh_before: 10m is under 15m; the AWS SDKs refresh credentials with less than 15 minutes "
+        "left, so they would call credd on every request for the last stretch",
     )
+
+
+def test_warnings_quote_what_the_user_wrote():
+    config = parse("""\
+        refresh_before: 600
+        sources:
+          a: {}
+        profiles:
+          p:
+            source: a
+            role_arn: "arn:aws:iam::222222222222:role/R"
+            duration: 7200s
+        """)
+    assert config.warnings == (
+        "config.yaml:8: profiles.p.duration: 7200s will be capped at 1h: AWS limits a role assumed with session "
+        "credentials to one hour",
+        "config.yaml:1: refresh_before: 600 (seconds) is under 15m; the AWS SDKs refresh credentials with less than "
+        "15 minutes left, so they would call credd on every request for the last stretch",
+    )
+
+
+def test_no_profiles_warning_names_the_file():
+    assert parse("sources: {a: {}}\n").warnings == (
+        "config.yaml: no profiles: add one under `profiles:` so that credd has something to serve",)
+
+
+def test_hardware_mfa_serial_is_accepted():
+    config = parse("sources:\n  a:\n    mfa_serial: GAHT12345678\nprofiles:\n  p: {source: a}\n")
+    assert config.sources["a"].mfa_serial == "GAHT12345678"
+
+
+def test_gov_and_china_partitions_are_accepted():
+    for arn in ("arn:aws-us-gov:iam::111111111111:mfa/a", "arn:aws-cn:iam::111111111111:mfa/path/a"):
+        config = parse(f"sources:\n  a:\n    mfa_serial: {arn}\nprofiles:\n  p: {{source: a}}\n")
+        assert config.sources["a"].mfa_serial == arn
 
 
 OK_TAIL = "profiles:\n  p:\n    source: a\n"
@@ -191,10 +229,41 @@ BAD = [
      "[ykman, oath, accounts, code, --single, aws]"),
     ("bad serial", "sources:\n  a:\n    mfa_serial: alice\n" + OK_TAIL, 3,
      "sources.a.mfa_serial: expected the MFA device's ARN, like arn:aws:iam::111111111111:mfa/alice, got 'alice'"),
+    ("serial with a 5-digit account", "sources:\n  a:\n    mfa_serial: arn:aws:iam::12345:mfa/alice\n" + OK_TAIL, 3,
+     "sources.a.mfa_serial: expected the MFA device's ARN, like arn:aws:iam::111111111111:mfa/alice, "
+     "got 'arn:aws:iam::12345:mfa/alice'"),
+    ("serial of a role", "sources:\n  a:\n    mfa_serial: arn:aws:iam::111111111111:role/alice\n" + OK_TAIL, 3,
+     "sources.a.mfa_serial: expected the MFA device's ARN, like arn:aws:iam::111111111111:mfa/alice, "
+     "got 'arn:aws:iam::111111111111:role/alice'"),
+    ("serial in another service", "sources:\n  a:\n    mfa_serial: arn:aws:sts::111111111111:mfa/alice\n" + OK_TAIL,
+     3, "sources.a.mfa_serial: expected the MFA device's ARN, like arn:aws:iam::111111111111:mfa/alice, "
+     "got 'arn:aws:sts::111111111111:mfa/alice'"),
+    ("serial that is an account id", "sources:\n  a:\n    mfa_serial: '111111111111'\n" + OK_TAIL, 3,
+     "sources.a.mfa_serial: expected the MFA device's ARN, like arn:aws:iam::111111111111:mfa/alice, "
+     "got '111111111111'"),
+    ("source key at the top level", "sts_endpoint: https://sts.amazonaws.com\nsources: {a: {}}\n", 1,
+     "sts_endpoint: unknown key here: it belongs under sources.NAME (the source it is for)"),
+    ("source and profile key at the top level", "duration: 1h\nsources: {a: {}}\n", 1,
+     "duration: unknown key here: it belongs under sources.NAME (the source it is for) or under profiles.NAME "
+     "(the profile it is for)"),
+    ("top-level key under a source", "sources:\n  a:\n    keyring_service: x\n" + OK_TAIL, 3,
+     "sources.a.keyring_service: unknown key here: it belongs at the top level"),
+    ("profile key under a source", "sources:\n  a:\n    role_arn: arn:aws:iam::222222222222:role/R\n" + OK_TAIL, 3,
+     "sources.a.role_arn: unknown key here: it belongs under profiles.NAME (the profile it is for)"),
+    ("source key under a profile", "sources: {a: {}}\nprofiles:\n  p:\n    source: a\n    mfa: totp\n", 5,
+     "profiles.p.mfa: unknown key here: it belongs under sources.a (the source it is for)"),
     ("session too short", "sources:\n  a:\n    duration: 10m\n" + OK_TAIL, 3,
-     "sources.a.duration: 10m is out of range: AWS GetSessionToken accepts between 15m and 1d12h"),
+     "sources.a.duration: 10m is out of range: GetSessionToken takes 15m to 36h"),
     ("session too long", "sources:\n  a:\n    duration: 37h\n" + OK_TAIL, 3,
-     "sources.a.duration: 1d13h is out of range: AWS GetSessionToken accepts between 15m and 1d12h"),
+     "sources.a.duration: 37h is out of range: GetSessionToken takes 15m to 36h"),
+    ("session too long, as the user wrote it", "sources:\n  a:\n    duration: 48h\n" + OK_TAIL, 3,
+     "sources.a.duration: 48h is out of range: GetSessionToken takes 15m to 36h"),
+    ("session too long, in days", "sources:\n  a:\n    duration: 2d\n" + OK_TAIL, 3,
+     "sources.a.duration: 2d is out of range: GetSessionToken takes 15m to 36h"),
+    ("session too long, in seconds", "sources:\n  a:\n    duration: 200000\n" + OK_TAIL, 3,
+     "sources.a.duration: 200000 (seconds) is out of range: GetSessionToken takes 15m to 36h"),
+    ("refresh_before zero", "refresh_before: 0s\nsources: {a: {}}\n", 1,
+     "refresh_before: 0s is out of range: expected 1s to 36h"),
     ("duration nonsense", "sources:\n  a:\n    duration: soon\n" + OK_TAIL, 3,
      "sources.a.duration: expected a duration like 90s, 20m or 12h, got 'soon'"),
     ("duration boolean", "sources:\n  a:\n    duration: yes\n" + OK_TAIL, 3,
@@ -215,7 +284,7 @@ BAD = [
      "profiles.p.role_arn: expected a role ARN like arn:aws:iam::222222222222:role/Admin, got 'Admin'"),
     ("role duration too long",
      "sources: {a: {}}\nprofiles:\n  p:\n    source: a\n    role_arn: arn:aws:iam::222222222222:role/R\n"
-     "    duration: 13h\n", 6, "profiles.p.duration: 13h is out of range: AWS AssumeRole accepts between 15m and 12h"),
+     "    duration: 13h\n", 6, "profiles.p.duration: 13h is out of range: AssumeRole takes 15m to 12h"),
     ("role-only key on a session profile", "sources: {a: {}}\nprofiles:\n  p:\n    source: a\n    duration: 1h\n", 5,
      "profiles.p.duration: only applies to a role (set role_arn); a session profile lasts as long as the session "
      "(sources.a.duration)"),
@@ -279,3 +348,52 @@ def test_file_errors(tmp_path):
     huge.write_bytes(b"#" * (2 << 20))
     with pytest.raises(ConfigError, match="larger than"):
         load(huge)
+
+
+GOOD_TEXT = "sources: {a: {}}\nprofiles: {p: {source: a}}\n"
+
+
+@pytest.mark.parametrize("file_mode, dir_mode, message", [
+    (0o664, 0o700, "{file}: it is writable by its group (mode 664), who could change which program credd runs; "
+                   "run `chmod go-w {file}`"),
+    (0o646, 0o700, "{file}: it is writable by others (mode 646), who could change which program credd runs; "
+                   "run `chmod go-w {file}`"),
+    (0o600, 0o777, "{file}: its directory {dir} is writable by group and others (mode 777), who could change which "
+                   "program credd runs; run `chmod go-w {dir}`"),
+])
+def test_a_config_others_can_change_is_refused(tmp_path, file_mode, dir_mode, message):
+    directory = tmp_path / "conf"
+    directory.mkdir()
+    path = directory / "config.yaml"
+    path.write_text(GOOD_TEXT)
+    path.chmod(file_mode)
+    directory.chmod(dir_mode)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ENV, "linux", os.getuid())
+    assert str(caught.value) == message.format(file=path, dir=directory)
+
+
+def test_a_config_of_another_user_is_refused_and_root_owned_is_fine(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD_TEXT)
+    path.chmod(0o644)
+    if os.geteuid() == 0:  # root gives it away; else the reader plays a user who is neither the owner nor root
+        os.chown(path, 4242, -1)
+        reader = 0
+    else:
+        reader = path.stat().st_uid + 4242
+    owner = path.stat().st_uid
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ENV, "linux", reader)
+    assert str(caught.value) == (f"{path}: it belongs to uid {owner}, not to you (uid {reader}) or root; "
+                                 f"whoever owns it decides what credd runs. Run `sudo chown {reader} {path}`")
+    if os.geteuid() == 0:
+        os.chown(path, 0, -1)
+        assert load_config(path, ENV, "linux", 1000).sources  # root's config, read by uid 1000
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"config.yaml: is a named pipe \(FIFO\), not a config file"):
+        load_config(fifo, ENV, "linux", os.getuid())

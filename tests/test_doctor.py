@@ -116,8 +116,9 @@ def test_a_healthy_setup_is_all_ok():
 BROKEN = [
     ("config error", {"config": None, "config_error": f"{CONFIG_PATH}:3: sources: expected a mapping"},
      "fail", "config", "config.yaml:3: sources: expected a mapping", None),
-    ("config warning", {"config": make_config(warnings=("sources.bob: no profile uses this source",))},
-     "warn", "config", "no profile uses this source", None),
+    ("config warning", {"config": make_config(
+        warnings=(f"{CONFIG_PATH}:5: sources.bob: no profile uses this source",))},
+     "warn", "config", "config.yaml:5: sources.bob: no profile uses this source", None),
     ("no keyring", {"keyring": KeyringFacts(None, error="no secure keyring is available; install one")},
      "fail", "keyring", "no secure keyring", None),
     ("plain-text keyring chosen", {"keyring": KeyringFacts("keyrings.alt.file.PlaintextKeyring", True, True),
@@ -591,3 +592,14 @@ def test_a_hook_line_naming_another_config_without_the_profile_fails_there():
                                        FileFacts(CREDS, CREDS), aws, {"HOME": "/home/u"}, {"/o.yaml": "/o.yaml: gone"})
     assert [f.fix for f in unreadable if f.level == "fail"] == [
         "fix it (`credd --config /o.yaml config check`), or change the line to the config you use"]
+
+
+def test_doctor_fails_a_config_others_can_write(plaintext_keyring: Home):
+    path = plaintext_keyring.write_config("sources:\n  alice: {}\nprofiles:\n  p: {source: alice}\n")
+    path.chmod(0o666)
+    result = run_credd(["doctor", "--json"], plaintext_keyring)
+    assert result.returncode == 1
+    config = [finding for finding in json.loads(result.stdout)["findings"] if finding["topic"] == "config"]
+    assert config[0]["level"] == "fail"
+    assert config[0]["message"] == (f"{path}: it is writable by group and others (mode 666), who could change which "
+                                    f"program credd runs; run `chmod go-w {path}`")

@@ -18,7 +18,8 @@ def test_refuses(bad):
         parse_duration(bad)
 
 
-@pytest.mark.parametrize("seconds, text", [(0, "0s"), (59, "59s"), (3600, "1h"), (5400, "1h30m"), (129600, "1d12h")])
+@pytest.mark.parametrize("seconds, text", [(0, "0s"), (59, "59s"), (3600, "1h"), (5400, "1h30m"), (129600, "36h"),
+                                           (172800, "48h")])
 def test_formats(seconds, text):
     assert format_duration(seconds) == text
 

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from credd.config import load_config
-from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd
+from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd, wait_for
 
 
 def load(home: Home):
@@ -56,6 +56,9 @@ def test_init_keeps_an_existing_config(home: Home):
     (["--source", "al ice"], "sources.al ice: a name may have up to 64"),
     (["--source", "a", "--role", "nope"], "--role takes PROFILE=ARN"),
     (["--source", "a", "--role", "p=Admin"], "profiles.p.role_arn: expected a role ARN"),
+    (["--source", "a", "--mfa-serial", "arn:aws:iam::12345:mfa/alice"],
+     "sources.a.mfa_serial: expected the MFA device's ARN, like arn:aws:iam::111111111111:mfa/alice, "
+     "got 'arn:aws:iam::12345:mfa/alice'"),
     (["--source", "a", "--mfa", "totp"], "--mfa needs --mfa-serial"),
     (["--source", "a", "--mfa-serial", "arn:aws:iam::111111111111:mfa/a", "--mfa", "command"], "needs --mfa-command"),
     (["--source", "a", "--hook"], "--hook serves role profiles through credential_process; add --role"),
@@ -69,6 +72,18 @@ def test_init_bad_flags_write_nothing(home: Home, args, message):
     assert not home.config.exists()
 
 
+def test_init_help_shows_every_flag(home: Home):
+    result = run_credd(["init", "--help"], home)
+    assert result.returncode == 0
+    assert "--sts-endpoint URL" in result.stdout and "the STS endpoint" in result.stdout
+
+
+def test_init_sts_endpoint_is_written(home: Home):
+    result = run_credd(["init", "--source", "a", "--sts-endpoint", "https://sts.eu-west-1.amazonaws.com"], home)
+    assert result.returncode == 0, result.stderr
+    assert load(home).sources["a"].sts_endpoint == "https://sts.eu-west-1.amazonaws.com"
+
+
 def test_init_without_a_terminal_needs_flags(home: Home):
     result = run_credd(["init"], home)
     assert result.returncode == 2 and "not a terminal: pass at least --source NAME" in result.stderr
@@ -80,7 +95,10 @@ def test_init_interactive_in_a_terminal(home: Home, terminal):
     terminal.type("alice")
     terminal.wait_for("MFA device ARN")
     terminal.type("not-an-arn!")  # refused, asked again
-    terminal.wait_for("that does not look like an MFA device ARN")
+    refused = "that does not look like an MFA device ARN"
+    terminal.wait_for(refused)
+    terminal.type("arn:aws:iam::12345:mfa/alice")  # a 5-digit account: refused too
+    wait_for("the second refusal", lambda: terminal.screen().count(refused) == 2, log=terminal.screen)
     terminal.type("arn:aws:iam::111111111111:mfa/alice")
     terminal.wait_for("How should credd get MFA codes")
     terminal.type("")  # the default: prompt

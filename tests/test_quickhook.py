@@ -166,9 +166,9 @@ def script(bin_dir: Path, home: Home, sock_path, *args: str, flags: tuple[str, .
                           text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
 
 
-# credd's four modules, _socket and resource (core files off, as for every command); `os` and what it
+# credd's five modules, _socket and resource (core files off, as for every command); `os` and what it
 # imports, which `python -I -S -c pass` has not loaded.
-ALLOWED = {"credd", "credd.quickhook", "credd.coredump", "credd.paths", "credd.protocol", "_socket", "resource",
+ALLOWED = {"credd", "credd.quickhook", "credd.coredump", "credd.configfile", "credd.paths", "credd.protocol", "_socket", "resource",
            "__future__",
            "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc"}
 

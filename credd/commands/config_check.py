@@ -10,7 +10,7 @@ from credd.context import Context
 def run(ctx: Context, args: argparse.Namespace) -> int:
     config = ctx.load_config()
     for warning in config.warnings:
-        ctx.warn(f"{config.path}: {warning}")
+        ctx.warn(warning)  # names the file and the line itself
     sources = len(config.sources)
     profiles = len(config.profiles)
     ctx.say(f"{config.path}: ok ({sources} source{'s' * (sources != 1)}, "

@@ -83,8 +83,8 @@ def _hook_configs(ctx: Context, config: Config | None, aws: doctor.AwsConfigFact
 def _config(ctx: Context) -> tuple[str, Config | None, str | None]:
     try:
         path = str(ctx.config_path)
-    except ValueError as e:  # `--config $UNSET/x.yaml`
-        return str(ctx.config_arg), None, f"--config {ctx.config_arg}: {e}"
+    except CreddError as e:  # `--config $UNSET/x.yaml`
+        return str(ctx.config_arg or ctx.env.get("CREDD_CONFIG")), None, str(e)
     try:
         return path, ctx.load_config(), None
     except CreddError as e:

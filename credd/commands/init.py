@@ -18,6 +18,7 @@ command to run once the cause is fixed. Exit 1 rather than a warning, so that
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import os
 import re
@@ -53,7 +54,7 @@ class Report:
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     path = ctx.config_path
-    if path.exists() and not args.force:
+    if _exists(path) and not args.force:
         raise CreddError(f"{path} already exists; edit it, or pass --force to replace it")
     asking = not args.source and is_interactive(ctx.stdin)
     if args.source:
@@ -67,7 +68,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     config = parse_config(text, f"{path} (as credd init would write it)", path, ctx.env, ctx.platform, ctx.uid)
     if args.import_from_profile:
         _check_importable(config, args.import_from_profile)  # a wrong flag writes nothing
-    write_atomic(path, text.encode())
+    try:
+        write_atomic(path, text.encode())
+    except OSError as e:
+        raise CreddError(f"cannot write {path}: {_why_unwritable(path, e)}") from None
     ctx.say(f"wrote {path}")
     report = Report()
     _import_step(ctx, config, answers.source, args.import_from_profile, asking, report)
@@ -79,6 +83,24 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if report.problems:
         raise CreddError(f"{path} is written, but " + "; and ".join(report.problems))
     return 0
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return os.path.lexists(path) and (path.is_symlink() or path.exists())
+    except OSError as e:  # a name too long, a loop of symlinks
+        raise CreddError(f"cannot write {path}: {_why_unwritable(path, e)}") from None
+
+
+def _why_unwritable(path: Path, error: OSError) -> str:
+    """Why the config cannot be written there, and what to do, in the user's terms."""
+    if error.errno == errno.ENOTDIR:
+        blocker = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+        if blocker is not None:
+            return f"{blocker} is not a directory; give --config a path in a directory"
+    if error.errno == errno.ENAMETOOLONG:
+        return "the path or one of its names is too long for this system; give --config a shorter path"
+    return f"{error.strerror or error}; give --config a path you can write"
 
 
 # Questions and flags ---------------------------------------------------------

@@ -40,7 +40,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     config = ctx.load_config()
     for warning in config.warnings:
-        log.warning("%s: %s", config.path, warning)
+        log.warning("%s", warning)  # it names the file and the line
     store = ctx.open_store(config)
     runtime = Runtime(ctx, config, store)
     return asyncio.run(runtime.serve())
@@ -123,7 +123,7 @@ class Runtime:
         if config.socket != old.config.socket:
             log.warning("reload: the socket path changed; it takes effect at the next restart")
         for warning in config.warnings:
-            log.warning("%s: %s", config.path, warning)
+            log.warning("%s", warning)  # it names the file and the line
         new = self._build(config)
         # What is valid keeps being served, and no MFA code is spent, even with STS or the keyring out of reach.
         for name in new.engine.take_over(old.engine):

@@ -22,7 +22,7 @@ def check_config(path: str, config: Config | None, error: str | None, hint: str 
                                "which path each profile takes, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE and the clock",
                      _again(hint))]
     found = [ok("config", f"{path}: {count(len(config.sources), 'source')}, {count(len(config.profiles), 'profile')}")]
-    return found + [warn("config", f"{path}: {text}") for text in config.warnings]
+    return found + [warn("config", text) for text in config.warnings]  # each names the file and the line
 
 
 def check_keyring(keyring: KeyringFacts, env: Mapping[str, str], hint: str | None = None) -> list[Finding]:
