@@ -1,9 +1,10 @@
-"""The daemon's logic: refresh on schedule, keep the credentials file in step, answer socket requests.
+"""The daemon's logic: refresh on schedule, keep the credentials file in step, answer requests.
 
 `Daemon` owns no threads, sockets or signals (`commands/serve.py` wires those
 up); it takes an engine, a scheduler-like `plan` callable, a file writer and a
-clock, so tests drive it directly. Every request handler returns a reply dict
-for `protocol`; none raises for a user-level failure.
+clock, so tests drive it directly. It is the `Answers` every endpoint calls
+(`credd.endpoints`): each returns a reply dict for `protocol`; none raises
+for a user-level failure. The credentials file's side is its `FileSync`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from credd import __version__, credfile, protocol, refresh, shadow
-from credd.atomicfile import update_file
 from credd.durations import format_duration
 from credd.engine import Engine, ProfileResult, SourceResult
 from credd.errors import CreddError
+from credd.filesync import FileSync, Writer
 from credd.mfa import CodeInbox
 from credd.model import Config, Credentials, Failure, FailureKind
 
@@ -31,8 +31,6 @@ log = logging.getLogger("credd.daemon")
 # A failure nobody can fix by waiting (a bad key, a missing seed) is still retried this often,
 # so that `credd keys set` or a config fix takes effect without a restart.
 STUCK_RETRY = timedelta(minutes=15)
-# While credentials could not be written to the credentials file, the write is tried again this often.
-UNWRITTEN_RETRY = timedelta(seconds=60)
 
 
 def process_json(credentials: Credentials) -> dict:
@@ -53,67 +51,19 @@ class ProfileStatus:
     last_error_at: datetime | None = None  # when last_error last happened (a backing-off refresh repeats it)
 
 
-class CredentialsWriter:
-    """Writes the owned profiles into the shared credentials file, one atomic update per refresh."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.Lock()  # shutdown waits on this: a write in flight always finishes
-
-    def __call__(self, write: dict[str, Credentials], remove: Iterable[str]) -> dict[str, credfile.LongTermSection]:
-        """Write and remove in one update; return the sections left out because they hold a long-term key.
-
-        Those are refused one by one, so the other profiles still get their credentials.
-        """
-        remove = [name for name in remove if name not in write]
-        refused: dict[str, credfile.LongTermSection] = {}
-        if not write and not remove:
-            return refused
-
-        def transform(text: str) -> str:
-            refused.clear()
-            refused.update(credfile.long_term_sections(text, write, str(self.path)))
-            kept = {name: creds for name, creds in write.items() if name not in refused}
-            return credfile.update(text, kept, remove, path=str(self.path))
-
-        with self.lock:
-            update_file(self.path, transform)
-        return refused
-
-    def remove_expired(self, now: datetime) -> list[str]:
-        """Drop every section credd owns whose credentials can no longer be served; return their names.
-
-        For start-up: ownership and expiry live in the file, so what a daemon
-        wrote before a restart (a laptop offline at login) is cleaned up
-        without STS. Decided again on the text being changed, under the lock.
-        """
-        cutoff = now + refresh.SERVE_MARGIN
-        removed: list[str] = []
-
-        def transform(text: str) -> str:
-            removed[:] = credfile.expired_sections(text, cutoff, str(self.path))
-            return credfile.update(text, {}, removed, path=str(self.path)) if removed else text
-
-        with self.lock:
-            update_file(self.path, transform)
-        return removed
-
-
 class Daemon:
     def __init__(self, config: Config, engine: Engine, inbox: CodeInbox, *,
-                 plan: Callable[[str, datetime], None], write: Callable[[dict, Iterable[str]], dict | None],
+                 plan: Callable[[str, datetime], None], write: Writer,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  jitter: Callable[[], float] = random.random) -> None:
         self.config = config
         self.engine = engine
         self.inbox = inbox
         self.plan = plan
-        self.write = write
+        self.files = FileSync(config.credentials_file, write, (p.name for p in config.profiles.values() if p.write))
         self.clock = clock
         self.jitter = jitter
         self.status_of = {name: ProfileStatus() for name in config.profiles}
-        self._in_file: set[str] = set()  # owned profiles credd has written and not yet removed
-        self._unwritten: dict[str, Failure] = {}  # owned profiles whose newest credentials a failed write left out
         self._refreshing: dict[str, int] = {}  # refreshes in flight per source, for `status`
         self.loaded_at = clock()  # when this config was loaded
         self.reload_error: tuple[datetime, str] | None = None  # a later reload refused: when, and why
@@ -169,10 +119,9 @@ class Daemon:
         else:
             retry = None if result.ok else now + STUCK_RETRY  # waiting cannot help: a look now and then
         times = [retry] if retry is not None else []
-        if any(name in self._unwritten for name in _profiles_of(self.config, result.source)):
-            # The file catches up soon after the fault (a read-only dir, a full disk) is gone, and a fault
-            # that stays costs one write a minute, not a storm. Such a run calls STS only for what is due.
-            times.append(now + UNWRITTEN_RETRY)
+        file_retry = self.files.retry_at(_profiles_of(self.config, result.source), now)
+        if file_retry is not None:  # such a run calls STS only for what is due
+            times.append(file_retry)
         for name in _profiles_of(self.config, result.source):
             outcome = result.profiles.get(name)
             creds = outcome.credentials if outcome is not None else self.engine.credentials(name)
@@ -192,42 +141,13 @@ class Daemon:
         # with "could not be found" (or runs the credential_process hook, whose message says why),
         # not with an ExpiredToken that points nowhere.
         gone = {name for name, o in result.profiles.items() if name in owned and o.credentials is None}
-        # What an earlier failed write (a read-only directory, a full disk) left out goes in with this one,
-        # renewed or not: the file must not keep stale credentials until the next renewal.
-        for name in sorted(set(self._unwritten) & owned - set(write)):
-            credentials = self.engine.credentials(name)
-            if credentials is not None:
-                write[name] = credentials
-            else:
-                self._unwritten.pop(name)
-                gone.add(name)
-        remove = gone & self._in_file
-        try:
-            refused = self.write(write, remove) or {}
-        except CreddError as e:
-            failure = Failure(FailureKind.OTHER, f"{e}. credd still serves these credentials over its socket "
-                              "(`credd process`) and writes the file at its next refresh", retryable=True)
-            # Retried every minute while the fault lasts: said once, not once a minute.
-            repeated = bool(write) and all(name in self._unwritten and self._unwritten[name].message == failure.message
-                                           for name in write)
-            (log.debug if repeated else log.error)("source %s: profile(s) %s not written: %s", result.source,
-                                                    ", ".join(sorted(write)) or "-", failure.message)
-            for name in write:
-                self.status_of[name].last_error = self._unwritten[name] = failure
-            return
-        for name, section in refused.items():
-            failure = self._shadowed(name, section)
-            repeated = name in self._unwritten and self._unwritten[name].message == failure.message
-            (log.debug if repeated else log.error)("%s", failure.message)  # retried each minute: said once
-            self.status_of[name].last_error = self._unwritten[name] = failure
-        written = set(write) - set(refused)
-        for name in written:
-            failed = self._unwritten.pop(name, None)
-            if failed is not None:
-                log.info("profile %s: written to %s again", name, self.config.credentials_file)
-            if failed is not None and self.status_of[name].last_error is failed:
+        synced = self.files.update(result.source, write, gone, owned, held=self.engine.credentials,
+                                   shadowed=self._shadowed)
+        for name, failure in synced.failed.items():
+            self.status_of[name].last_error = failure
+        for name, failure in synced.caught_up.items():
+            if self.status_of[name].last_error is failure:
                 self.status_of[name].last_error = None  # the write that failed has now been made
-        self._in_file = (self._in_file | written) - remove
 
     def _shadowed(self, name: str, section: credfile.LongTermSection) -> Failure:
         """Why `name` is not in the file: a long-term key in its section; the fix depends on whose key it is."""
@@ -241,25 +161,12 @@ class Daemon:
                                                str(self.config.path)))
         return Failure(FailureKind.SHADOWED, message, retryable=True)
 
-    def remove_profiles(self, names: Iterable[str]) -> None:
-        """Drop credd's sections of profiles it no longer writes (after a reload)."""
-        names = set(names)
-        if not names:
-            return
-        try:
-            self.write({}, names)
-        except CreddError as e:
-            log.error("cannot remove the sections of profile(s) %s, which credd no longer writes: %s; they expire "
-                      "on their own, or remove them by hand", ", ".join(sorted(names)), e)
-            return
-        self._in_file -= names
-
     # Requests ---------------------------------------------------------------------
 
     def handle(self, request: dict) -> dict:
         op = request["op"]
         if op == "ping":
-            return {"ok": True, "version": __version__, "pid": os.getpid()}
+            return self.ping()
         if op == "credentials":
             return self.credentials(request["profile"])
         if op == "mfa":
@@ -271,15 +178,18 @@ class Daemon:
     def quick_reply(self, request: dict) -> dict | None:
         """What can be answered from memory without waiting (a ping, fresh credentials); None for the rest.
 
-        The socket server calls this on its event loop, before it hands a request to `handle` in a thread.
+        An endpoint calls this on its event loop, before it hands a request to `handle` in a thread.
         """
         if request["op"] == "ping":
-            return self.handle(request)
+            return self.ping()
         if request["op"] == "credentials" and request["profile"] in self.config.profiles:
             creds = self._fresh(request["profile"])
             if creds is not None:
                 return {"ok": True, "credentials": process_json(creds)}
         return None
+
+    def ping(self) -> dict:
+        return {"ok": True, "version": __version__, "pid": os.getpid()}
 
     def _fresh(self, name: str) -> Credentials | None:
         creds = self.engine.credentials(name)
@@ -352,7 +262,7 @@ class Daemon:
         # A session profile "renewed" with the session in memory or the keyring got nothing new: a new
         # session costs an MFA code, so a forced refresh reuses a fresh one.
         reused = one.renewed and not profile.is_role and session_from in ("memory", "keyring")
-        unwritten = self._unwritten.get(name) if profile.write else None
+        unwritten = self.files.left_out(name) if profile.write else None
         if creds is None:
             outcome = "failed"
             reason = one.failure.message if one.failure else f"profile {name} has no credentials"
@@ -372,7 +282,7 @@ class Daemon:
             "outcome": outcome,
             "expiration": _utc(creds.expiration) if creds else None,
             "renewed": one.renewed and not reused,
-            "written": (name in self._in_file and unwritten is None) if profile.write else None,
+            "written": (self.files.in_file(name) and unwritten is None) if profile.write else None,
             "reason": reason,
             "message": one.failure.message if one.failure else (reason if outcome in ("failed", "not-written")
                                                                  else None),
@@ -395,9 +305,9 @@ class Daemon:
             elif creds is None:
                 state = "needs-mfa" if status.last_error and status.last_error.kind is FailureKind.MFA_NEEDED \
                     else "no-credentials"
-            elif profile.write and profile.name in self._unwritten:  # `aws` reads the file, not what credd holds
-                shadowed = self._unwritten[profile.name].kind is FailureKind.SHADOWED
-                state = "shadowed" if shadowed else "not-written"
+            elif profile.write and (left_out := self.files.left_out(profile.name)) is not None:
+                # `aws` reads the file, not what credd holds
+                state = "shadowed" if left_out.kind is FailureKind.SHADOWED else "not-written"
             else:
                 state = "fresh" if refresh.is_fresh(creds.expiration, now, refresh_before) else "expiring"
             error = status.last_error

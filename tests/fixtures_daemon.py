@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from credd import protocol
-from credd.daemon import CredentialsWriter, Daemon
+from credd.daemon import Daemon
+from credd.filesync import CredentialsWriter
 from tests import known_secrets
 from tests.conftest import (
     TEST_KEY_ID,

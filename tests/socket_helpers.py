@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from credd.server import Listener, SocketServer
+from credd.endpoints.unix_socket import Listener, SocketServer
 
 
 class RunningServer:

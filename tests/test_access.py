@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from credd import hook, paths, server
+from credd import hook, paths
 from credd.config import parse_config
+from credd.endpoints import unix_socket as server
 from credd.errors import ConfigError, CreddError
 from tests.conftest import (
     IN_CI,

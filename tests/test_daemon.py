@@ -11,8 +11,9 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from credd.daemon import STUCK_RETRY, UNWRITTEN_RETRY
+from credd.daemon import STUCK_RETRY
 from credd.errors import CreddError
+from credd.filesync import UNWRITTEN_RETRY
 from credd.scheduler import ClockWatch, Scheduler
 from tests.fixtures_sts import SOURCE
 
@@ -199,7 +200,7 @@ class FailingWriter:
 def test_credentials_the_file_could_not_take_are_written_within_a_minute(make_daemon, sts_front, clock, caplog):
     caplog.set_level(logging.DEBUG, logger="credd.daemon")
     _, daemon, plans, credentials = make_daemon(roles=1)
-    writer = daemon.write = FailingWriter(daemon.write)
+    writer = daemon.files.write = FailingWriter(daemon.files.write)
     start = clock.now()
     daemon.refresh_all()
     assert not credentials.exists()

@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from credd import mfa, protocol
-from credd.daemon import CredentialsWriter, Daemon
+from credd.daemon import Daemon
 from credd.engine import Engine
+from credd.filesync import CredentialsWriter
 from credd.model import AccessKey, Secret
 from credd.store import Store
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED

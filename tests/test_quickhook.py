@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from credd import hook, protocol, quickhook
-from credd.server import Listener
+from credd.endpoints.unix_socket import Listener
 from tests.conftest import Home, run_credd
 from tests.socket_helpers import RunningServer
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from credd import protocol
+from credd.endpoints.unix_socket import Listener, SocketInUse, prepare_directory
 from credd.errors import CreddError
-from credd.server import Listener, SocketInUse, prepare_directory
 from tests.conftest import wait_for
 from tests.socket_helpers import RunningServer, as_user, exchange, raw_request
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from credd import refresh
-from credd.daemon import STUCK_RETRY, CredentialsWriter, Daemon
+from credd.daemon import STUCK_RETRY, Daemon
+from credd.filesync import CredentialsWriter
 from credd.model import AccessKey, Secret
 from credd.sts import StsClients
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY

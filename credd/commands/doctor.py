@@ -181,7 +181,7 @@ def _aws_config(path: str) -> doctor.AwsConfigFacts:
 
 
 def _socket(ctx: Context, config: Config | None) -> doctor.SocketFacts:
-    from credd.server import prepare_directory
+    from credd.endpoints.unix_socket import prepare_directory
 
     try:
         path = str(config.socket) if config else hook.socket_path(ctx.env, ctx.config_arg, ctx.platform)

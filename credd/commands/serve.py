@@ -19,12 +19,13 @@ from dataclasses import replace
 
 from credd import coredump, mfa, paths, sts
 from credd.context import Context
-from credd.daemon import CredentialsWriter, Daemon
+from credd.daemon import Daemon
+from credd.endpoints.unix_socket import Listener, SocketServer
 from credd.engine import Engine
 from credd.errors import CreddError
+from credd.filesync import CredentialsWriter
 from credd.model import Config
 from credd.scheduler import Scheduler
-from credd.server import Listener, SocketServer
 from credd.store import Store
 from credd.systemd import notify
 
@@ -70,8 +71,7 @@ class Runtime:
     async def serve(self) -> int:
         config = self.daemon.config
         listener = Listener(config.socket, self.ctx.uid)  # refuses a second daemon before anything else starts
-        server = SocketServer(listener, lambda request: self.daemon.handle(request), self.ctx.uid,
-                              quick=lambda request: self.daemon.quick_reply(request))
+        server = SocketServer.answering(listener, lambda: self.daemon, self.ctx.uid)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -90,8 +90,7 @@ class Runtime:
         await server.close()
         self.scheduler.shutdown()
         await initial
-        with self.daemon.write.lock:
-            pass  # a write in flight has finished
+        self.daemon.files.finish()  # a write in flight has finished
         log.info("stopped")
         return 0
 
@@ -128,11 +127,7 @@ class Runtime:
         # What is valid keeps being served, and no MFA code is spent, even with STS or the keyring out of reach.
         for name in new.engine.take_over(old.engine):
             new.status_of[name] = replace(old.status_of[name])
-        written = {p.name for p in config.profiles.values() if p.write}
-        new._in_file = old._in_file & written
-        new._unwritten = {name: failure for name, failure in old._unwritten.items() if name in written}
-        if config.credentials_file == old.config.credentials_file:
-            new.remove_profiles(old._in_file - written)
+        new.files.take_over(old.files)
         for source in set(old.config.sources) - set(config.sources):
             self.scheduler.cancel(source)
         self.daemon = new
@@ -146,10 +141,9 @@ class Runtime:
 
     def _start(self) -> None:
         """Expired credentials left by an earlier run leave the file first, whether STS answers or not."""
-        daemon, writer = self.daemon, self.daemon.write
-        assert isinstance(writer, CredentialsWriter)
+        daemon = self.daemon
         try:
-            removed = writer.remove_expired(daemon.clock())
+            removed = daemon.files.remove_expired(daemon.clock())
         except CreddError as e:
             log.error("cannot remove expired credentials from %s: %s", daemon.config.credentials_file, e)
         else:

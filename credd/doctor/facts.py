@@ -76,7 +76,7 @@ class AwsConfigFacts:
 @dataclass(frozen=True)
 class SocketFacts:
     path: str
-    dir_problem: str | None = None  # server.prepare_directory's complaint about the socket's directory
+    dir_problem: str | None = None  # unix_socket.prepare_directory's complaint about the socket's directory
     stat: Stat | None = None  # lstat of the socket file; None: no file
     reply: Mapping | None = None  # the daemon's status reply
     error: str | None = None  # why it did not answer; None without a reply: nothing listens (not running)

@@ -1,4 +1,9 @@
-"""The Unix socket server: one request per connection, bounded in size, time and number.
+"""The Unix socket endpoint: one request per connection, bounded in size, time and number.
+
+What is the socket's own lives here: the directory and the lock that make
+this daemon the only one on its path, the framing (one line of JSON each
+way, `protocol`), the peer check, the client cap and the deadlines. What the
+daemon answers comes through `Answers` (`credd.endpoints`).
 
 A client of another user id is refused (peer credentials). A client that is
 slow, half-closed, oversized or speaks garbage costs one connection slot for
@@ -25,10 +30,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from credd import protocol
+from credd import privatedir, protocol
+from credd.endpoints import Answers
 from credd.errors import CreddError
 
-log = logging.getLogger("credd.server")
+log = logging.getLogger("credd.server")  # the name its log lines have always had
+SETTING = "socket:"  # the config key that puts the socket, and so its directory, elsewhere
 
 Handler = Callable[[dict], dict]
 QuickHandler = Callable[[dict], "dict | None"]  # must not block: it runs on the event loop
@@ -53,13 +60,9 @@ def prepare_directory(directory: Path, uid: int) -> None:
 
 
 def _check_directory(directory: Path, info: os.stat_result, uid: int) -> None:
-    if not stat.S_ISDIR(info.st_mode):
-        raise CreddError(f"{directory} is not a directory (a symlink?); remove it, or set `socket:` elsewhere")
-    if info.st_uid != uid:
-        raise CreddError(f"{directory} belongs to uid {info.st_uid}, not you; remove it, or set `socket:` elsewhere")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        raise CreddError(f"{directory} is open to other users (mode {stat.S_IMODE(info.st_mode):o}); "
-                         f"run `chmod 700 {directory}`")
+    refusal = privatedir.problem(directory, info, uid, privatedir.PRIVATE, setting=SETTING)
+    if refusal is not None:
+        raise CreddError(refusal)
 
 
 class Listener:
@@ -151,8 +154,7 @@ def _open_directory(directory: Path, uid: int) -> int:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:  # ELOOP, ENOTDIR: swapped for a symlink or a file since the check
-        raise CreddError(f"{directory} is not a directory (a symlink?); remove it, "
-                         "or set `socket:` elsewhere") from None
+        raise CreddError(privatedir.not_a_directory(directory, SETTING)) from None
     try:
         _check_directory(directory, os.fstat(fd), uid)
     except BaseException:
@@ -185,6 +187,13 @@ class SocketServer:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="credd-request")
         self._clients = 0
         self._server: asyncio.AbstractServer | None = None
+
+    @classmethod
+    def answering(cls, listener: Listener, answers: Callable[[], Answers], uid: int, **options) -> SocketServer:
+        """The server over the daemon's answers; `answers()` gives the current ones at each request, as a
+        reload replaces the daemon whole. Fresh credentials and pings are answered on the event loop."""
+        return cls(listener, lambda request: answers().handle(request), uid,
+                   quick=lambda request: answers().quick_reply(request), **options)
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve_client, sock=self.listener.sock,
