@@ -13,4 +13,6 @@ def credd_command(config: str | None, *words: str) -> str:
     """`credd [--config CONFIG] WORDS...`, shell-quoted; `config` None: the user gave no --config."""
     import shlex
 
+    if config:  # a path of bytes that are not UTF-8 is shown with \xNN escapes: a message must print anywhere
+        config = config.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return shlex.join(["credd", *(["--config", config] if config else []), *words])
