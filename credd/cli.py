@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="replace another key the keyring already holds for SOURCE")
     keys_rm = _command(keys, "rm", "keys:remove", "remove SOURCE's key, TOTP seed and cached session")
     keys_rm.add_argument("source", metavar="SOURCE")
-    _command(keys, "ls", "keys:list_keys", "what the keyring holds for each source (masked)")
+    keys_ls = _command(keys, "ls", "keys:list_keys", "what the keyring holds for each source (masked)")
+    keys_ls.add_argument("--json", action="store_true", help="machine-readable: each source's masked key id, "
+                                                              "whether a TOTP seed and a cached session are stored")
 
     totp = _group(commands, "totp", "TOTP seeds in the keyring")
     totp_set = _command(totp, "set", "totp:set_seed", "store SOURCE's TOTP seed (base32 or otpauth:// URI)")
