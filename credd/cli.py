@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "check the keyring, config, files, socket, service, clock and AWS_* variables; say how to fix each")
     doctor.add_argument("--json", action="store_true", help="machine-readable")
 
+    completion = _command(commands, "completion", "completion:print_script",
+                          "print the shell completion script for SHELL (README: how to install it)")
+    completion.add_argument("shell", metavar="SHELL", choices=("bash", "zsh", "fish"))
+
     service = _group(commands, "service", "the systemd user unit (Linux) or LaunchAgent (macOS) that runs the daemon")
     for name, help_text in (
         ("install", "install, enable and start the service (again: updates it)"),
@@ -147,6 +151,12 @@ def _group(commands, name: str, help_text: str):
 
 def main(argv: list[str] | None = None, context: Context | None = None) -> int:
     parser = build_parser()
+    args_given = sys.argv[1:] if argv is None else argv
+    if args_given[:1] == ["__complete"]:  # what the completion scripts call on TAB; not a command to show
+        from credd.commands.completion import complete
+
+        ctx = context or Context()
+        return complete(parser, args_given[1:], ctx.env, ctx.stdout)
     args = parser.parse_args(argv)
     if getattr(args, "target", None) is None:
         (getattr(args, "group", None) or parser).print_help(sys.stderr)
