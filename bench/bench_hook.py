@@ -23,6 +23,7 @@ nothing else).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -132,8 +133,10 @@ def main() -> None:
     venvs = {".venv (editable)": Path(sys.executable).parent}
     if not args.no_user_install:
         venvs["user install (pip install ., not editable)"] = installs.install_credd()
-    if not args.no_pipx:
+    if not args.no_pipx and shutil.which("pipx"):
         venvs["pipx install of the built wheel"] = installs.install_pipx_wheel()
+    elif not args.no_pipx:
+        print("(no pipx on PATH: the pipx install is left out; Debian: apt-get install pipx)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="credd-bench-") as temp, local_sts() as endpoint:
         env = demo_env(Path(temp))
         with running_daemon(env, endpoint, {PROFILE: "arn:aws:iam::210987654321:role/Admin"}, write=False):
