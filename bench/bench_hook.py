@@ -1,14 +1,16 @@
 """Hook start-up: `credd process P` (daemon warm) against `python -c pass` and `python -I -S -c pass`.
 
-    .venv/bin/python bench/bench_hook.py [--runs 200] [--importtime-runs 15] [--no-user-install]
+    .venv/bin/python bench/bench_hook.py [--runs 200] [--importtime-runs 15] [--no-user-install] [--no-pipx]
 
-Two installs, each against its own interpreter's `python -c pass`:
+Three installs, each against its own interpreter's `python -c pass`:
   .venv: this checkout's development venv (an editable install, whose import
          hook makes every start of its interpreter import pathlib and re);
   user install: credd installed as a user installs it (`pip install .`, not
          editable) in bench/.peers/credd; there it also times what a faster
          hook would cost (`import re` and `import json` alone, and
-         bench/hook_prototype.py, a client without json and re run by path).
+         bench/hook_prototype.py, a client without json and re run by path);
+  pipx: the wheel `python -m build` makes, installed with `pipx install` (pipx's
+         home under bench/.peers/), its interpreter being the system Python's.
 All commands run interleaved (A B C A B C ...) so the machine's noise hits
 every command alike; prints median, min and max in milliseconds and the
 ratios of the medians. Then each install's import list (`-X importtime`):
@@ -21,6 +23,7 @@ nothing else).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,11 +127,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--importtime-runs", type=int, default=15)
     parser.add_argument("--no-user-install", action="store_true",
-                        help="only the .venv (no pip install into bench/.peers/credd)")
+                        help="no pip install into bench/.peers/credd")
+    parser.add_argument("--no-pipx", action="store_true", help="no pipx install of the built wheel")
     args = parser.parse_args()
     venvs = {".venv (editable)": Path(sys.executable).parent}
     if not args.no_user_install:
         venvs["user install (pip install ., not editable)"] = installs.install_credd()
+    if not args.no_pipx and shutil.which("pipx"):
+        venvs["pipx install of the built wheel"] = installs.install_pipx_wheel()
+    elif not args.no_pipx:
+        print("(no pipx on PATH: the pipx install is left out; Debian: apt-get install pipx)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="credd-bench-") as temp, local_sts() as endpoint:
         env = demo_env(Path(temp))
         with running_daemon(env, endpoint, {PROFILE: "arn:aws:iam::210987654321:role/Admin"}, write=False):

@@ -65,6 +65,30 @@ def install_credd(reinstall: bool = False) -> Path:
     return bin_dir(CREDD)
 
 
+def install_pipx_wheel() -> Path:
+    """credd as pipx installs the wheel `python -m build` makes from this checkout (both redone every call).
+
+    pipx's home and bin dir are under bench/.peers/ too, never the user's. Returns the venv's bin
+    (pipx's bin dir only links to its `credd`).
+    """
+    pipx = shutil.which("pipx")
+    if pipx is None:
+        raise SystemExit("pipx is not installed (Debian: apt-get install pipx)")
+    dist = PEERS_DIR / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(REPO)],
+                           capture_output=True, text=True, timeout=900, check=False)
+    if built.returncode != 0:
+        raise SystemExit(f"python -m build failed: {built.stderr[-400:]}")
+    env = dict(os.environ, PIPX_HOME=str(PEERS_DIR / "pipx"), PIPX_BIN_DIR=str(PEERS_DIR / "pipx-bin"))
+    wheel = next(dist.glob("credd-*.whl"))
+    installed = subprocess.run([pipx, "install", "--force", str(wheel)], env=env, capture_output=True, text=True,
+                               timeout=900, check=False)
+    if installed.returncode != 0:
+        raise SystemExit(f"pipx install {wheel} failed: {installed.stderr[-400:]}")
+    return PEERS_DIR / "pipx" / "venvs" / CREDD / "bin"
+
+
 def pip(home: Path, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     """`pip install` into the venv at `home`, with its bin first on PATH (build tools installed there)."""
     env = dict(os.environ, PATH=f"{home / 'bin'}:{os.environ.get('PATH', '')}", PIP_DISABLE_PIP_VERSION_CHECK="1")

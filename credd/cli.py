@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="replace another key the keyring already holds for SOURCE")
     keys_rm = _command(keys, "rm", "keys:remove", "remove SOURCE's key, TOTP seed and cached session")
     keys_rm.add_argument("source", metavar="SOURCE")
-    _command(keys, "ls", "keys:list_keys", "what the keyring holds for each source (masked)")
+    keys_ls = _command(keys, "ls", "keys:list_keys", "what the keyring holds for each source (masked)")
+    keys_ls.add_argument("--json", action="store_true", help="machine-readable: each source's masked key id, "
+                                                              "whether a TOTP seed and a cached session are stored")
 
     totp = _group(commands, "totp", "TOTP seeds in the keyring")
     totp_set = _command(totp, "set", "totp:set_seed", "store SOURCE's TOTP seed (base32 or otpauth:// URI)")
@@ -106,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = _command(commands, "doctor", "doctor:run",
                       "check the keyring, config, files, socket, service, clock and AWS_* variables; say how to fix each")
     doctor.add_argument("--json", action="store_true", help="machine-readable")
+
+    completion = _command(commands, "completion", "completion:print_script",
+                          "print the shell completion script for SHELL (README: how to install it)")
+    completion.add_argument("shell", metavar="SHELL", choices=("bash", "zsh", "fish"))
 
     service = _group(commands, "service", "the systemd user unit (Linux) or LaunchAgent (macOS) that runs the daemon")
     for name, help_text in (
@@ -146,6 +152,12 @@ def _group(commands, name: str, help_text: str):
 
 def main(argv: list[str] | None = None, context: Context | None = None) -> int:
     parser = build_parser()
+    args_given = sys.argv[1:] if argv is None else argv
+    if args_given[:1] == ["__complete"]:  # what the completion scripts call on TAB; not a command to show
+        from credd.commands.completion import complete
+
+        ctx = context or Context()
+        return complete(parser, args_given[1:], ctx.env, ctx.stdout)
     args = parser.parse_args(argv)
     if getattr(args, "target", None) is None:
         (getattr(args, "group", None) or parser).print_help(sys.stderr)

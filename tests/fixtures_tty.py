@@ -44,6 +44,11 @@ class Terminal:
         if enter:
             self._call("send-keys", "-t", "t", "Enter")
 
+    def press(self, *keys: str) -> None:
+        """Keys by tmux's names (`Tab`, `C-c`), one after another."""
+        for key in keys:
+            self._call("send-keys", "-t", "t", key)
+
     def screen(self) -> str:
         return self._call("capture-pane", "-p", "-t", "t", "-S", "-200")
 

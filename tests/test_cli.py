@@ -176,3 +176,30 @@ def test_keys_set_replaces_the_cached_session(plaintext_keyring: Home):
     store.set_session("alice", Secret("{}"))
     assert run_credd(["keys", "set", "alice"], plaintext_keyring, input=KEY_LINES).returncode == 0
     assert store.get_session("alice") is None
+
+
+def test_keys_ls_json_says_what_each_source_holds_masked(plaintext_keyring: Home):
+    import json
+
+    from credd.model import Secret
+    from credd.store import Store
+
+    home = plaintext_keyring
+    home.write_config(CONFIG.replace("profiles:", "  bob:\n    mfa_serial: arn:aws:iam::111111111111:mfa/bob\n"
+                                                   "    mfa: prompt\nprofiles:"))
+    assert run_credd(["keys", "set", "alice"], home, input=KEY_LINES).returncode == 0
+    assert run_credd(["totp", "set", "alice"], home, input=TEST_TOTP_SEED + "\n").returncode == 0
+    import keyring
+
+    Store(keyring.get_keyring(), "credd").set_session("alice", Secret('{"made": "by the test"}'))
+    result = run_credd(["keys", "ls", "--json"], home)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "keyring": "keyrings.alt.file.PlaintextKeyring",
+        "service": "credd",
+        "sources": {
+            "alice": {"access_key_id": "AKIA…MPLE", "totp_seed": True, "cached_session": True},
+            "bob": {"access_key_id": None, "totp_seed": False, "cached_session": False},
+        },
+    }
+    assert TEST_KEY_ID not in result.stdout

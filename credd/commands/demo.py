@@ -50,12 +50,35 @@ def demo_env(root: Path) -> dict[str, str]:
     return env
 
 
+def extra_command(prefix: str, python: str, extra: str = "demo") -> str:
+    """The command that adds `extra`'s packages to the install at `prefix`, as the installed metadata lists them.
+
+    A pipx install is changed with `pipx inject` (pipx keeps its venvs to itself: a
+    `pip install` there is lost on `pipx reinstall`); any other with its own pip.
+    Without installed metadata (run from a bare source tree), `pip install 'credd[extra]'`.
+    """
+    from importlib import metadata
+
+    try:
+        marker = f'extra == "{extra}"'
+        wanted = [requirement.split(";")[0].strip() for requirement in metadata.requires("credd") or ()
+                  if requirement.split(";", 1)[-1].strip() == marker]
+    except metadata.PackageNotFoundError:
+        wanted = []
+    if not wanted:
+        return shlex.join(["pip", "install", f"credd[{extra}]"])
+    if Path(prefix, "pipx_metadata.json").is_file():
+        return shlex.join(["pipx", "inject", Path(prefix).name, *wanted])
+    return shlex.join([python, "-m", "pip", "install", *wanted])
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     try:
         import keyrings.alt  # noqa: F401
         import moto.server  # noqa: F401
     except ImportError:
-        raise CreddError("the demo needs its extras: pip install 'credd[demo]'") from None
+        raise CreddError("the demo needs credd's `demo` extra (a local STS and a file keyring); add it to this "
+                         f"install: {extra_command(sys.prefix, sys.executable)}") from None
     with tempfile.TemporaryDirectory(prefix="credd-demo-") as temp, local_sts() as endpoint:
         root = Path(temp)
         env = demo_env(root)

@@ -115,12 +115,24 @@ def remove(ctx: Context, args: argparse.Namespace) -> int:
 def list_keys(ctx: Context, args: argparse.Namespace) -> int:
     config = ctx.load_config()
     store = ctx.open_store(config)
+    held = {name: holdings(store, name) for name in config.sources}
+    if args.json:
+        import json
+
+        ctx.say(json.dumps({"keyring": backend_name(store.backend), "service": config.keyring_service,
+                            "sources": held}, indent=2, ensure_ascii=False))
+        return 0
     ctx.say(f"keyring: {backend_name(store.backend)}, service {config.keyring_service!r}")
-    for name in config.sources:
-        key = store.get_access_key(name)
-        key_text = mask_key_id(key.key_id) if key else "no key (credd keys set " + name + ")"
-        extras = [label for kind, label in ((TOTP_SEED, "TOTP seed"), (SESSION, "cached session"))
-                  if store.has(name, kind)]
+    for name, found in held.items():
+        key_text = found["access_key_id"] or f"no key ({ctx.command('keys', 'set', name)})"
+        extras = [label for field, label in (("totp_seed", "TOTP seed"), ("cached_session", "cached session"))
+                  if found[field]]
         ctx.say(f"  {name}: {key_text}" + (f"; {', '.join(extras)}" if extras else ""))
     return 0
 
+
+def holdings(store: Store, source: str) -> dict[str, str | bool | None]:
+    """What the keyring holds for `source`, as `keys ls --json` shows it: the key id masked, never a secret."""
+    key = store.get_access_key(source)
+    return {"access_key_id": mask_key_id(key.key_id) if key else None,
+            "totp_seed": store.has(source, TOTP_SEED), "cached_session": store.has(source, SESSION)}
