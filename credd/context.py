@@ -59,7 +59,7 @@ class Context:
     def open_store(self, config: Config) -> Store:
         from credd.store import Store, select_backend
 
-        return Store(select_backend(self.env).backend, config.keyring_service)
+        return Store(select_backend(self.env).backend, config.keyring_service, self.hint_config)
 
     def say(self, text: str) -> None:
         print(text, file=self.stdout)
