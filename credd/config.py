@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from credd import paths
+from credd.commandline import credd_command
 from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
 from credd.model import Config, Profile, Source
@@ -60,14 +61,19 @@ MFA_COMMAND_EXAMPLE = "[ykman, oath, accounts, code, --single, aws]"
 _YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as the end of a line
 
 
-def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> Config:
-    """Read and validate the config file at `path`; raise ConfigError on any problem."""
+def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int,
+                hint_config: str | None = None) -> Config:
+    """Read and validate the config file at `path`; raise ConfigError on any problem.
+
+    `hint_config`: the `--config` the user gave, for the `credd init` an error names (it must write this file).
+    """
     label = str(path)
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(label, None, "", "no such file; run `credd init` to write one, or pass --config PATH") from None
+        raise ConfigError(label, None, "", f"no such file; run `{credd_command(hint_config, 'init')}` to write one, "
+                                           "or pass --config PATH") from None
     except IsADirectoryError:
         raise ConfigError(label, None, "", "is a directory, not a config file") from None
     except OSError as e:
@@ -79,12 +85,13 @@ def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> 
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError(label, line, "", "is not valid UTF-8 text") from None
-    return parse_config(text, label, path, env, platform, uid)
+    return parse_config(text, label, path, env, platform, uid, hint_config)
 
 
-def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], platform: str, uid: int) -> Config:
-    """Validate YAML `text`; `label` is how errors name the file."""
-    reader = _Reader(label, text)
+def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], platform: str, uid: int,
+                 hint_config: str | None = None) -> Config:
+    """Validate YAML `text`; `label` is how errors name the file, `hint_config` as for `load_config`."""
+    reader = _Reader(label, text, hint_config)
     root = reader.root()
     top = reader.mapping(root, "")
     reader.only_known(top, TOP_KEYS, "")
@@ -351,9 +358,10 @@ def _did_you_mean(word: str, choices) -> str:
 class _Reader:
     """Typed access to composed YAML nodes; every failure becomes a ConfigError."""
 
-    def __init__(self, label: str, text: str) -> None:
+    def __init__(self, label: str, text: str, hint_config: str | None = None) -> None:
         self.label = label
         self.text = text
+        self.hint_config = hint_config  # the user's --config, for the `credd init` that writes a starter here
         self.loader: yaml.SafeLoader | None = None
 
     def root(self) -> yaml.Node:
@@ -378,7 +386,8 @@ class _Reader:
             line = self.loader.get_mark().line + 1 if self.loader is not None else None
             raise _error(self.label, line, "", "nested too deeply to be a credd config") from None
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
-            raise _error(self.label, None, "", "the file is empty; run `credd init` to write a starter config")
+            raise _error(self.label, None, "", f"the file is empty; run `{credd_command(self.hint_config, 'init')}` "
+                                                  "to write a starter config")
         return node
 
     def line(self, node: yaml.Node) -> int:

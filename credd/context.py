@@ -54,7 +54,7 @@ class Context:
     def load_config(self) -> Config:
         from credd.config import load_config
 
-        return load_config(self.config_path, self.env, self.platform, self.uid)
+        return load_config(self.config_path, self.env, self.platform, self.uid, self.hint_config)
 
     def open_store(self, config: Config) -> Store:
         from credd.store import Store, select_backend
