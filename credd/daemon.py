@@ -57,8 +57,9 @@ class ProfileStatus:
 class CredentialsWriter:
     """Writes the owned profiles into the shared credentials file, one atomic update per refresh."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hint_config: str | None = None) -> None:
         self.path = path
+        self.hint_config = hint_config  # the daemon's --config, for the command a failed write names
         self.lock = threading.Lock()  # shutdown waits on this: a write in flight always finishes
 
     def __call__(self, write: dict[str, Credentials], remove: Iterable[str]) -> dict[str, credfile.LongTermSection]:
@@ -78,7 +79,7 @@ class CredentialsWriter:
             return credfile.update(text, kept, remove, path=str(self.path))
 
         with self.lock:
-            update_file(self.path, transform)
+            update_file(self.path, transform, hint_config=self.hint_config)
         return refused
 
     def remove_expired(self, now: datetime) -> list[str]:
@@ -96,7 +97,7 @@ class CredentialsWriter:
             return credfile.update(text, {}, removed, path=str(self.path)) if removed else text
 
         with self.lock:
-            update_file(self.path, transform)
+            update_file(self.path, transform, hint_config=self.hint_config)
         return removed
 
 

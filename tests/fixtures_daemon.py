@@ -190,7 +190,7 @@ def make_daemon(sts_rig, tmp_path: Path):
         rig.config = replace(rig.config, credentials_file=credentials)
         plans = Plans()
         daemon = Daemon(rig.config, rig.engine(hint_config=hint_config), rig.inbox, plan=plans,
-                        write=CredentialsWriter(credentials),
+                        write=CredentialsWriter(credentials, hint_config),
                         clock=rig.clock.now, jitter=lambda: 0.0)
         return rig, daemon, plans, credentials
 

@@ -260,6 +260,15 @@ def test_a_request_failing_while_backing_off_says_when_credd_tries_again(make_da
     assert daemon.engine.trouble(SOURCE) is None
 
 
+def test_a_failed_write_names_doctor_with_the_daemons_config(make_daemon, clock):
+    _, daemon, _, credentials = make_daemon(roles=1, hint_config=HINT_CONFIG)
+    credentials.parent.write_text("")  # a file where the directory should be
+    daemon.refresh_all()
+    row = daemon.status()["profiles"][1]
+    assert row["state"] == "not-written"
+    assert f"it and its directory must be yours and writable (`{WITH_CONFIG} doctor` checks them)" in row["last_error"]
+
+
 def test_a_request_failing_while_backing_off_names_refresh_with_the_daemons_config(make_daemon, sts_front, clock):
     _, daemon, _, _ = make_daemon(roles=1, hint_config=HINT_CONFIG)
     sts_front.inject("drop", times=float("inf"))

@@ -68,7 +68,8 @@ class Runtime:
         engine = Engine(config, store=store, clients=sts.StsClients(),
                         drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox, hint_config=hint),
                         windows=self.windows, stop=self.stopping, hint_config=hint)
-        return Daemon(config, engine, inbox, plan=self.scheduler.plan, write=CredentialsWriter(config.credentials_file))
+        return Daemon(config, engine, inbox, plan=self.scheduler.plan,
+                      write=CredentialsWriter(config.credentials_file, hint))
 
     async def serve(self) -> int:
         config = self.daemon.config
