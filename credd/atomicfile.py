@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from credd.commandline import credd_command
 from credd.errors import CreddError
 
 PRIVATE_FILE = 0o600
@@ -86,13 +87,15 @@ def read_text(path: Path) -> str | None:
     return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
-def update_file(path: Path, transform: Callable[[str], str], timeout: float = LOCK_TIMEOUT) -> bool:
+def update_file(path: Path, transform: Callable[[str], str], timeout: float = LOCK_TIMEOUT,
+                hint_config: str | None = None) -> bool:
     """Read-modify-write `path` under credd's lock; True if it wrote, False if nothing changed.
 
     `transform` gets the current text ("" for no file) and may run more than
     once: if the file changes between the read and the write, it is re-read
     and `transform` applied again. It must be pure. Nothing is written, and no
     file or directory created, when it returns its input unchanged.
+    `hint_config`: the user's --config, for the `credd doctor` an error names.
     """
     target = resolve_target(path)
     if not target.parent.exists() and transform("") == "":
@@ -114,7 +117,7 @@ def update_file(path: Path, transform: Callable[[str], str], timeout: float = LO
                     return True
                 _discard(temp)
     except OSError as e:
-        raise _io_error("update", path, e) from e
+        raise _io_error("update", path, e, hint_config) from e
     raise CreddError(f"{path} changed {ATTEMPTS} times while credd was writing it, so credd left it as the other "
                      "program wrote it; if a program rewrites it constantly, stop it, then try again")
 
@@ -221,7 +224,7 @@ def _remove_stale_temps(target: Path) -> None:
 WRITE_ADVICE = {
     errno.EROFS: "the directory {dir} is read-only (a read-only file system): make it writable, or move the file",
     errno.EACCES: "the directory {dir} or the file is not writable by you: make both yours and writable "
-                  "(`credd doctor` checks them)",
+                  "(`{doctor}` checks them)",
     errno.ENOSPC: "the file system holding {dir} is full: free some space",
     errno.EDQUOT: "your disk quota for {dir} is used up: free some space",
     errno.EFBIG: "the file is larger than the file size limit credd runs under (`ulimit -f`): raise the limit",
@@ -229,16 +232,17 @@ WRITE_ADVICE = {
 WRITE_ADVICE[errno.EPERM] = WRITE_ADVICE[errno.EACCES]
 
 
-def _io_error(action: str, path: Path, error: OSError) -> CreddError:
+def _io_error(action: str, path: Path, error: OSError, hint_config: str | None = None) -> CreddError:
     """A message that says why, what to do, and (for a failed write) that the file is as it was."""
     advice = WRITE_ADVICE.get(error.errno) if action != "read" else None
+    doctor = credd_command(hint_config, "doctor")
     if advice is not None:
         directory = resolve_target(path).parent
-        return CreddError(f"cannot {action} {path}: {error.strerror}; {advice.format(dir=directory)}; "
+        return CreddError(f"cannot {action} {path}: {error.strerror}; {advice.format(dir=directory, doctor=doctor)}; "
                           "the file was left as it was")
     hint = ""
     if isinstance(error, (PermissionError, IsADirectoryError, NotADirectoryError)):
-        hint = "; it and its directory must be yours and writable (`credd doctor` checks them)"
+        hint = f"; it and its directory must be yours and writable (`{doctor}` checks them)"
     return CreddError(f"cannot {action} {path}: {error.strerror or error}{hint}")
 
 

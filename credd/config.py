@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from credd import configfile, paths
+from credd.commandline import credd_command
 from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
 from credd.model import Config, Profile, Source
@@ -66,15 +67,19 @@ MFA_COMMAND_EXAMPLE = "[ykman, oath, accounts, code, --single, aws]"
 _YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as the end of a line
 
 
-def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> Config:
-    """Read and validate the config file at `path`; raise ConfigError on any problem."""
+def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int,
+                hint_config: str | None = None) -> Config:
+    """Read and validate the config file at `path`; raise ConfigError on any problem.
+
+    `hint_config`: the `--config` the user gave, for the `credd init` an error names (it must write this file).
+    """
     label = str(path)
     try:
         data, info = configfile.read(label, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         dangling = " (a symlink to nothing)" if os.path.islink(path) else ""
-        raise ConfigError(label, None, "", f"no such file{dangling}; run `credd init` to write one, or pass "
-                                           "--config PATH") from None
+        raise ConfigError(label, None, "", f"no such file{dangling}; run `{credd_command(hint_config, 'init')}` to "
+                                           "write one, or pass --config PATH") from None
     except configfile.NotRegularFile as e:
         raise ConfigError(label, None, "", f"{e.strerror or e}; give --config the path of a YAML file") from None
     except OSError as e:
@@ -87,7 +92,7 @@ def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int) -> 
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError(label, line, "", "is not valid UTF-8 text") from None
-    return parse_config(text, label, path, env, platform, uid)
+    return parse_config(text, label, path, env, platform, uid, hint_config)
 
 
 def _refuse_unsafe(label: str, info: os.stat_result, uid: int) -> None:
@@ -104,9 +109,10 @@ def _refuse_unsafe(label: str, info: os.stat_result, uid: int) -> None:
         raise ConfigError(label, None, "", problem)
 
 
-def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], platform: str, uid: int) -> Config:
-    """Validate YAML `text`; `label` is how errors name the file."""
-    reader = _Reader(label, text)
+def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], platform: str, uid: int,
+                 hint_config: str | None = None) -> Config:
+    """Validate YAML `text`; `label` is how errors name the file, `hint_config` as for `load_config`."""
+    reader = _Reader(label, text, hint_config)
     root = reader.root()
     top = reader.mapping(root, "")
     reader.only_known(top, TOP_KEYS, "")
@@ -395,9 +401,10 @@ def _did_you_mean(word: str, choices) -> str:
 class _Reader:
     """Typed access to composed YAML nodes; every failure becomes a ConfigError."""
 
-    def __init__(self, label: str, text: str) -> None:
+    def __init__(self, label: str, text: str, hint_config: str | None = None) -> None:
         self.label = label
         self.text = text
+        self.hint_config = hint_config  # the user's --config, for the `credd init` that writes a starter here
         self.loader: yaml.SafeLoader | None = None
         self.lines: dict[str, int] = {}    # full key (`profiles.p.duration`) -> the line it is on
         self.written: dict[str, str] = {}  # full key -> a duration as the user wrote it
@@ -424,7 +431,8 @@ class _Reader:
             line = self.loader.get_mark().line + 1 if self.loader is not None else None
             raise _error(self.label, line, "", "nested too deeply to be a credd config") from None
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
-            raise _error(self.label, None, "", "the file is empty; run `credd init` to write a starter config")
+            raise _error(self.label, None, "", f"the file is empty; run `{credd_command(self.hint_config, 'init')}` "
+                                                  "to write a starter config")
         return node
 
     def line(self, node: yaml.Node) -> int:

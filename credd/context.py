@@ -60,12 +60,12 @@ class Context:
     def load_config(self) -> Config:
         from credd.config import load_config
 
-        return load_config(self.config_path, self.env, self.platform, self.uid)
+        return load_config(self.config_path, self.env, self.platform, self.uid, self.hint_config)
 
     def open_store(self, config: Config) -> Store:
         from credd.store import Store, select_backend
 
-        return Store(select_backend(self.env).backend, config.keyring_service)
+        return Store(select_backend(self.env).backend, config.keyring_service, self.hint_config)
 
     def say(self, text: str) -> None:
         print(text, file=self.stdout)

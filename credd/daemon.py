@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from credd import __version__, credfile, protocol, refresh, shadow
+from credd.commandline import credd_command
 from credd.durations import format_duration
 from credd.engine import Engine, ProfileResult, SourceResult
 from credd.errors import CreddError
@@ -158,7 +159,7 @@ class Daemon:
             key = None  # the keyring is out of reach: the advice that does not need it
         message = shadow.message(shadow.advice(name, source, f"{self.config.credentials_file}:{section.line}",
                                                section.key_id, key.key_id if key is not None else None,
-                                               str(self.config.path)))
+                                               str(self.config.path), self.engine.hint_config))
         return Failure(FailureKind.SHADOWED, message, retryable=True)
 
     # Requests ---------------------------------------------------------------------
@@ -211,14 +212,15 @@ class Daemon:
         failure = self.status_of[name].last_error
         if failure is not None and failure.kind is FailureKind.MFA_NEEDED:
             return {"ok": False, "error": "mfa-required", "source": profile.source, "message": failure.message}
-        message = failure.message if failure else f"profile {name} has no credentials yet; see `credd status`"
+        message = (failure.message if failure
+                   else f"profile {name} has no credentials yet; see `{self._command('status')}`")
         trouble = self.engine.trouble(profile.source)
         if trouble is not None:  # backing off: say when it tries again, and how not to wait
             now = self.clock()
             when = refresh.next_attempt(trouble.retry_at, now)
             wait = format_duration(max(0, math.ceil((when - now).total_seconds())))
             message = (f"{message.rstrip('.')}; next attempt at {_utc(when)} (in {wait}), "
-                       f"or run `credd refresh {name}` to try now")
+                       f"or run `{self._command('refresh', name)}` to try now")
         return protocol.error_reply("failed", message)
 
     def hand_in_mfa(self, source: str, code: str) -> dict:
@@ -331,6 +333,10 @@ class Daemon:
                 "now": _utc(now), "profiles": rows, "sources": sources,
                 "config_loaded_at": _utc(self.loaded_at),
                 "reload_error": {"at": _utc(failed[0]), "message": failed[1]} if failed else None}
+
+    def _command(self, *words: str) -> str:
+        """A credd command line for a hint, with the `--config` the daemon runs with (the engine's)."""
+        return credd_command(self.engine.hint_config, *words)
 
     def _unknown_profile(self, name: str) -> dict:
         return protocol.error_reply("unknown-profile", f"profile {name!r} is not in {self.config.path}; add it "

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from credd import mfa, refresh, session_cache, sts
+from credd.commandline import credd_command
 from credd.config import CHAINED_ROLE_MAX
 from credd.errors import KeyringError, MfaError, RefreshError, StsError, UsageError
 from credd.model import AccessKey, Config, Credentials, Failure, FailureKind, Profile, Secret, Source
@@ -94,8 +95,10 @@ class Engine:
                  drivers: Mapping[str, mfa.MfaDriver], windows: mfa.UsedWindows,
                  clock: Callable[[], datetime] | None = None, sleep: Callable[[float], object] | None = None,
                  jitter: Callable[[], float] = random.random, workers: int = WORKERS,
-                 log: logging.Logger = LOG, stop: threading.Event | None = None) -> None:
+                 log: logging.Logger = LOG, stop: threading.Event | None = None,
+                 hint_config: str | None = None) -> None:
         self.config = config
+        self.hint_config = hint_config  # the `--config` the daemon runs with, for the commands messages name
         self.store = store
         self.clients = clients
         self.drivers = drivers
@@ -180,7 +183,7 @@ class Engine:
         skew = self._skews.get(source)
         if skew is None or abs(skew) < sts.SKEW_REPORTED:
             return None
-        return f"{sts.describe_skew(skew)}; check timedatectl/NTP (`credd doctor`)"
+        return f"{sts.describe_skew(skew)}; check timedatectl/NTP (`{credd_command(self.hint_config, 'doctor')}`)"
 
     # Backing off ----------------------------------------------------------------
 
@@ -266,7 +269,8 @@ class Engine:
         if key is None:
             raise RefreshError(Failure(FailureKind.KEY_MISSING,
                                        f"source {source.name!r} has no access key in the keyring; store it with "
-                                       f"`credd keys set {source.name}`", retryable=False))
+                                       f"`{credd_command(self.hint_config, 'keys', 'set', source.name)}`",
+                                       retryable=False))
         return key
 
     def _cached_session(self, source: Source, key: AccessKey, now: datetime) -> Credentials | None:
@@ -296,7 +300,8 @@ class Engine:
         if source.mfa_serial is None:
             self._unless_stopping(f"source {source.name!r}")
             return self._logged_session(source, sts.get_session_token(client, source, None, self.clock(),
-                                                                      skew=self._watch_skew(source.name)))
+                                                                      skew=self._watch_skew(source.name),
+                                                                      hint_config=self.hint_config))
         driver = self._driver(source)
         # A rejected code may just have been used elsewhere: a driver that makes its own
         # codes tries once more in the next window; a handed-in code needs the user again.
@@ -305,7 +310,8 @@ class Engine:
             code = self._mfa_code(source, driver)
             self._unless_stopping(f"source {source.name!r}")
             try:
-                creds = sts.get_session_token(client, source, code, self.clock(), skew=self._watch_skew(source.name))
+                creds = sts.get_session_token(client, source, code, self.clock(), skew=self._watch_skew(source.name),
+                                              hint_config=self.hint_config)
                 return self._logged_session(source, creds)
             except StsError as e:
                 if e.failure.kind is not FailureKind.MFA_INVALID:
@@ -374,7 +380,7 @@ class Engine:
         try:
             self._unless_stopping(f"profile {profile.name!r}")
             creds = sts.assume_role(client, profile, role_duration(profile), self.clock(),
-                                    skew=self._watch_skew(profile.source))
+                                    skew=self._watch_skew(profile.source), hint_config=self.hint_config)
         except RefreshError as e:
             self.log.warning("%s", _about("profile", profile.name, e.failure.message))
             return e.failure

@@ -44,8 +44,9 @@ class Writer(Protocol):
 class CredentialsWriter:
     """Writes the owned profiles into the shared credentials file, one atomic update per call."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hint_config: str | None = None) -> None:
         self.path = path
+        self.hint_config = hint_config  # the daemon's --config, for the command a failed write names
 
     def __call__(self, write: dict[str, Credentials], remove: Iterable[str]) -> dict[str, credfile.LongTermSection]:
         """Write and remove in one update; return the sections left out because they hold a long-term key.
@@ -63,7 +64,7 @@ class CredentialsWriter:
             kept = {name: creds for name, creds in write.items() if name not in refused}
             return credfile.update(text, kept, remove, path=str(self.path))
 
-        update_file(self.path, transform)
+        update_file(self.path, transform, hint_config=self.hint_config)
         return refused
 
     def remove_expired(self, now: datetime) -> list[str]:
@@ -80,7 +81,7 @@ class CredentialsWriter:
             removed[:] = credfile.expired_sections(text, cutoff, str(self.path))
             return credfile.update(text, {}, removed, path=str(self.path)) if removed else text
 
-        update_file(self.path, transform)
+        update_file(self.path, transform, hint_config=self.hint_config)
         return removed
 
 

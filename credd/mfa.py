@@ -27,6 +27,7 @@ from typing import Protocol
 
 from credd import privatedir
 from credd.atomicfile import ensure_private_dir, write_atomic
+from credd.commandline import credd_command
 from credd.errors import KeyringError, MfaCodeUsedError, MfaError, RefreshError, SecretFormatError
 from credd.model import Failure, FailureKind, Secret, Source
 
@@ -207,8 +208,9 @@ class TotpDriver:
 
     regenerates = True
 
-    def __init__(self, seeds: Callable[[str], Secret | None]) -> None:
+    def __init__(self, seeds: Callable[[str], Secret | None], hint_config: str | None = None) -> None:
         self._seeds = seeds  # Store.get_totp_seed
+        self._hint = hint_config  # the daemon's --config, for the commands its messages name
 
     def code(self, source: Source, window: int) -> Secret:
         import pyotp
@@ -218,19 +220,22 @@ class TotpDriver:
         except KeyringError as e:  # locked or gone: a RefreshError, so the engine reports it and retries
             raise RefreshError(Failure(FailureKind.KEYRING, str(e), retryable=True)) from None
         if seed is None:
-            raise _unavailable(source, f"no TOTP seed in the keyring; store it with `credd totp set {source.name}`",
+            raise _unavailable(source, f"no TOTP seed in the keyring; store it with `{self._totp_set(source)}`",
                                retryable=False)
         try:
             return Secret(pyotp.TOTP(seed.reveal()).at(window * WINDOW))
         except Exception:  # noqa: BLE001  binascii.Error, ValueError: a seed that is not base32; never show it
             raise _unavailable(source, f"the TOTP seed in the keyring is damaged; store it again with "
-                                       f"`credd totp set {source.name}`", retryable=False) from None
+                                       f"`{self._totp_set(source)}`", retryable=False) from None
 
     def rejected(self, source: Source) -> Failure:
         return Failure(FailureKind.MFA_INVALID,
                        f"source {source.name!r}: AWS rejected two codes made from the stored TOTP seed; the seed "
-                       f"may belong to another device (store it again with `credd totp set {source.name}`) or "
-                       "this machine's clock may be off (`credd doctor`)", retryable=False)
+                       f"may belong to another device (store it again with `{self._totp_set(source)}`) or "
+                       f"this machine's clock may be off (`{credd_command(self._hint, 'doctor')}`)", retryable=False)
+
+    def _totp_set(self, source: Source) -> str:
+        return credd_command(self._hint, "totp", "set", source.name)
 
 
 def last_code(output: str) -> str | None:
@@ -311,8 +316,9 @@ class CodeInbox:
     """
 
     def __init__(self, clock: Callable[[], float] = time.time, max_age: float = PROMPT_CODE_MAX_AGE,
-                 used_for: float = CODE_USED_FOR) -> None:
+                 used_for: float = CODE_USED_FOR, hint_config: str | None = None) -> None:
         self._clock = clock
+        self.hint_config = hint_config  # the daemon's --config, for `credd mfa` in what it says
         self._max_age = max_age
         self._used_for = used_for
         self._slots: dict[str, tuple[Secret, float]] = {}
@@ -361,7 +367,7 @@ class CodeInbox:
             raise MfaCodeUsedError(
                 f"source {source}: that MFA code was already sent to AWS for {serial} {now - sent[code]:.0f} s ago, "
                 f"and AWS accepts each code only once; wait for your device to show the next code, then run "
-                f"`credd mfa {source}` with it")
+                f"`{credd_command(self.hint_config, 'mfa', source)}` with it")
 
 
 class PromptDriver:
@@ -373,11 +379,15 @@ class PromptDriver:
         self.inbox = inbox
         self.wait = wait
 
+    def _hand_in(self, source: Source) -> str:
+        """`credd mfa SOURCE`, with the --config the inbox's daemon runs with."""
+        return credd_command(self.inbox.hint_config, "mfa", source.name)
+
     def code(self, source: Source, window: int) -> Secret:
         code = self.inbox.take(source.name, timeout=self.wait)
         if code is None:
             raise MfaError(Failure(FailureKind.MFA_NEEDED,
-                                   f"source {source.name!r} needs an MFA code: run `credd mfa {source.name}` "
+                                   f"source {source.name!r} needs an MFA code: run `{self._hand_in(source)}` "
                                    f"with the code your device for {source.mfa_serial} shows", retryable=False))
         if source.mfa_serial is not None:
             try:
@@ -389,15 +399,20 @@ class PromptDriver:
     def rejected(self, source: Source) -> Failure:
         return Failure(FailureKind.MFA_INVALID,
                        f"source {source.name!r}: AWS rejected the MFA code (wrong, expired or used before); "
-                       f"run `credd mfa {source.name}` with the next code your device shows", retryable=False)
+                       f"run `{self._hand_in(source)}` with the next code your device shows", retryable=False)
 
 
 def make_drivers(*, seeds: Callable[[str], Secret | None], inbox: CodeInbox,
                  run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
-                 command_timeout: float = COMMAND_TIMEOUT, log: logging.Logger = LOG) -> Mapping[str, MfaDriver]:
-    """The drivers by the name `mfa:` uses in the config."""
+                 command_timeout: float = COMMAND_TIMEOUT, log: logging.Logger = LOG,
+                 hint_config: str | None = None) -> Mapping[str, MfaDriver]:
+    """The drivers by the name `mfa:` uses in the config.
+
+    `hint_config`: the `--config` the daemon runs with, for the commands the drivers' messages name (the
+    prompt driver's are the inbox's, which the daemon makes with the same value).
+    """
     return {
-        "totp": TotpDriver(seeds),
+        "totp": TotpDriver(seeds, hint_config),
         "command": CommandDriver(run, command_timeout, log),
         "prompt": PromptDriver(inbox),
     }

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from credd import paths
+from credd.commandline import credd_command
 from credd.errors import CreddError, UsageError, one_line
 
 UNIT = "credd.service"
@@ -382,17 +383,19 @@ class Systemd:
     """A user unit under `$XDG_CONFIG_HOME/systemd/user`, run by `systemctl --user`."""
 
     tool = "systemctl"
-    missing = ("systemd is not available here (no `systemctl` on PATH); "
-               "run `credd serve` from your session's startup instead")
-    manager_advice = ("is your systemd user manager running? It runs while you are logged in: run this again in a "
-                      "login session of your own user (su and sudo leave none to talk to), or keep one running "
-                      "without a login with `loginctl enable-linger $USER`; or run `credd serve` from your "
-                      "session's startup instead")
     fallback_note = ("if systemd refuses the service the namespaces ProtectSystem=, ReadWritePaths= and "
                      "PrivateTmp= need (exit status 226/NAMESPACE), install writes the unit again without them "
                      "and restarts it")
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], hint_config: str | None = None) -> None:
+        """`hint_config`: the user's --config, for the credd commands its advice names."""
+        self.hint_config = hint_config
+        self.missing = ("systemd is not available here (no `systemctl` on PATH); "
+                        f"{_serve_instead(hint_config)}")
+        self.manager_advice = ("is your systemd user manager running? It runs while you are logged in: run this again "
+                               "in a login session of your own user (su and sudo leave none to talk to), or keep one "
+                               "running without a login with `loginctl enable-linger $USER`; or "
+                               f"{_serve_instead(hint_config)}")
         config_home = paths._xdg(env, "XDG_CONFIG_HOME", ".config")
         self.path = os.path.join(config_home, "systemd", "user", UNIT)
         self.logs = f"journalctl --user -u {UNIT}"
@@ -418,7 +421,7 @@ class Systemd:
                 undo=("systemctl", "--user", "disable", UNIT)),
             Run(("systemctl", "--user", "restart", UNIT), starts_service=True,
                 advice=f"{UNIT} did not start: `{self.logs}` says why; fix that, then "
-                       "run `credd service install` again",
+                       f"run `{credd_command(self.hint_config, 'service', 'install')}` again",
                 undo=("systemctl", "--user", "stop", UNIT)),
         ]
 
@@ -448,11 +451,13 @@ class Launchd:
     """A LaunchAgent in ~/Library/LaunchAgents, loaded into the user's GUI domain."""
 
     tool = "launchctl"
-    missing = ("launchd is not available here (no `launchctl` on PATH: it is macOS's); "
-               "run `credd serve` from your session's startup instead")
     fallback_note = ""
 
-    def __init__(self, env: Mapping[str, str], uid: int) -> None:
+    def __init__(self, env: Mapping[str, str], uid: int, hint_config: str | None = None) -> None:
+        """`hint_config`: the user's --config, for the credd commands its advice names."""
+        self.hint_config = hint_config
+        self.missing = ("launchd is not available here (no `launchctl` on PATH: it is macOS's); "
+                        f"{_serve_instead(hint_config)}")
         home = paths.home_of(env)
         self.path = os.path.join(home, "Library", "LaunchAgents", f"{LABEL}.plist")
         self.logs = os.path.join(log_dir(home), "credd.log")
@@ -466,7 +471,7 @@ class Launchd:
 
     def install_plan(self, spec: ServiceSpec) -> list[Step]:
         advice = (f"see {self.logs} and `launchctl print {self.target}`; fix the cause, "
-                  "then run `credd service install` again")
+                  f"then run `{credd_command(self.hint_config, 'service', 'install')}` again")
         return [
             MakeDir(log_dir(spec.home)),  # launchd does not create the log file's directory
             WriteFile(self.path, self.render(spec)),
@@ -489,10 +494,16 @@ class Launchd:
 Manager = Systemd | Launchd
 
 
-def manager_for(platform: str, env: Mapping[str, str], uid: int) -> Manager:
+def manager_for(platform: str, env: Mapping[str, str], uid: int, hint_config: str | None = None) -> Manager:
+    """The service manager of `platform`; `hint_config`: the user's --config, for the commands its advice names."""
     if platform == "linux":
-        return Systemd(env)
+        return Systemd(env, hint_config)
     if platform == "darwin":
-        return Launchd(env, uid)
+        return Launchd(env, uid, hint_config)
     raise UsageError(f"credd service knows systemd (linux) and launchd (darwin), not {platform}; "
-                     "run `credd serve` from your session's startup instead")
+                     f"{_serve_instead(hint_config)}")
+
+
+def _serve_instead(hint_config: str | None) -> str:
+    """The way without a service manager, with the user's --config."""
+    return f"run `{credd_command(hint_config, 'serve')}` from your session's startup instead"

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from credd.commandline import credd_command
 from credd.errors import KeyringError, NoSecureKeyringError, one_line
 from credd.model import AccessKey, Secret
 
@@ -128,9 +129,10 @@ def no_keyring_message(reasons: list[str], env: Mapping[str, str], platform: str
 class Store:
     """Reads and writes credd's secrets in one keyring backend under one service name."""
 
-    def __init__(self, backend: object, service: str) -> None:
+    def __init__(self, backend: object, service: str, hint_config: str | None = None) -> None:
         self.backend = backend
         self.service = service
+        self.hint_config = hint_config  # the user's --config, for the commands its errors name
 
     # Long-term access keys --------------------------------------------------
 
@@ -147,7 +149,8 @@ class Store:
             return AccessKey(str(data["AccessKeyId"]), Secret(str(data["SecretAccessKey"])))
         except (ValueError, KeyError, TypeError):
             raise KeyringError(
-                f"the access key stored for source {source!r} is damaged; store it again with `credd keys set {source}`"
+                f"the access key stored for source {source!r} is damaged; store it again with "
+                f"`{credd_command(self.hint_config, 'keys', 'set', source)}`"
             ) from None
 
     # TOTP seeds -------------------------------------------------------------
@@ -197,7 +200,8 @@ class Store:
         if self._get(source, kind) != value:
             raise KeyringError(
                 f"the keyring ({backend_name(self.backend)}) accepted the {_what(kind)} of source {source!r} but "
-                "does not return it; check that it is unlocked and writable (`credd doctor`)"
+                "does not return it; check that it is unlocked and writable "
+                f"(`{credd_command(self.hint_config, 'doctor')}`)"
             )
 
     def _get(self, source: str, kind: str) -> str | None:
@@ -213,16 +217,19 @@ class Store:
         end = "" if detail.endswith((".", "!", "?")) else "."
         return KeyringError(
             f"cannot {action} the {_what(kind)} of source {source!r} in the keyring ({backend_name(self.backend)}): "
-            f"{type(error).__name__}: {detail}{end} {advice(error)}"
+            f"{type(error).__name__}: {detail}{end} {advice(error, self.hint_config)}"
         )
 
 
-def advice(error: BaseException) -> str:
+def advice(error: BaseException, hint_config: str | None = None) -> str:
     """What to do about a keyring backend's failure: a locked keyring and a missing one need different fixes.
+
+    `hint_config`: the user's --config, for the command it names.
 
     Looks at the exception and its causes by class name and text, so no
     backend's module has to be importable here (secretstorage exists only on Linux).
     """
+    doctor = credd_command(hint_config, "doctor")
     names, text, seen = set(), "", 0
     while error is not None and seen < 5:
         names.update(cls.__name__ for cls in type(error).__mro__)
@@ -234,8 +241,8 @@ def advice(error: BaseException) -> str:
     if names & UNREACHABLE_ERRORS or any(marker in text for marker in UNREACHABLE_TEXTS):
         return ("The keyring service is not running or cannot be reached: start your Secret Service "
                 "(gnome-keyring, KeePassXC) in this login session and check that $DBUS_SESSION_BUS_ADDRESS names "
-                "its D-Bus; a running `credd serve` tries again on its own (`credd doctor` checks the keyring).")
-    return "Unlock the keyring or see `credd doctor`."
+                f"its D-Bus; a running `credd serve` tries again on its own (`{doctor}` checks the keyring).")
+    return f"Unlock the keyring or see `{doctor}`."
 
 
 # What a backend raises when its service is gone: keyring's InitError, secretstorage's

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
 from credd import __version__
+from credd.commandline import credd_command
 from credd.errors import StsError
 from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, Secret, Source, mask_key_id
 from credd.sts_endpoint import endpoint_for, is_safe
@@ -71,6 +72,7 @@ class Call:
     source: str
     profile: str | None = None
     endpoint: str | None = None  # where it went: named when STS cannot be reached there
+    hint_config: str | None = None  # the daemon's --config, for the commands its messages name
 
     @property
     def who(self) -> str:
@@ -199,22 +201,23 @@ SkewWatcher = Callable[[timedelta], None]  # told how far this machine's clock i
 
 
 def get_session_token(client, source: Source, code: Secret | None, now: datetime, *,
-                      skew: SkewWatcher | None = None) -> Credentials:
+                      skew: SkewWatcher | None = None, hint_config: str | None = None) -> Credentials:
     """The source's session; `code` is required exactly when the source has an MFA device.
 
     `now` is when the request goes out, by this machine's clock; the credentials' expiry is counted from it.
+    `hint_config`: the `--config` the daemon runs with, for the commands its errors name.
     """
     params: dict[str, object] = {"DurationSeconds": source.duration}
     if source.mfa_serial is not None:
         if code is None:
             raise ValueError("a source with mfa_serial needs a code")
         params.update(SerialNumber=source.mfa_serial, TokenCode=code.reveal())
-    call = Call("GetSessionToken", source.name)
+    call = Call("GetSessionToken", source.name, hint_config=hint_config)
     return parse_credentials(_send(client, call, params, now, skew), now, call, source.duration)
 
 
 def assume_role(client, profile: Profile, duration: int, now: datetime, *,
-                skew: SkewWatcher | None = None) -> Credentials:
+                skew: SkewWatcher | None = None, hint_config: str | None = None) -> Credentials:
     """The role of `profile`, assumed with the client's (session) credentials for `duration` seconds."""
     params: dict[str, object] = {
         "RoleArn": profile.role_arn,
@@ -223,7 +226,7 @@ def assume_role(client, profile: Profile, duration: int, now: datetime, *,
     }
     if profile.external_id is not None:
         params["ExternalId"] = profile.external_id
-    call = Call("AssumeRole", profile.source, profile.name)
+    call = Call("AssumeRole", profile.source, profile.name, hint_config=hint_config)
     return parse_credentials(_send(client, call, params, now, skew), now, call, duration)
 
 
@@ -275,7 +278,7 @@ def parse_credentials(reply: object, now: datetime, call: Call, duration: int | 
         lifetime = expiration - now
         if lifetime <= timedelta(0):
             raise _bad_reply(call, f"its credentials expired already ({expiration:%Y-%m-%dT%H:%M:%SZ}); "
-                                   "check this machine's clock (`credd doctor`)")
+                                   f"check this machine's clock (`{credd_command(call.hint_config, 'doctor')}`)")
     if lifetime > LONGEST_LIFE:
         raise _bad_reply(call, f"its Expiration ({expiration:%Y-%m-%dT%H:%M:%SZ}) is further ahead than STS allows")
     asked = timedelta(seconds=duration) if duration else LONGEST_LIFE
@@ -375,10 +378,13 @@ def _client_error(error, call: Call, skew: timedelta | None) -> Failure:
         return failure(FailureKind.MFA_INVALID, "the MFA code was wrong, expired or used before", retryable=False)
     if code in CLOCK_SKEW or any(sign in said for sign in STALE_SIGNATURE):
         off = describe_skew(skew) if skew is not None else "this machine's clock is off"
-        return failure(FailureKind.CLOCK, f"{off}; set it right (timedatectl, NTP; `credd doctor`)", True)
+        doctor = credd_command(call.hint_config, "doctor")
+        return failure(FailureKind.CLOCK, f"{off}; set it right (timedatectl, NTP; `{doctor}`)", True)
     if code in KEY_REFUSED and call.operation == "GetSessionToken":
         return failure(FailureKind.KEY_INVALID, f"the access key is wrong, deactivated or deleted: store a "
-                                                f"working one with `credd keys set {call.source}`", retryable=False)
+                                                f"working one with "
+                                                f"`{credd_command(call.hint_config, 'keys', 'set', call.source)}`",
+                       retryable=False)
     if code in KEY_REFUSED or code in TOKEN_EXPIRED:
         return failure(FailureKind.EXPIRED_TOKEN, f"the session of source {call.source!r} is expired or revoked; "
                                                   "credd gets a new one", retryable=True)

@@ -61,12 +61,15 @@ class DaemonProcess:
         self.process: subprocess.Popen | None = None
         self.logs: list[Path] = []
 
-    def start(self, wait: bool = True, wrapper: Sequence[str] = ()) -> subprocess.Popen:
-        """`wrapper` execs credd in the same process (`prlimit ... --`, say): a test's way to start it under a limit."""
+    def start(self, wait: bool = True, wrapper: Sequence[str] = (), options: Sequence[str] = ()) -> subprocess.Popen:
+        """`wrapper` execs credd in the same process (`prlimit ... --`, say): a test's way to start it under a limit.
+
+        `options`: credd's own, before `serve` (`--config PATH`).
+        """
         log = self.log_dir / f"serve-{len(self.logs)}.log"
         self.logs.append(log)
         with open(log, "wb") as stderr:
-            self.process = subprocess.Popen([*wrapper, sys.executable, "-m", "credd", "serve"], env=self.env,
+            self.process = subprocess.Popen([*wrapper, sys.executable, "-m", "credd", *options, "serve"], env=self.env,
                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
         if wait:
             self.wait_serving()
@@ -177,14 +180,18 @@ class Plans(dict):
 
 @pytest.fixture
 def make_daemon(sts_rig, tmp_path: Path):
-    """`make_daemon(**rig_options)`: an in-process Daemon on the frozen clock, writing tmp_path/aws/credentials."""
+    """`make_daemon(**rig_options)`: an in-process Daemon on the frozen clock, writing tmp_path/aws/credentials.
 
-    def make(**options):
+    `hint_config`: the `--config` the daemon runs with, as `credd --config PATH serve` passes it.
+    """
+
+    def make(hint_config: str | None = None, **options):
         rig = sts_rig(**options)
         credentials = tmp_path / "aws" / "credentials"
         rig.config = replace(rig.config, credentials_file=credentials)
         plans = Plans()
-        daemon = Daemon(rig.config, rig.engine(), rig.inbox, plan=plans, write=CredentialsWriter(credentials),
+        daemon = Daemon(rig.config, rig.engine(hint_config=hint_config), rig.inbox, plan=plans,
+                        write=CredentialsWriter(credentials, hint_config),
                         clock=rig.clock.now, jitter=lambda: 0.0)
         return rig, daemon, plans, credentials
 

@@ -271,3 +271,14 @@ def test_the_collector_is_paused_while_the_file_is_edited_and_back_after(tmp_pat
     with pytest.raises(CreddError):
         update_file(tmp_path / "f", broken)
     assert seen == [False] and gc.isenabled()  # paused for the edit; back on after it, and after a refusal
+
+
+def test_a_failed_update_names_doctor_with_the_users_config(tmp_path: Path):
+    (tmp_path / "afile").write_text("")  # a file where the directory should be
+    target = tmp_path / "afile" / "credentials"
+    with pytest.raises(CreddError) as hinted:
+        update_file(target, lambda text: text + "x", hint_config="/home/you/my config.yaml")
+    assert str(hinted.value).endswith("(`credd --config '/home/you/my config.yaml' doctor` checks them)")
+    with pytest.raises(CreddError) as plain:
+        update_file(target, lambda text: text + "x")
+    assert str(plain.value).endswith("(`credd doctor` checks them)")

@@ -338,6 +338,13 @@ def test_file_errors(tmp_path):
 
     with pytest.raises(ConfigError, match="no such file; run `credd init`"):
         load(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError) as missing:  # `credd --config PATH ...`: init must write that file
+        load_config(tmp_path / "my config.yaml", ENV, "linux", 1000, hint_config=str(tmp_path / "my config.yaml"))
+    assert f"run `credd --config '{tmp_path}/my config.yaml' init` to write one" in str(missing.value)
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    with pytest.raises(ConfigError) as empty:
+        load_config(tmp_path / "empty.yaml", ENV, "linux", 1000, hint_config=str(tmp_path / "empty.yaml"))
+    assert f"run `credd --config {tmp_path}/empty.yaml init` to write a starter config" in str(empty.value)
     with pytest.raises(ConfigError, match="is a directory"):
         load(tmp_path)
     binary = tmp_path / "binary.yaml"

@@ -169,6 +169,23 @@ def test_a_long_term_key_that_is_the_sources_own_is_to_be_imported(make_daemon, 
     assert "`credd keys import alice --from-profile alice-session`" in row["last_error"]
 
 
+HINT_CONFIG = "/home/you/my config.yaml"  # the daemon runs as `credd --config '/home/you/my config.yaml' serve`
+WITH_CONFIG = "credd --config '/home/you/my config.yaml'"
+
+
+def test_the_fix_for_a_shadowed_section_names_keys_import_with_the_daemons_config(make_daemon, clock):
+    from tests.conftest import TEST_KEY_ID
+
+    _, daemon, _, credentials = make_daemon(roles=0, hint_config=HINT_CONFIG)
+    credentials.parent.mkdir(mode=0o700)
+    credentials.write_text(long_term_section("alice-session", TEST_KEY_ID))
+    daemon.refresh_all()
+    row = daemon.status()["profiles"][0]
+    assert row["state"] == "shadowed"
+    assert row["last_error"].endswith(f"remove it from the file with "
+                                      f"`{WITH_CONFIG} keys import alice --from-profile alice-session`")
+
+
 def test_a_wall_clock_jump_catches_up_at_once(make_daemon, sts_front, clock):
     _, daemon, _, _ = make_daemon(roles=1)
     daemon.refresh_all()
@@ -242,6 +259,24 @@ def test_a_request_failing_while_backing_off_says_when_credd_tries_again(make_da
     sts_front.clear_faults()
     assert daemon.handle({"op": "refresh", "profiles": ["role-00"]})["ok"]  # which it does
     assert daemon.engine.trouble(SOURCE) is None
+
+
+def test_a_failed_write_names_doctor_with_the_daemons_config(make_daemon, clock):
+    _, daemon, _, credentials = make_daemon(roles=1, hint_config=HINT_CONFIG)
+    credentials.parent.write_text("")  # a file where the directory should be
+    daemon.refresh_all()
+    row = daemon.status()["profiles"][1]
+    assert row["state"] == "not-written"
+    assert f"it and its directory must be yours and writable (`{WITH_CONFIG} doctor` checks them)" in row["last_error"]
+
+
+def test_a_request_failing_while_backing_off_names_refresh_with_the_daemons_config(make_daemon, sts_front, clock):
+    _, daemon, _, _ = make_daemon(roles=1, hint_config=HINT_CONFIG)
+    sts_front.inject("drop", times=float("inf"))
+    daemon.refresh_all()
+    clock.advance(5)
+    reply = daemon.handle({"op": "credentials", "profile": "role-00"})
+    assert reply["message"].endswith(f"or run `{WITH_CONFIG} refresh role-00` to try now")
 
 
 def test_quick_reply_serves_only_fresh_credentials_and_pings(make_daemon, sts_front, clock):

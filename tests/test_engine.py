@@ -300,6 +300,29 @@ def test_a_missing_key_says_keys_set_and_calls_nothing(sts_rig, sts_front):
     assert sts_front.calls == {}
 
 
+HINT_CONFIG = "/home/you/my config.yaml"  # the daemon runs as `credd --config '/home/you/my config.yaml' serve`
+WITH_CONFIG = "credd --config '/home/you/my config.yaml'"
+
+
+def test_the_commands_a_refresh_names_carry_the_daemons_config(sts_rig, sts_front):
+    rig = sts_rig(roles=1)
+    rig.store.delete(SOURCE, "access-key")
+    missing = rig.engine(hint_config=HINT_CONFIG).refresh(SOURCE).failure.message
+    assert missing.endswith(f"store it with `{WITH_CONFIG} keys set alice`")
+    rig.store.set_access_key(SOURCE, AccessKey(TEST_KEY_ID, Secret(TEST_SECRET_KEY)))
+    sts_front.revoke(TEST_KEY_ID)  # refused by STS: the sts call carries the config too
+    refused = rig.engine(hint_config=HINT_CONFIG).refresh(SOURCE).failure
+    assert refused.kind is FailureKind.KEY_INVALID and f"`{WITH_CONFIG} keys set alice`" in refused.message
+
+
+def test_a_clock_warning_names_doctor_with_the_daemons_config(sts_rig, sts_front):
+    sts_front.clock_offset = 10 * 60
+    engine = sts_rig(roles=1).engine(hint_config=HINT_CONFIG)
+    assert engine.refresh(SOURCE).ok
+    assert engine.clock_warning(SOURCE) == ("this machine's clock is 10 min behind STS's; "
+                                            f"check timedatectl/NTP (`{WITH_CONFIG} doctor`)")
+
+
 def test_a_locked_keyring_is_a_retryable_failure(sts_rig, sts_front):
     class Locked:
         def get_password(self, service, user):

@@ -128,3 +128,12 @@ def test_does_not_replace_another_key_unless_asked(source_config: Home) -> None:
     replaced = import_key(source_config, "--replace")
     assert replaced.returncode == 0, replaced.stderr
     assert path.read_text() == "" and stored_key_id(source_config).startswith("AKIA…MPLE")
+
+
+def test_no_credentials_file_names_keys_set_with_the_users_config(source_config: Home, tmp_path: Path) -> None:
+    config = tmp_path / "my config.yaml"
+    config.write_text(source_config.config.read_text())
+    result = run_credd(["--config", str(config), "keys", "import", "alice", "--from-profile", "personal"],
+                       source_config)
+    assert result.returncode == 1
+    assert f"store the key with `credd --config '{config}' keys set alice`" in result.stderr

@@ -295,3 +295,42 @@ def test_drivers_by_name():
     assert set(drivers) == {"totp", "command", "prompt"}
     assert drivers["totp"].regenerates and drivers["command"].regenerates
     assert not drivers["prompt"].regenerates
+
+
+# Hints -----------------------------------------------------------------------------------
+
+HINT_CONFIG = "/home/you/my config.yaml"  # `credd --config '/home/you/my config.yaml' serve`
+WITH_CONFIG = "credd --config '/home/you/my config.yaml'"
+
+
+def test_every_command_the_drivers_name_carries_the_daemons_config():
+    inbox = mfa.CodeInbox(hint_config=HINT_CONFIG)
+    drivers = mfa.make_drivers(seeds=lambda name: None, inbox=inbox, hint_config=HINT_CONFIG)
+    with pytest.raises(MfaError) as no_seed:
+        drivers["totp"].code(source("totp"), 1)
+    assert f"store it with `{WITH_CONFIG} totp set alice`" in str(no_seed.value)
+    totp_rejected = drivers["totp"].rejected(source("totp")).message
+    assert f"`{WITH_CONFIG} totp set alice`" in totp_rejected and f"`{WITH_CONFIG} doctor`" in totp_rejected
+    with pytest.raises(MfaError) as no_code:
+        drivers["prompt"].code(source("prompt"), 1)
+    assert f"needs an MFA code: run `{WITH_CONFIG} mfa alice` with the code" in str(no_code.value)
+    assert f"run `{WITH_CONFIG} mfa alice` with the next code" in drivers["prompt"].rejected(source("prompt")).message
+
+
+def test_a_code_handed_in_again_names_credd_mfa_with_the_daemons_config():
+    inbox = mfa.CodeInbox(hint_config=HINT_CONFIG)
+    inbox.put("alice", "123456", serial=SERIAL)
+    mfa.PromptDriver(inbox).code(source("prompt"), 1)  # sent
+    with pytest.raises(MfaCodeUsedError) as caught:
+        inbox.put("alice", "123456", serial=SERIAL)
+    assert str(caught.value).endswith(f"then run `{WITH_CONFIG} mfa alice` with it")
+
+
+def test_without_a_config_option_the_drivers_name_plain_commands():
+    drivers = mfa.make_drivers(seeds=lambda name: None, inbox=mfa.CodeInbox())
+    with pytest.raises(MfaError) as no_seed:
+        drivers["totp"].code(source("totp"), 1)
+    with pytest.raises(MfaError) as no_code:
+        drivers["prompt"].code(source("prompt"), 1)
+    assert "`credd totp set alice`" in str(no_seed.value) and "`credd mfa alice`" in str(no_code.value)
+    assert "--config" not in str(no_seed.value) + str(no_code.value)

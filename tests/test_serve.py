@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import IN_CI, run_credd
+from tests.conftest import IN_CI, TEST_KEY_ID, TEST_SECRET_KEY, run_credd
 from tests.fixtures_daemon import ROLE_ARN, current_code, daemon_config
 from tests.fixtures_sts import SERIAL, SOURCE
 
@@ -384,3 +384,61 @@ def test_a_flood_of_idle_connections_delays_a_real_client_by_about_a_second(daem
             client.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert daemon.ask({"op": "ping"}, timeout=5)["ok"]
+
+
+HINTS_CONFIG = """\
+version: 1
+sources:
+  alice:
+    mfa_serial: {serial}
+    mfa: totp
+    sts_endpoint: {url}
+  bob:
+    mfa_serial: arn:aws:iam::111111111111:mfa/bob
+    sts_endpoint: {url}
+  carol:
+    mfa_serial: arn:aws:iam::111111111111:mfa/carol
+    mfa: prompt
+    sts_endpoint: {url}
+profiles:
+  alice-session:
+    source: alice
+  bob-session:
+    source: bob
+  carol-session:
+    source: carol
+"""
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["with-config", "without-config"])
+def test_every_hint_of_the_daemon_names_commands_with_the_config_it_runs(daemon, live_sts, tmp_path, given):
+    """`credd --config PATH serve`: status, the hook and the log name `credd --config PATH ...`; without it, no
+    --config. bob has no key in the keyring, carol's `mfa: prompt` needs a code, alice's section is shadowed by
+    her own long-term key."""
+    text = HINTS_CONFIG.format(serial=SERIAL, url=live_sts.url)
+    if given:
+        path = tmp_path / "my config.yaml"
+        path.write_text(text)
+        option, credd = ["--config", str(path)], f"credd --config '{path}'"
+    else:
+        daemon.home.write_config(text)
+        option, credd = [], "credd"
+    stored = daemon.credd(*option, "keys", "set", "carol", input=f"{TEST_KEY_ID}\n{TEST_SECRET_KEY}\n")
+    assert stored.returncode == 0, stored.stderr
+    daemon.home.credentials.parent.mkdir(mode=0o700, exist_ok=True)
+    daemon.home.credentials.write_text(f"[alice-session]\naws_access_key_id = {TEST_KEY_ID}\n"
+                                       "aws_secret_access_key = not-the-real-one\n")
+    daemon.start(options=option)
+    keys_set = f"store it with `{credd} keys set bob`"
+    mfa = f"needs an MFA code: run `{credd} mfa carol` with the code"
+    keys_import = f"remove it from the file with `{credd} keys import alice --from-profile alice-session`"
+    assert keys_set in daemon.wait_state("bob-session", "no-credentials")["last_error"]
+    assert mfa in daemon.wait_state("carol-session", "needs-mfa")["last_error"]
+    assert keys_import in daemon.wait_state("alice-session", "shadowed")["last_error"]
+    status = daemon.credd(*option, "status")
+    assert status.returncode == 1 and all(hint in status.stdout for hint in (keys_set, mfa, keys_import))
+    hook = daemon.credd(*option, "process", "bob-session")  # the daemon's reply, as `aws` shows it
+    assert hook.returncode == 1 and keys_set in hook.stderr
+    log = daemon.log()
+    assert all(hint in log for hint in (keys_set, mfa, keys_import))
+    assert ("--config" in status.stdout + hook.stderr + log) is given

@@ -190,6 +190,12 @@ def test_second_server_on_the_same_socket_is_refused(server, sock_path):
     assert ask(sock_path, {"op": "ping"})["ok"]  # the first one keeps its socket
 
 
+def test_a_second_server_is_told_how_to_find_the_first_with_its_config(server, sock_path):
+    with pytest.raises(SocketInUse) as caught:
+        Listener(sock_path, os.getuid(), "/home/you/my config.yaml")
+    assert "stop it first (`credd --config '/home/you/my config.yaml' service status`)" in str(caught.value)
+
+
 def test_stale_socket_file_is_replaced(sock_path):
     sock_path.parent.mkdir(mode=0o700)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -365,6 +365,29 @@ def test_the_config_option_reaches_exec_start_as_an_absolute_path(home: Home, to
     assert f"ExecStart={' '.join(CREDD)} --config {tmp_path}/elsewhere.yaml serve\n" in result.stdout
 
 
+def test_every_command_service_names_carries_the_users_config(home: Home, tools: Tools, tmp_path: Path,
+                                                               no_user_manager):
+    config = tmp_path / "my config.yaml"
+    config.write_text(CONFIG)
+    with_config = f"credd --config '{config}'"
+    linux = ["--platform", "linux", "--config", str(config)]
+    dry = credd(["install", "--dry-run", *linux], home, tools)
+    program = " ".join(CREDD)
+    assert f'ExecStart={program} --config "{config}" serve\n' in dry.stdout  # the daemon runs on it
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for platform in ("linux", "darwin"):
+        missing = credd(["install", "--platform", platform, "--config", str(config)], home, tools, PATH=str(empty))
+        assert f"run `{with_config} serve` from your session's startup instead" in missing.stderr
+    no_manager = credd(["install", *linux], home, tools, **no_user_manager)
+    assert f"or run `{with_config} serve` from your session's startup instead" in no_manager.stderr
+    bad_start = credd(["install", *linux], home, tools, FAKE_MODE="bad-start")
+    assert f"fix that, then run `{with_config} service install` again\n" in bad_start.stderr
+    installed = credd(["install", *linux], home, tools)
+    assert installed.returncode == 0 and f"`{with_config} service status` shows it" in installed.stdout
+    assert "`credd service" not in installed.stdout + bad_start.stderr and "`credd serve`" not in no_manager.stderr
+
+
 def test_install_and_uninstall_linux(home: Home, tools: Tools):
     unit = unit_file(home)
     result = credd(["install", "--platform", "linux"], home, tools)

@@ -10,7 +10,7 @@ import pytest
 
 from credd.errors import KeyringError, NoSecureKeyringError
 from credd.model import AccessKey, Secret
-from credd.store import ACCESS_KEY, MAX_REASON, SESSION, TOTP_SEED, Store, select_backend
+from credd.store import ACCESS_KEY, MAX_REASON, SESSION, TOTP_SEED, Store, advice, select_backend
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, require_tool, run_credd
 
 
@@ -46,6 +46,16 @@ def test_damaged_entry_says_how_to_fix(store: Store):
     store.backend.set_password("credd-test", "alice:access-key", "not json")
     with pytest.raises(KeyringError, match=r"damaged; store it again with `credd keys set alice`"):
         store.get_access_key("alice")
+
+
+def test_what_a_store_says_to_run_carries_the_users_config(store: Store):
+    hinted = Store(store.backend, "credd-test", hint_config="/home/you/my config.yaml")
+    store.backend.set_password("credd-test", "alice:access-key", "not json")
+    with pytest.raises(KeyringError) as caught:
+        hinted.get_access_key("alice")
+    assert str(caught.value).endswith("store it again with `credd --config '/home/you/my config.yaml' keys set alice`")
+    assert advice(RuntimeError("odd"), "/home/you/my config.yaml") == (
+        "Unlock the keyring or see `credd --config '/home/you/my config.yaml' doctor`.")
 
 
 def test_secrets_do_not_show_in_repr():

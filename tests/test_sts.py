@@ -369,3 +369,34 @@ def test_a_parameter_error_never_quotes_the_parameter():
 def test_a_server_message_is_one_bounded_line():
     failure = sts.classify(client_error("AccessDenied", "line one\nline two\x1b[31m" + "x" * 1000, 403), AR)
     assert "\n" not in failure.message and "\x1b" not in failure.message and len(failure.message) < 600
+
+
+# Hints: the commands a failure names carry the daemon's --config ----------------------------
+
+HINT_CONFIG = "/home/you/my config.yaml"
+WITH_CONFIG = "credd --config '/home/you/my config.yaml'"
+
+
+def test_a_refused_key_names_keys_set_with_the_daemons_config(sts_front, sts_clients, clock):
+    sts_front.revoke(TEST_KEY_ID, "InvalidClientTokenId")
+    source = source_of(sts_front)
+    with pytest.raises(StsError) as caught:
+        sts.get_session_token(sts_clients.for_key(source, KEY), source, code_now(clock), clock.now(),
+                              hint_config=HINT_CONFIG)
+    assert f"store a working one with `{WITH_CONFIG} keys set alice`" in caught.value.failure.message
+
+
+def test_a_clock_failure_names_doctor_with_the_daemons_config():
+    call = replace(GST, hint_config=HINT_CONFIG)
+    skewed = sts.classify(client_error("RequestExpired", "", 400), call)
+    assert skewed.kind is FailureKind.CLOCK and f"`{WITH_CONFIG} doctor`" in skewed.message
+    reply = {"Credentials": {"AccessKeyId": "ASIAEXAMPLEEXAMPLE01", "SecretAccessKey": "s" * 40,
+                             "SessionToken": "t" * 40, "Expiration": NOW - timedelta(minutes=1)}}
+    with pytest.raises(StsError) as caught:
+        sts.parse_credentials(reply, NOW, call)
+    assert f"check this machine's clock (`{WITH_CONFIG} doctor`)" in caught.value.failure.message
+
+
+def test_without_a_config_option_sts_failures_name_plain_commands():
+    failure = sts.classify(client_error("InvalidClientTokenId", "", 403), GST)
+    assert "`credd keys set alice`" in failure.message and "--config" not in failure.message

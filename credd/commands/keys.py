@@ -6,6 +6,7 @@ import argparse
 
 from credd import credfile
 from credd.atomicfile import read_text, update_file
+from credd.commandline import credd_command
 from credd.config import NAME
 from credd.context import Context
 from credd.errors import CredentialsFileError, KeyringError, UsageError
@@ -70,11 +71,12 @@ def import_from_profile(ctx: Context, config: Config, source: str, section: str,
     text = read_text(path)
     if text is None:
         raise CredentialsFileError(str(path), None, f"there is no such file, so no key to import; "
-                                                    f"store the key with `credd keys set {source}`")
+                                                    f"store the key with `{ctx.command('keys', 'set', source)}`")
     found = credfile.read_long_term_key(text, section, str(path))
     key = parse_access_key(found.key_id, found.secret.reveal())
     _store_verified(store, source, key, replace)
-    removed = update_file(path, lambda current: credfile.remove_long_term_key(current, section, found, str(path)))
+    removed = update_file(path, lambda current: credfile.remove_long_term_key(current, section, found, str(path)),
+                          hint_config=ctx.hint_config)
     where = f"removed it from [{section}] in {path}" if removed else f"[{section}] in {path} no longer held it"
     ctx.say(f"imported access key {mask_key_id(key.key_id)} for source {source} into the keyring "
             f"({backend_name(store.backend)}); {where}")
@@ -90,9 +92,10 @@ def _store_verified(store: Store, source: str, key: AccessKey, replace: bool) ->
                          f"{mask_key_id(key.key_id)}")
     store.set_access_key(source, key)
     if store.get_access_key(source) != key:
+        doctor = credd_command(store.hint_config, "doctor")
         raise KeyringError(f"the keyring ({backend_name(store.backend)}) did not return the access key of source "
                            f"{source!r} as stored; the credentials file was left as it was. "
-                           "Check that the keyring is unlocked and writable (`credd doctor`)")
+                           f"Check that the keyring is unlocked and writable (`{doctor}`)")
     if existing != key:
         # A session made with the previous key must not outlive its replacement.
         store.delete(source, SESSION)

@@ -61,16 +61,21 @@ class Runtime:
         self.daemon = self._build(config)
 
     def _build(self, config: Config) -> Daemon:
-        inbox = mfa.CodeInbox()
-        store = Store(self.store.backend, config.keyring_service)
+        # The daemon's hints name commands with the --config it was started with: one value, for every
+        # piece that words a message (the daemon's own come from its engine).
+        hint = self.ctx.hint_config
+        inbox = mfa.CodeInbox(hint_config=hint)
+        store = Store(self.store.backend, config.keyring_service, hint_config=hint)
         engine = Engine(config, store=store, clients=sts.StsClients(),
-                        drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox),
-                        windows=self.windows, stop=self.stopping)
-        return Daemon(config, engine, inbox, plan=self.scheduler.plan, write=CredentialsWriter(config.credentials_file))
+                        drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox, hint_config=hint),
+                        windows=self.windows, stop=self.stopping, hint_config=hint)
+        return Daemon(config, engine, inbox, plan=self.scheduler.plan,
+                      write=CredentialsWriter(config.credentials_file, hint))
 
     async def serve(self) -> int:
         config = self.daemon.config
-        listener = Listener(config.socket, self.ctx.uid)  # refuses a second daemon before anything else starts
+        # Refuses a second daemon before anything else starts.
+        listener = Listener(config.socket, self.ctx.uid, self.ctx.hint_config)
         server = SocketServer.answering(listener, lambda: self.daemon, self.ctx.uid)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -108,10 +113,11 @@ class Runtime:
         old = self.daemon
         path = self.ctx.config_path
         if not path.exists():
+            init = self.ctx.command("init")
             log.error("reload: the config file %s is gone; credd keeps serving the config it runs (%d profile(s)). "
-                      "Put the file back (`credd init` writes a new one), then reload again", path,
-                      len(old.config.profiles))
-            self._refused(f"{path}: the file is gone; put it back (`credd init` writes a new one), then reload")
+                      "Put the file back (`%s` writes a new one), then reload again", path,
+                      len(old.config.profiles), init)
+            self._refused(f"{path}: the file is gone; put it back (`{init}` writes a new one), then reload")
             return
         try:
             config = self.ctx.load_config()

@@ -46,7 +46,7 @@ class _Journal:
 
 def install(ctx: Context, args: argparse.Namespace) -> int:
     platform = args.platform or ctx.platform
-    manager = service.manager_for(platform, ctx.env, ctx.uid)
+    manager = service.manager_for(platform, ctx.env, ctx.uid, ctx.hint_config)
     spec, config = _spec(ctx, platform)
     steps = manager.install_plan(spec)
     if args.dry_run:
@@ -65,7 +65,8 @@ def install(ctx: Context, args: argparse.Namespace) -> int:
             _execute(ctx, manager, manager.install_plan(replace(spec, mount_sandbox=False)), journal)
     except CreddError as e:
         raise InstallFailed(f"{e}\n{_roll_back(ctx, manager, journal)}") from e
-    ctx.say(f"credd serve now runs as a service; `credd service status` shows it, `{manager.logs}` its log")
+    ctx.say(f"credd serve now runs as a service; `{ctx.command('service', 'status')}` shows it, "
+            f"`{manager.logs}` its log")
     if isinstance(manager, Systemd) and any(source.mfa == "command" for source in config.sources.values()):
         ctx.say("note: mfa_command runs inside the service's sandbox; if it works in your shell but not "
                 f"under the service, loosen the sandbox with `systemctl --user edit {service.UNIT}`")
@@ -73,7 +74,8 @@ def install(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def uninstall(ctx: Context, args: argparse.Namespace) -> int:
-    manager = service.manager_for(args.platform or ctx.platform, ctx.env, ctx.uid)
+    manager = service.manager_for(args.platform or ctx.platform, ctx.env, ctx.uid,
+                                  ctx.hint_config)
     if not os.path.lexists(manager.path):
         ctx.say(f"not installed ({manager.path} does not exist); nothing to do")
         return 0
@@ -91,7 +93,8 @@ def uninstall(ctx: Context, args: argparse.Namespace) -> int:
 
 def status(ctx: Context, args: argparse.Namespace) -> int:
     """Says what the manager says; the exit status says whether the service runs (see STATUS_* in credd.service)."""
-    manager = service.manager_for(args.platform or ctx.platform, ctx.env, ctx.uid)
+    manager = service.manager_for(args.platform or ctx.platform, ctx.env, ctx.uid,
+                                  ctx.hint_config)
     installed = os.path.lexists(manager.path)
     answers: dict[str, str] = {}
     running: bool | None = None

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from credd import privatedir, protocol
+from credd.commandline import credd_command
 from credd.endpoints import Answers
 from credd.errors import CreddError
 
@@ -75,8 +76,9 @@ class Listener:
     nothing in a place of someone else's choosing.
     """
 
-    def __init__(self, path: Path, uid: int) -> None:
+    def __init__(self, path: Path, uid: int, hint_config: str | None = None) -> None:
         self.path = path
+        self.hint_config = hint_config  # the daemon's --config, for the command a refusal names
         prepare_directory(path.parent, uid)
         self._dir = _open_directory(path.parent, uid)
         self._lock = -1
@@ -115,7 +117,8 @@ class Listener:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise SocketInUse(f"another `credd serve` (pid {holder}) is already serving {self.path}; "
-                              "stop it first (`credd service status`), or give this one another socket") from None
+                              f"stop it first (`{credd_command(self.hint_config, 'service', 'status')}`), or give "
+                              "this one another socket") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         return fd
