@@ -20,7 +20,7 @@ from credd import configfile, paths
 from credd.commandline import credd_command
 from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
-from credd.model import Config, Profile, Source
+from credd.model import CHAINED_ROLE_MAX, Config, Profile, Source
 from credd.sts_endpoint import is_loopback_host
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -28,8 +28,6 @@ MAX_CONFIG_BYTES = 1 << 20
 # AWS's limits on DurationSeconds.
 SESSION_DURATION = (900, 36 * 3600)
 ROLE_DURATION = (900, 12 * 3600)
-# AWS caps a role assumed with session credentials (role chaining) at one hour.
-CHAINED_ROLE_MAX = 3600
 # botocore refreshes credentials with less than this left.
 BOTOCORE_REFRESH_WINDOW = 15 * 60
 
@@ -286,7 +284,7 @@ def _lifetimes(sources: dict[str, Source], profiles: dict[str, Profile]):
         yield f"sources.{source.name}.duration", source.duration
     for profile in profiles.values():
         if profile.is_role:
-            yield f"profiles.{profile.name}.duration", min(profile.duration, CHAINED_ROLE_MAX)
+            yield f"profiles.{profile.name}.duration", profile.role_duration
 
 
 def _warnings(reader: _Reader, top: dict, sources: dict[str, Source], profiles: dict[str, Profile],

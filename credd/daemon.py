@@ -111,7 +111,7 @@ class Daemon:
         made due at once waits for the retry (the backoff, or STUCK_RETRY when
         waiting cannot help), so a failing source never runs in a loop.
         """
-        refresh_before = timedelta(seconds=self.config.refresh_before)
+        refresh_before = self.config.refresh_margin
         trouble = self.engine.trouble(result.source)
         if result.retry_after is not None:
             retry = now + timedelta(seconds=result.retry_after)
@@ -194,7 +194,7 @@ class Daemon:
 
     def _fresh(self, name: str) -> Credentials | None:
         creds = self.engine.credentials(name)
-        refresh_before = timedelta(seconds=self.config.refresh_before)
+        refresh_before = self.config.refresh_margin
         return creds if creds is not None and refresh.is_fresh(creds.expiration, self.clock(), refresh_before) else None
 
     def credentials(self, name: str) -> dict:
@@ -278,7 +278,7 @@ class Daemon:
                 f"the session of source {profile.source} ({'in memory' if session_from == 'memory' else 'cached in the keyring'}) "
                 f"is still fresh, and a new one costs an MFA code")
         fresh = creds is not None and refresh.is_fresh(creds.expiration, self.clock(),
-                                                      timedelta(seconds=self.config.refresh_before))
+                                                      self.config.refresh_margin)
         return {
             "ok": outcome in ("renewed", "valid") and one.failure is None and fresh,
             "outcome": outcome,
@@ -294,7 +294,7 @@ class Daemon:
         """Every profile's state and last error; for a source in trouble, how often it failed and when it
         tries again; a clock far off STS's. Fields are only ever added, for scripts that read `--json`."""
         now = self.clock()
-        refresh_before = timedelta(seconds=self.config.refresh_before)
+        refresh_before = self.config.refresh_margin
         sources = {name: _source_status(self.engine, name, now) for name in self.config.sources}
         rows = []
         for profile in self.config.profiles.values():

@@ -7,12 +7,15 @@ types without pulling in boto3, keyring or yaml.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Literal
 
 MfaMethod = Literal["totp", "command", "prompt"]
+
+# AWS caps a role assumed with session credentials (role chaining) at one hour.
+CHAINED_ROLE_MAX = 3600
 
 
 class Secret:
@@ -114,6 +117,12 @@ class Profile:
     def is_role(self) -> bool:
         return self.role_arn is not None
 
+    @property
+    def role_duration(self) -> int:
+        """The DurationSeconds AssumeRole is asked for, and grants: credd assumes roles with a session's
+        credentials, and AWS caps a role assumed that way at one hour."""
+        return min(self.duration, CHAINED_ROLE_MAX)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -127,6 +136,11 @@ class Config:
     sources: dict[str, Source]
     profiles: dict[str, Profile]
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def refresh_margin(self) -> timedelta:
+        """`refresh_before`: credentials with less than this left are renewed."""
+        return timedelta(seconds=self.refresh_before)
 
     def region_of(self, profile: str) -> str:
         """The region the SDKs should use for `profile`: its own, else its source's."""

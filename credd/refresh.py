@@ -1,13 +1,17 @@
 """Pure scheduling decisions: when to refresh, whether a credential may be served, how long to back off.
 
 No clock and no randomness of its own: callers pass `now` and a `random`
-callable, so every decision is a plain function tests can walk through time.
+callable, so every decision is a plain function (or, for `Backoff`, a small
+object holding one count) that tests can walk through time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from credd.model import Failure
 
 # Never hand out a credential that could expire before the caller has used it.
 SERVE_MARGIN = timedelta(seconds=60)
@@ -89,3 +93,61 @@ def clock_jumped(wall_elapsed: timedelta, monotonic_elapsed: timedelta) -> bool:
     APScheduler: a jump means scheduled refreshes may be overdue.
     """
     return abs(wall_elapsed - monotonic_elapsed) > CLOCK_JUMP
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """A source backing off after failures that may pass on their own: what `status` says about it."""
+
+    failures_in_a_row: int
+    retry_at: datetime  # no STS call before this, unless a credential asked for has expired, or forced
+    failure: Failure  # the latest of them
+    last_attempt: datetime
+
+
+@dataclass(frozen=True)
+class _Wait:
+    retry_at: datetime
+    failure: Failure
+    last_attempt: datetime
+
+
+class Backoff:
+    """One source's failures in a row that may pass on their own (throttling, STS down), and when to try again.
+
+    It holds the one count of them. A refresh whose failures all need the
+    user (a wrong key, a rejected code) ends the wait but keeps the count:
+    only a refresh without any failure starts it over.
+    """
+
+    def __init__(self, random: Callable[[], float]) -> None:
+        self._random = random  # uniform in [0, 1): spreads retries (see `backoff`)
+        self._in_a_row = 0
+        self._wait: _Wait | None = None
+
+    @property
+    def trouble(self) -> Trouble | None:
+        """Why and until when the source backs off; None when its last refresh did not fail that way."""
+        wait = self._wait
+        if wait is None:
+            return None
+        return Trouble(self._in_a_row, wait.retry_at, wait.failure, wait.last_attempt)
+
+    def holds(self, now: datetime, urgent: bool) -> bool:
+        """Whether a refresh must not call STS now (see `may_retry`)."""
+        wait = self._wait
+        return wait is not None and not may_retry(now, wait.retry_at, wait.last_attempt, urgent)
+
+    def record(self, failures: Sequence[Failure], now: datetime) -> timedelta | None:
+        """Count a refresh that tried STS and failed as `failures` (none: it worked); the wait before the next
+        try, or None when no failure may pass on its own."""
+        retryable = [f for f in failures if f.retryable]
+        if not retryable:
+            if not failures:
+                self._in_a_row = 0
+            self._wait = None
+            return None
+        self._in_a_row += 1
+        wait = backoff(self._in_a_row, self._random)
+        self._wait = _Wait(now + wait, retryable[0], now)
+        return wait

@@ -162,7 +162,7 @@ class Store:
         raw = self._get(source, TOTP_SEED)
         return None if raw is None else Secret(raw)
 
-    # Cached sessions (opaque JSON here; the STS engine owns the shape) ------
+    # Cached sessions (opaque JSON here; credd.sources.cache owns the shape) ------
 
     def set_session(self, source: str, session: Secret) -> None:
         self._set(source, SESSION, session.reveal())

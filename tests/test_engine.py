@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 
-from credd import engine as engine_module
 from credd.model import AccessKey, FailureKind, Profile, Secret
 from credd.store import Store, select_backend
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED
@@ -420,7 +419,7 @@ def test_no_secret_code_or_reply_in_the_log(sts_rig, sts_front, clock, caplog):
 
 def test_role_duration_is_pure():
     profile = Profile("p", SOURCE, role_arn(0), "n", None, 7200, True)
-    assert engine_module.role_duration(profile) == 3600
+    assert profile.role_duration == 3600
 
 
 def test_a_stop_abandons_a_refresh_before_it_reaches_sts(sts_rig, sts_front):

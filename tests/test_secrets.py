@@ -17,14 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from credd import credfile, session_cache
+from credd import credfile
 from credd.context import Context
 from credd.doctor import FileFacts
-from credd.engine import ProfileResult, SourceResult, _Session
+from credd.engine import ProfileResult, SourceResult
 from credd.errors import MfaError
 from credd.mfa import CodeInbox
 from credd.model import AccessKey, Credentials, Failure, FailureKind, Secret
-from credd.session_cache import CachedSession
+from credd.sources import cache as session_cache
+from credd.sources.base import Session
+from credd.sources.cache import CachedSession
+from credd.sources.keys import KeyBasis
 from tests import known_secrets
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED
 from tests.fixtures_secrets import find
@@ -164,7 +167,8 @@ def secret_holders() -> dict[str, object]:
     return {
         "Secret": Secret(TEST_SECRET_KEY), "seed": Secret(TEST_TOTP_SEED), "MFA code": Secret("492039"),
         "AccessKey": key, "Credentials": creds, "CachedSession": cached, "the keyring entry of a session":
-        session_cache.dump(cached), "engine._Session": _Session(creds, "sts"), "ProfileResult": result,
+        session_cache.dump(cached), "sources.base.Session": Session(creds, "sts"), "sources.keys.KeyBasis":
+        KeyBasis(key, "arn:aws:iam::111111111111:mfa/alice"), "ProfileResult": result,
         "SourceResult": SourceResult("alice", {"p": result}, "sts", None, None), "Failure": failure,
         "MfaError": MfaError(failure), "CodeInbox": inbox, "AccessKey from the credentials file":
         credfile.read_long_term_key(f"[p]\naws_access_key_id = {TEST_KEY_ID}\n"
