@@ -48,6 +48,28 @@ def test_config_reference_matches_the_schema(level: str):
     assert documented - schema <= AHEAD_OF_SCHEMA.get(level, set()), f"docs/config.md documents keys {level} lacks"
 
 
+def config_rows(level: str) -> dict[str, list[str]]:
+    """The cells of each key's row in docs/config.md's table for `level`, by key."""
+    text = (DOCS / "config.md").read_text()
+    return {row[0].strip("`"): row for row in table(section(text, f"## {level}"), "| key | type | default |")}
+
+
+def test_config_reference_gives_the_loaders_defaults_and_duration_ranges():
+    from credd.durations import format_duration
+
+    top, sources, profiles = (config_rows(level) for level in LEVELS)
+    assert f"`{config.DEFAULTS['keyring_service']}`" == top["keyring_service"][2]
+    assert f"`{format_duration(config.DEFAULTS['refresh_before'])}`" == top["refresh_before"][2]
+    assert f"`{format_duration(config.DEFAULTS['session_duration'])}`" == sources["duration"][2]
+    assert f"`{format_duration(config.DEFAULTS['role_duration'])}`" == profiles["duration"][2]
+    assert f"`{config.DEFAULTS['region']}`" == sources["region"][2]
+    assert "the source's `region`" == profiles["region"][2]
+    for row, (low, high) in ((sources["duration"], config.SESSION_DURATION), (profiles["duration"], config.ROLE_DURATION)):
+        assert row[3].startswith(f"`{format_duration(low)}` to `{format_duration(high)}`")
+    assert f"under `{format_duration(config.BOTOCORE_REFRESH_WINDOW)}` warns" in top["refresh_before"][3]
+    assert f"over `{format_duration(config.CHAINED_ROLE_MAX)}` warns" in profiles["duration"][3]
+
+
 def test_readme_points_into_the_repository_only():
     readme = (ROOT / "README.md").read_text()
     assert "SPEC.md" not in readme and "../" not in readme
@@ -170,6 +192,7 @@ def test_status_states_documented_are_the_ones_the_daemon_gives():
     assert {state for state, code in rows.items() if code == "1"} == states - served
     readme = section((ROOT / "README.md").read_text(), "### What `status` and `refresh` say")
     assert [state for state in sorted(states) if f"`{state}`" not in readme] == [], "README misses a state"
+    assert "(docs/socket-protocol.md" in readme, "README's status section does not point to the reference"
 
 
 def test_refresh_outcomes_documented_are_the_ones_the_daemon_gives():
