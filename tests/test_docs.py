@@ -64,7 +64,8 @@ def test_config_reference_gives_the_loaders_defaults_and_duration_ranges():
     assert f"`{format_duration(config.DEFAULTS['role_duration'])}`" == profiles["duration"][2]
     assert f"`{config.DEFAULTS['region']}`" == sources["region"][2]
     assert "the source's `region`" == profiles["region"][2]
-    for row, (low, high) in ((sources["duration"], config.SESSION_DURATION), (profiles["duration"], config.ROLE_DURATION)):
+    ranges = ((sources["duration"], config.SESSION_DURATION), (profiles["duration"], config.ROLE_DURATION))
+    for row, (low, high) in ranges:
         assert row[3].startswith(f"`{format_duration(low)}` to `{format_duration(high)}`")
     assert f"under `{format_duration(config.BOTOCORE_REFRESH_WINDOW)}` warns" in top["refresh_before"][3]
     assert f"over `{format_duration(config.CHAINED_ROLE_MAX)}` warns" in profiles["duration"][3]
