@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from credd import config, daemon, errors, protocol, server, service
+from credd import config, daemon, errors, protocol, service
+from credd.endpoints import unix_socket as server
 from credd.commands import control
 from credd.model import FailureKind
 
