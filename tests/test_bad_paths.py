@@ -53,6 +53,7 @@ COMMANDS: dict[str, list[str]] = {
     "keys ls": ["keys", "ls"],
     "totp set": ["totp", "set", "alice"],
     "doctor": ["doctor"],
+    "completion": ["completion", "bash"],
     "service install": ["service", "install", "--dry-run"],
     "service uninstall": ["service", "uninstall", "--dry-run"],
     "service status": ["service", "status"],
@@ -61,7 +62,7 @@ COMMANDS: dict[str, list[str]] = {
 NOT_RUN = {"demo": "its own throw-away home and environment; tests/test_demo.py"}
 STARTS = {"serve"}
 # They read no config, so a bad one is no error to them; `init` writes one where none is.
-MAY_PASS = {"service uninstall", "service status", "init"}  # runs only where it cannot start, in a subprocess with a deadline
+MAY_PASS = {"service uninstall", "service status", "init", "completion"}  # runs only where it cannot start, in a subprocess with a deadline
 # Exit codes a command has beyond 0, 1 and 2, each documented: `service status` says 3 for "not running", as systemctl.
 OWN_EXIT_CODES = {"service status": {3}}
 

@@ -3,6 +3,8 @@ as the scripts run it (standard library only), and the scripts themselves in rea
 
 from __future__ import annotations
 
+import argparse
+
 import subprocess
 import sys
 import time
@@ -56,12 +58,19 @@ def test_commands_and_subcommands_come_from_the_parser():
     assert offered("service", current="st") == ["status"]
 
 
+def test_a_flag_hidden_from_help_is_not_offered():
+    parser = argparse.ArgumentParser(prog="credd")
+    parser.add_argument("--shown", help="a flag")
+    parser.add_argument("--hidden", help=argparse.SUPPRESS)
+    assert [name for name, _ in completion.candidates(parser, [], "--", lambda section, config: [])] == ["--help", "--shown"]
+
+
 def test_flags_and_their_choices():
     assert offered("status", current="--") == ["--help", "--config", "--json"]
     assert offered("status") == ["--help", "--config", "--json"]  # no argument left: the flags
     assert offered("env", "p", "--format", current="e") == ["env", "env-no-export"]
     assert offered("completion") == ["bash", "zsh", "fish"]
-    assert "--sts-endpoint" not in offered("init", current="--")  # hidden from --help, hidden here
+    assert "--sts-endpoint" in offered("init", current="--")  # shown in --help, offered here
     assert offered(current="--v") == ["--version"]
 
 
