@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 
 from credd.errors import ConfigError
+from credd import yamlnodes
 from credd.yamlnodes import NodeReader
 
 TEXT = "name: web\nports: [80, 443]\nenabled: yes\n"
@@ -55,3 +58,11 @@ def test_a_missing_key_is_reported_at_its_parent():
     service = reader.mapping(top["service"][1], "service")
     with pytest.raises(ConfigError, match=r"^app\.yaml:1: service\.name: is required: name it$"):
         reader.required(service, "name", "service", "name it", top["service"][0])
+
+
+def test_the_reader_knows_no_credd_schema():
+    """Of credd's own modules it imports only `errors` (for ConfigError): not config, model or durations."""
+    tree = ast.parse(Path(yamlnodes.__file__).read_text())
+    own = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+           and (node.module or "").startswith("credd")}
+    assert own == {"credd.errors"}
