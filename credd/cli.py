@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from credd import __version__, protocol
 from credd.commands.args import (
@@ -37,12 +37,15 @@ from credd.commands.args import (
 from credd.context import Context
 from credd.errors import CreddError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 # credd.export_formats.FORMATS, named here so that parsing does not import json.
 EXPORT_FORMATS = ("env", "env-no-export", "fish", "powershell", "windows-cmd", "json", "process")
 EPILOG = "Configuration: --config PATH, else $CREDD_CONFIG, else ~/.config/credd/config.yaml."
 
 
-P = TypeVar("P")
+P = TypeVar("P", bound="DataclassInstance")  # a command's parameters: a dataclass of commands/args.py
 Handler = Callable[[Context, P], int]
 
 
@@ -280,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("install", "install, enable and start the service (again: updates it)"),
         ("uninstall", "stop the service and remove it"),
-        ("status", "whether the service is installed, enabled and running; "
-                   "exit status 0 running, 3 not running or not installed, 1 unknown"),
+        ("status", ("whether the service is installed, enabled and running; "
+                    "exit status 0 running, 3 not running or not installed, 1 unknown")),
     ):
         action = _command(service, f"service {name}", help_text)
         action.add_argument("--platform", choices=("linux", "darwin"),

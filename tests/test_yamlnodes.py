@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from credd.errors import ConfigError
 from credd import yamlnodes
+from credd.errors import ConfigError
 from credd.yamlnodes import NodeReader
 
 TEXT = "name: web\nports: [80, 443]\nenabled: yes\n"

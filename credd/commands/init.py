@@ -107,6 +107,7 @@ def _why_unwritable(path: Path, error: OSError) -> str:
 
 
 def _from_flags(args: InitArgs) -> Answers:
+    assert args.source is not None  # run() asks the questions instead when --source is left out
     roles = []
     for item in args.role:
         name, sep, arn = item.partition("=")

@@ -33,7 +33,13 @@ from credd.mfa.drivers import (
 )
 from credd.mfa.inbox import CODE, CODE_USED_FOR, PROMPT_CODE_MAX_AGE, CodeInbox
 from credd.mfa.ledger import STATE_FILE, UsedWindows, state_file
-from credd.mfa.windows import MAX_WINDOWS_AHEAD, WINDOW, next_window, seconds_until, window_at
+from credd.mfa.windows import (
+    MAX_WINDOWS_AHEAD,
+    WINDOW,
+    next_window,
+    seconds_until,
+    window_at,
+)
 
 __all__ = [
     "CODE", "CODE_USED_FOR", "COMMAND_TIMEOUT", "MAX_WINDOWS_AHEAD", "PROMPT_CODE_MAX_AGE", "STATE_FILE", "WINDOW",
