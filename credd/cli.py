@@ -1,24 +1,191 @@
 """Argument parsing -> commands, and the one place that turns errors into exit codes.
 
-Each command lives in `credd/commands/` and is imported only when it runs,
-so `credd process` (spawned for every AWS CLI call) never pays for yaml,
-keyring or boto3.
+`COMMANDS` is the table: each command's words, the dataclass of its
+parameters (`commands/args.py`) and a loader, a function that imports the
+command's module and returns its handler. A module is imported only when its
+command runs, so `credd process` (spawned for every AWS CLI call) and
+`credd __complete` (every TAB) never pay for yaml, keyring or boto3. The
+loaders name their handlers in plain imports, so a rename shows in "find
+usages" and fails in tests/test_cli.py, not in the field.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from credd import __version__, protocol
+from credd.commands.args import (
+    CompletionArgs,
+    EnvArgs,
+    ExecArgs,
+    InitArgs,
+    JsonArgs,
+    KeysImportArgs,
+    MfaArgs,
+    NoArgs,
+    ProcessArgs,
+    RefreshArgs,
+    ServiceChangeArgs,
+    ServiceStatusArgs,
+    SourceArgs,
+)
 from credd.context import Context
 from credd.errors import CreddError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 # credd.export_formats.FORMATS, named here so that parsing does not import json.
 EXPORT_FORMATS = ("env", "env-no-export", "fish", "powershell", "windows-cmd", "json", "process")
 EPILOG = "Configuration: --config PATH, else $CREDD_CONFIG, else ~/.config/credd/config.yaml."
+
+
+P = TypeVar("P", bound="DataclassInstance")  # a command's parameters: a dataclass of commands/args.py
+Handler = Callable[[Context, P], int]
+
+
+@dataclass(frozen=True)
+class Command(Generic[P]):
+    """One command: the type of its parameters, and `load()`, which imports its module and returns its handler."""
+
+    params: type[P]
+    load: Callable[[], Handler[P]]
+
+    def arguments(self, parsed: argparse.Namespace) -> P:
+        """The handler's parameters, taken from what the parser filled in under the same names."""
+        return self.params(**{field.name: getattr(parsed, field.name) for field in fields(self.params)})
+
+
+# The loaders: each imports its module when its command runs, not before.
+
+def _process() -> Handler[ProcessArgs]:
+    from credd.commands.process import run
+    return run
+
+
+def _serve() -> Handler[NoArgs]:
+    from credd.commands.serve import run
+    return run
+
+
+def _status() -> Handler[JsonArgs]:
+    from credd.commands.control import status
+    return status
+
+
+def _refresh() -> Handler[RefreshArgs]:
+    from credd.commands.control import refresh
+    return refresh
+
+
+def _mfa() -> Handler[MfaArgs]:
+    from credd.commands.control import hand_in_mfa
+    return hand_in_mfa
+
+
+def _env() -> Handler[EnvArgs]:
+    from credd.commands.env import env
+    return env
+
+
+def _exec() -> Handler[ExecArgs]:
+    from credd.commands.env import exec_command
+    return exec_command
+
+
+def _init() -> Handler[InitArgs]:
+    from credd.commands.init import run
+    return run
+
+
+def _config_check() -> Handler[NoArgs]:
+    from credd.commands.config_check import run
+    return run
+
+
+def _keys_set() -> Handler[SourceArgs]:
+    from credd.commands.keys import set_key
+    return set_key
+
+
+def _keys_import() -> Handler[KeysImportArgs]:
+    from credd.commands.keys import import_key
+    return import_key
+
+
+def _keys_rm() -> Handler[SourceArgs]:
+    from credd.commands.keys import remove
+    return remove
+
+
+def _keys_ls() -> Handler[JsonArgs]:
+    from credd.commands.keys import list_keys
+    return list_keys
+
+
+def _totp_set() -> Handler[SourceArgs]:
+    from credd.commands.totp import set_seed
+    return set_seed
+
+
+def _demo() -> Handler[NoArgs]:
+    from credd.commands.demo import run
+    return run
+
+
+def _doctor() -> Handler[JsonArgs]:
+    from credd.commands.doctor import run
+    return run
+
+
+def _completion() -> Handler[CompletionArgs]:
+    from credd.commands.completion import print_script
+    return print_script
+
+
+def _service_install() -> Handler[ServiceChangeArgs]:
+    from credd.commands.service import install
+    return install
+
+
+def _service_uninstall() -> Handler[ServiceChangeArgs]:
+    from credd.commands.service import uninstall
+    return uninstall
+
+
+def _service_status() -> Handler[ServiceStatusArgs]:
+    from credd.commands.service import status
+    return status
+
+
+# Every command, by the words that run it; build_parser gives each its options and help.
+COMMANDS: dict[str, Command[Any]] = {
+    "process": Command(ProcessArgs, _process),
+    "serve": Command(NoArgs, _serve),
+    "status": Command(JsonArgs, _status),
+    "refresh": Command(RefreshArgs, _refresh),
+    "mfa": Command(MfaArgs, _mfa),
+    "env": Command(EnvArgs, _env),
+    "exec": Command(ExecArgs, _exec),
+    "init": Command(InitArgs, _init),
+    "config check": Command(NoArgs, _config_check),
+    "keys set": Command(SourceArgs, _keys_set),
+    "keys import": Command(KeysImportArgs, _keys_import),
+    "keys rm": Command(SourceArgs, _keys_rm),
+    "keys ls": Command(JsonArgs, _keys_ls),
+    "totp set": Command(SourceArgs, _totp_set),
+    "demo": Command(NoArgs, _demo),
+    "doctor": Command(JsonArgs, _doctor),
+    "completion": Command(CompletionArgs, _completion),
+    "service install": Command(ServiceChangeArgs, _service_install),
+    "service uninstall": Command(ServiceChangeArgs, _service_uninstall),
+    "service status": Command(ServiceStatusArgs, _service_status),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,32 +202,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="the config file")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
-    process = _command(commands, "process", "process:run",
-                       "the credential_process hook: prints PROFILE's credentials as JSON")
+    process = _command(commands, "process", "the credential_process hook: prints PROFILE's credentials as JSON")
     process.add_argument("profile", metavar="PROFILE")
 
-    _command(commands, "serve", "serve:run", "the daemon, in the foreground (systemd and launchd start this)")
-    status = _command(commands, "status", "control:status", "every profile: state, time left, last refresh, last error")
+    _command(commands, "serve", "the daemon, in the foreground (systemd and launchd start this)")
+    status = _command(commands, "status", "every profile: state, time left, last refresh, last error")
     status.add_argument("--json", action="store_true", help="machine-readable")
-    refresh = _command(commands, "refresh", "control:refresh", "the daemon refreshes now; waits and reports")
+    refresh = _command(commands, "refresh", "the daemon refreshes now; waits and reports")
     refresh.add_argument("profiles", metavar="PROFILE", nargs="*", help="default: every profile")
     refresh.add_argument("--json", action="store_true", help="machine-readable: each profile's outcome")
-    mfa = _command(commands, "mfa", "control:hand_in_mfa", "hand an MFA code to the daemon (prompts when left out)")
+    mfa = _command(commands, "mfa", "hand an MFA code to the daemon (prompts when left out)")
     mfa.add_argument("source", metavar="SOURCE")
     mfa.add_argument("code", metavar="CODE", nargs="?",
                      help="the code; on the command line it is visible to other processes (`ps`) and may land in "
                           "your shell history: leave it out and type it at the prompt, which does not echo it")
 
-    env = _command(commands, "env", "env:env", "print `export AWS_...=` lines for PROFILE, for a shell")
+    env = _command(commands, "env", "print `export AWS_...=` lines for PROFILE, for a shell")
     env.add_argument("profile", metavar="PROFILE")
     env.add_argument("--format", choices=EXPORT_FORMATS,
                      help="as `aws configure export-credentials --format` prints them (fish, json: credd's own); "
                           "default: export lines that also unset AWS_PROFILE")
-    run = _command(commands, "exec", "env:exec_command", "run CMD with PROFILE's credentials in its environment")
+    run = _command(commands, "exec", "run CMD with PROFILE's credentials in its environment")
     run.add_argument("profile", metavar="PROFILE")
     run.add_argument("command", metavar="-- CMD", nargs=argparse.REMAINDER)
 
-    init = _command(commands, "init", "init:run", "write a starter config (asks, or takes flags)")
+    init = _command(commands, "init", "write a starter config (asks, or takes flags)")
     init.add_argument("--source", metavar="NAME", help="the source (IAM user) name")
     init.add_argument("--mfa-serial", metavar="ARN", help="the MFA device's ARN (omit for no MFA)")
     init.add_argument("--mfa", choices=("totp", "command", "prompt"), help="how credd gets MFA codes")
@@ -82,34 +248,34 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --hook: add `credential_process = credd process PROFILE` for them to ~/.aws/config")
 
     config = _group(commands, "config", "the config file")
-    _command(config, "check", "config_check:run", "validate the config")
+    _command(config, "config check", "validate the config")
 
     keys = _group(commands, "keys", "long-term access keys in the keyring")
-    keys_set = _command(keys, "set", "keys:set_key", "store SOURCE's long-term key (prompts, or two lines of stdin)")
+    keys_set = _command(keys, "keys set", "store SOURCE's long-term key (prompts, or two lines of stdin)")
     keys_set.add_argument("source", metavar="SOURCE")
-    keys_import = _command(keys, "import", "keys:import_key",
+    keys_import = _command(keys, "keys import",
                            "move SOURCE's long-term key from a credentials-file section into the keyring")
     keys_import.add_argument("source", metavar="SOURCE")
     keys_import.add_argument("--from-profile", metavar="NAME", required=True,
                              help="the section of the shared credentials file that holds the key")
     keys_import.add_argument("--replace", action="store_true",
                              help="replace another key the keyring already holds for SOURCE")
-    keys_rm = _command(keys, "rm", "keys:remove", "remove SOURCE's key, TOTP seed and cached session")
+    keys_rm = _command(keys, "keys rm", "remove SOURCE's key, TOTP seed and cached session")
     keys_rm.add_argument("source", metavar="SOURCE")
-    keys_ls = _command(keys, "ls", "keys:list_keys", "what the keyring holds for each source (masked)")
+    keys_ls = _command(keys, "keys ls", "what the keyring holds for each source (masked)")
     keys_ls.add_argument("--json", action="store_true", help="machine-readable: each source's masked key id, "
                                                               "whether a TOTP seed and a cached session are stored")
 
     totp = _group(commands, "totp", "TOTP seeds in the keyring")
-    totp_set = _command(totp, "set", "totp:set_seed", "store SOURCE's TOTP seed (base32 or otpauth:// URI)")
+    totp_set = _command(totp, "totp set", "store SOURCE's TOTP seed (base32 or otpauth:// URI)")
     totp_set.add_argument("source", metavar="SOURCE")
 
-    _command(commands, "demo", "demo:run", "the whole flow, self-contained, in a throw-away home")
-    doctor = _command(commands, "doctor", "doctor:run",
+    _command(commands, "demo", "the whole flow, self-contained, in a throw-away home")
+    doctor = _command(commands, "doctor",
                       "check the keyring, config, files, socket, service, clock and AWS_* variables; say how to fix each")
     doctor.add_argument("--json", action="store_true", help="machine-readable")
 
-    completion = _command(commands, "completion", "completion:print_script",
+    completion = _command(commands, "completion",
                           "print the shell completion script for SHELL (README: how to install it)")
     completion.add_argument("shell", metavar="SHELL", choices=("bash", "zsh", "fish"))
 
@@ -117,10 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("install", "install, enable and start the service (again: updates it)"),
         ("uninstall", "stop the service and remove it"),
-        ("status", "whether the service is installed, enabled and running; "
-                   "exit status 0 running, 3 not running or not installed, 1 unknown"),
+        ("status", ("whether the service is installed, enabled and running; "
+                    "exit status 0 running, 3 not running or not installed, 1 unknown")),
     ):
-        action = _command(service, name, f"service:{name}", help_text)
+        action = _command(service, f"service {name}", help_text)
         action.add_argument("--platform", choices=("linux", "darwin"),
                             help="act for this platform's service manager, not this machine's (try it with --dry-run)")
         if name != "status":
@@ -138,15 +304,18 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def _command(group, name: str, target: str, help_text: str) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=help_text, description=help_text, parents=[_common()])
-    parser.set_defaults(target=target)
+def _command(group, words: str, help_text: str) -> argparse.ArgumentParser:
+    """The parser of the command `words` (a key of COMMANDS); its last word is its name in `group`."""
+    if words not in COMMANDS:
+        raise LookupError(f"{words!r} is not in cli.COMMANDS")  # a bug in credd, found by every test
+    parser = group.add_parser(words.split()[-1], help=help_text, description=help_text, parents=[_common()])
+    parser.set_defaults(chosen=words)
     return parser
 
 
 def _group(commands, name: str, help_text: str):
     parser = commands.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(target=None, group=parser)
+    parser.set_defaults(chosen=None, group=parser)
     return parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
 
@@ -159,15 +328,14 @@ def main(argv: list[str] | None = None, context: Context | None = None) -> int:
         ctx = context or Context()
         return complete(parser, args_given[1:], ctx.env, ctx.stdout)
     args = parser.parse_args(argv)
-    if getattr(args, "target", None) is None:
+    if getattr(args, "chosen", None) is None:
         (getattr(args, "group", None) or parser).print_help(sys.stderr)
         return 2
     ctx = context or Context()
     ctx.config_arg = args.config
-    module_name, function_name = args.target.split(":")
+    command = COMMANDS[args.chosen]
     try:
-        module = importlib.import_module(f"credd.commands.{module_name}")
-        return getattr(module, function_name)(ctx, args) or 0
+        return command.load()(ctx, command.arguments(args)) or 0
     except CreddError as e:
         print(f"credd: error: {e}", file=ctx.stderr)
         return e.exit_code

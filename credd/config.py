@@ -1,9 +1,8 @@
 """YAML -> a validated `Config`, with errors that name the file, the line and the key.
 
-The YAML is composed into nodes (which keep their line numbers) rather than
-loaded into plain dicts, so that duplicate keys are caught (PyYAML silently
-keeps the last one) and every error can point at its line. Only scalars are
-ever constructed, with the safe constructor.
+The schema: which keys exist at each level, what each may hold, the defaults
+and the checks across keys. Reading the YAML itself (composed nodes with
+their line numbers, duplicate keys, tags, typed values) is `yamlnodes`.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
 from credd.model import CHAINED_ROLE_MAX, Config, Profile, Source
 from credd.sts_endpoint import is_loopback_host
+from credd.yamlnodes import Entries, NodeReader, error_at, shown
 
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -62,7 +62,6 @@ LEVELS = ((TOP_KEYS, "at the top level"),
           (PROFILE_KEYS, "under profiles.NAME (the profile it is for)"))
 MFA_METHODS = ("totp", "command", "prompt")
 MFA_COMMAND_EXAMPLE = "[ykman, oath, accounts, code, --single, aws]"
-_YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as the end of a line
 
 
 def load_config(path: Path, env: Mapping[str, str], platform: str, uid: int,
@@ -146,7 +145,7 @@ def _is_not_one(value: object) -> bool:
     return isinstance(value, bool) or value != 1
 
 
-def _sources(reader: _Reader, top: dict) -> dict[str, Source]:
+def _sources(reader: _Reader, top: Entries) -> dict[str, Source]:
     node = reader.required(top, "sources", "", "define at least one source (an IAM user whose key credd keeps)")
     entries = reader.mapping(node, "sources")
     if not entries:
@@ -211,7 +210,7 @@ def _endpoint(reader: _Reader, node: yaml.Node, key: str) -> str:
     return url.rstrip("/")
 
 
-def _profiles(reader: _Reader, top: dict, sources: dict[str, Source]) -> dict[str, Profile]:
+def _profiles(reader: _Reader, top: Entries, sources: dict[str, Source]) -> dict[str, Profile]:
     if "profiles" not in top:
         return {}
     entries = reader.mapping(top["profiles"][1], "profiles", allow_empty_value=True)
@@ -258,14 +257,14 @@ def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, 
     return Profile(name, source, role_arn, session_name, external_id, duration, write, region)
 
 
-def _region(reader: _Reader, fields: dict, key: str) -> str | None:
+def _region(reader: _Reader, fields: Entries, key: str) -> str | None:
     """A source's STS region or a profile's region for the SDKs: one rule for both."""
     if "region" not in fields:
         return None
     return reader.string(fields["region"][1], f"{key}.region", REGION, "expected an AWS region like us-east-1")
 
 
-def _refresh_before(reader: _Reader, top: dict, sources: dict[str, Source], profiles: dict[str, Profile]) -> int:
+def _refresh_before(reader: _Reader, top: Entries, sources: dict[str, Source], profiles: dict[str, Profile]) -> int:
     if "refresh_before" not in top:
         return DEFAULTS["refresh_before"]
     node = top["refresh_before"][1]
@@ -287,13 +286,13 @@ def _lifetimes(sources: dict[str, Source], profiles: dict[str, Profile]):
             yield f"profiles.{profile.name}.duration", profile.role_duration
 
 
-def _warnings(reader: _Reader, top: dict, sources: dict[str, Source], profiles: dict[str, Profile],
+def _warnings(reader: _Reader, top: Entries, sources: dict[str, Source], profiles: dict[str, Profile],
               refresh_before: int):
     """Warnings as errors are written: file, line, key, and the value as the user wrote it."""
     if not profiles:
         line = reader.line(top["profiles"][0]) if "profiles" in top else None
-        yield str(_error(reader.label, line, "", "no profiles: add one under `profiles:` so that credd has something "
-                                                 "to serve"))
+        yield str(error_at(reader.label, line, "", "no profiles: add one under `profiles:` so that credd has something "
+                                                   "to serve"))
     used = {profile.source for profile in profiles.values()}
     for name in sources:
         if profiles and name not in used:
@@ -310,7 +309,7 @@ def _warnings(reader: _Reader, top: dict, sources: dict[str, Source], profiles: 
                                                "the last stretch")
 
 
-def _named_source(fields: dict) -> str:
+def _named_source(fields: Entries) -> str:
     """The source a profile's `source:` names, for a hint; `NAME` when it names none yet."""
     node = fields.get("source", (None, None))[1]
     value = node.value if isinstance(node, yaml.ScalarNode) else None
@@ -329,10 +328,10 @@ def _default_credentials_file(label: str, env: Mapping[str, str]) -> Path:
     try:
         return Path(paths.credentials_file(env))
     except ValueError as e:
-        raise _error(label, None, "credentials_file", f"$AWS_SHARED_CREDENTIALS_FILE: {e}") from None
+        raise error_at(label, None, "credentials_file", f"$AWS_SHARED_CREDENTIALS_FILE: {e}") from None
 
 
-def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, uid: int) -> Path:
+def _socket(reader: _Reader, top: Entries, env: Mapping[str, str], platform: str, uid: int) -> Path:
     """`$CREDD_SOCKET`, else `socket:`, else the platform's default; short enough for sun_path.
 
     The environment wins over the file so that `credd process`, which reads no
@@ -343,10 +342,10 @@ def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, u
         try:
             socket = Path(paths.expand(env["CREDD_SOCKET"], env))
         except ValueError as e:
-            raise _error(reader.label, None, "socket", f"$CREDD_SOCKET: {e}") from None
+            raise error_at(reader.label, None, "socket", f"$CREDD_SOCKET: {e}") from None
         if not socket.is_absolute():
-            raise _error(reader.label, None, "socket",
-                         f"$CREDD_SOCKET must be an absolute path, got {one_line(str(socket), 300)}")
+            raise error_at(reader.label, None, "socket",
+                           f"$CREDD_SOCKET must be an absolute path, got {one_line(str(socket), 300)}")
     elif "socket" in top:
         socket = _path_setting(reader, top, "socket", env)
         line = reader.line(top["socket"][1])
@@ -355,13 +354,13 @@ def _socket(reader: _Reader, top: dict, env: Mapping[str, str], platform: str, u
     limit = paths.SOCKET_PATH_MAX.get(platform, 103)
     size = len(bytes(socket))
     if size > limit:
-        raise _error(reader.label, line, "socket",
-                     f"{one_line(str(socket), 300)} is {size} bytes long, but a Unix socket path may have at most "
-                     f"{limit} here; set `socket:` (or $CREDD_SOCKET) to a shorter path")
+        raise error_at(reader.label, line, "socket",
+                       f"{one_line(str(socket), 300)} is {size} bytes long, but a Unix socket path may have at most "
+                       f"{limit} here; set `socket:` (or $CREDD_SOCKET) to a shorter path")
     return socket
 
 
-def _path_setting(reader: _Reader, top: dict, key: str, env: Mapping[str, str]) -> Path | None:
+def _path_setting(reader: _Reader, top: Entries, key: str, env: Mapping[str, str]) -> Path | None:
     if key not in top:
         return None
     node = top[key][1]
@@ -375,20 +374,8 @@ def _path_setting(reader: _Reader, top: dict, key: str, env: Mapping[str, str]) 
     try:
         os.fsencode(path)
     except UnicodeEncodeError:  # a lone surrogate from a "\ud800" escape: no file can have this name
-        raise reader.error(node, key, f"{_shown(str(path))} is not a path this system can name") from None
+        raise reader.error(node, key, f"{shown(str(path))} is not a path this system can name") from None
     return path
-
-
-def _error(label: str, line: int | None, key: str, message: str) -> ConfigError:
-    """A ConfigError on one bounded line: keys and values come from the file and may hold anything."""
-    return ConfigError(label, line, one_line(key, 120), one_line(message, 500))
-
-
-def _shown(value: object) -> str:
-    """A value from the file as an error message quotes it: its repr, bounded."""
-    if isinstance(value, (str, bytes)) and len(value) > 60:
-        return one_line(repr(value[:60]), 70) + "…"
-    return one_line(repr(value), 70)
 
 
 def _did_you_mean(word: str, choices) -> str:
@@ -396,93 +383,22 @@ def _did_you_mean(word: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-class _Reader:
-    """Typed access to composed YAML nodes; every failure becomes a ConfigError."""
+class _Reader(NodeReader):
+    """The generic node reader, plus what credd's schema reads the same way at every level."""
 
     def __init__(self, label: str, text: str, hint_config: str | None = None) -> None:
-        self.label = label
-        self.text = text
+        super().__init__(label, text, kind="a credd config")
         self.hint_config = hint_config  # the user's --config, for the `credd init` that writes a starter here
-        self.loader: yaml.SafeLoader | None = None
-        self.lines: dict[str, int] = {}    # full key (`profiles.p.duration`) -> the line it is on
         self.written: dict[str, str] = {}  # full key -> a duration as the user wrote it
 
     def root(self) -> yaml.Node:
-        try:
-            self.loader = yaml.SafeLoader(self.text)  # checks every character first
-            node = self.loader.get_single_node()
-        except yaml.reader.ReaderError as e:
-            line = len(_YAML_BREAK.findall(self.text, 0, e.position)) + 1
-            raise _error(self.label, line, "", f"the character #x{e.character:04x} cannot appear in YAML (a "
-                                               "control character); remove it, or write it as an escape in double "
-                                               "quotes") from None
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            line = mark.line + 1 if mark else None
-            problem = e.problem or e.context or "cannot parse"
-            if isinstance(e.__context__, UnicodeDecodeError):  # PyYAML passes on the codec's own words
-                problem = f"{e.context or 'in a tag'}: a %-escape that is not UTF-8"
-            raise _error(self.label, line, "", f"YAML syntax error: {problem}") from None
-        except yaml.YAMLError as e:
-            raise _error(self.label, None, "", f"YAML error: {e}") from None
-        except RecursionError:
-            line = self.loader.get_mark().line + 1 if self.loader is not None else None
-            raise _error(self.label, line, "", "nested too deeply to be a credd config") from None
-        if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
-            raise _error(self.label, None, "", f"the file is empty; run `{credd_command(self.hint_config, 'init')}` "
-                                                  "to write a starter config")
+        node = super().root()
+        if node is None:
+            raise error_at(self.label, None, "", f"the file is empty; run `{credd_command(self.hint_config, 'init')}` "
+                                                 "to write a starter config")
         return node
 
-    def line(self, node: yaml.Node) -> int:
-        return node.start_mark.line + 1
-
-    def error(self, node: yaml.Node, key: str, message: str) -> ConfigError:
-        return _error(self.label, self.line(node), key, message)
-
-    def warning(self, key: str, message: str) -> str:
-        """A warning about `key`, named as an error about it would be: `file:line: key: message`."""
-        return str(_error(self.label, self.lines.get(key), key, message))
-
-    def scalar(self, node: yaml.Node, key: str) -> object:
-        if not isinstance(node, yaml.ScalarNode):
-            kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
-            raise self.error(node, key, f"expected a single value, got {kind}")
-        if node.tag not in self.loader.yaml_constructors:  # `!!python/object`, `!custom`: only YAML's own types
-            raise self.error(node, key, "cannot read this value (could not determine a constructor for the tag "
-                                        f"{one_line(repr(node.tag), 80)})")
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, LookupError, ArithmeticError, AttributeError, TypeError):
-            # PyYAML's constructors for its own types fail with these for a value that looks like its type
-            # and is not one (2001-13-45, `!!int abc`, `!!int ''`, 5000 digits); their texts speak of Python.
-            kind = node.tag.rsplit(":", 1)[-1]
-            raise self.error(node, key, f"YAML reads this value as {one_line(kind, 40)}, but it is not a valid one; "
-                                        "put it in quotes if it is meant as text") from None
-
-    def mapping(self, node: yaml.Node, key: str, allow_empty_value: bool = False) -> dict:
-        """Entries by name, each `(key_node, value_node)`; refuses duplicate and non-string keys."""
-        if allow_empty_value and isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
-            return {}
-        if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, key, "expected a mapping of `name: value` lines")
-        if node.tag != "tag:yaml.org,2002:map":
-            raise self.error(node, key, f"the YAML tag {one_line(node.tag, 60)} is not supported here")
-        entries: dict = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise self.error(key_node, key or "<<", "YAML merge keys (<<) are not supported; write the keys out")
-            name = self.scalar(key_node, key or "(top level)")
-            if not isinstance(name, str):
-                raise self.error(key_node, key or "(top level)", f"keys must be names, got {_shown(name)}")
-            full = f"{key}.{name}" if key else name
-            if name in entries:
-                first = self.line(entries[name][0])
-                raise self.error(key_node, full, f"duplicate key (first defined on line {first})")
-            entries[name] = (key_node, value_node)
-            self.lines[full] = self.line(key_node)
-        return entries
-
-    def named(self, entries: dict, key: str):
+    def named(self, entries: Entries, key: str):
         """Entries whose names are valid source or profile names."""
         for name, (key_node, value_node) in entries.items():
             if not NAME.fullmatch(name):
@@ -491,7 +407,7 @@ class _Reader:
                                  "letter or digit")
             yield name, (key_node, value_node)
 
-    def only_known(self, entries: dict, known: tuple[str, ...], key: str, source: str = "NAME") -> None:
+    def only_known(self, entries: Entries, known: tuple[str, ...], key: str, source: str = "NAME") -> None:
         """Refuse unknown keys; a key that belongs at another level says where."""
         for name, (key_node, _) in entries.items():
             if name not in known:
@@ -502,57 +418,7 @@ class _Reader:
                 hint = _did_you_mean(name, known) or f" (known keys: {', '.join(known)})"
                 raise self.error(key_node, full, f"unknown key{hint}")
 
-    def optional(self, entries: dict, name: str, key: str) -> yaml.Node | None:
-        """The value node of `name`, or None when missing or null."""
-        if name not in entries:
-            return None
-        node = entries[name][1]
-        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
-            return None
-        return node
-
-    def required(self, entries: dict, name: str, key: str, why: str, parent: yaml.Node | None = None) -> yaml.Node:
-        """The value node of `name`; a missing one is reported at its key, else at `parent`."""
-        node = self.optional(entries, name, key)
-        if node is None:
-            full = f"{key}.{name}" if key else name
-            where = entries[name][0] if name in entries else parent
-            line = self.line(where) if where is not None else None
-            raise _error(self.label, line, full, f"is required: {why}")
-        return node
-
-    def string(self, node: yaml.Node, key: str, pattern: re.Pattern[str], expected: str = "") -> str:
-        value = self.scalar(node, key)
-        if not isinstance(value, str):
-            raise self.error(node, key, f"{expected or 'expected text'}, got {_shown(value)}")
-        if not pattern.fullmatch(value):
-            raise self.error(node, key, f"{expected or 'not a valid value'}, got {_shown(value)}")
-        return value
-
-    def choice(self, node: yaml.Node, key: str, choices: tuple[str, ...]) -> str:
-        value = self.scalar(node, key)
-        if value not in choices:
-            raise self.error(node, key, f"expected one of {', '.join(choices)}, got {_shown(value)}")
-        return str(value)
-
-    def boolean(self, node: yaml.Node, key: str) -> bool:
-        value = self.scalar(node, key)
-        if not isinstance(value, bool):
-            raise self.error(node, key, f"expected true or false, got {_shown(value)}")
-        return value
-
-    def string_list(self, node: yaml.Node, key: str, example: str) -> tuple[str, ...]:
-        if not isinstance(node, yaml.SequenceNode) or not node.value:
-            raise self.error(node, key, f"expected a list of arguments (credd runs it without a shell), like {example}")
-        items = []
-        for item in node.value:
-            value = self.scalar(item, key)
-            if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise self.error(item, key, f"each argument must be text, got {_shown(value)}")
-            items.append(str(value))
-        return tuple(items)
-
-    def duration(self, entries: dict, name: str, key: str, default: int, bounds: tuple[int, int],
+    def duration(self, entries: Entries, name: str, key: str, default: int, bounds: tuple[int, int],
                  call: str | None) -> int:
         node = self.optional(entries, name, key)
         if node is None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import subprocess
+import sys
+import typing
+
 import pytest
 
-from credd import __version__, protocol
+from credd import __version__, cli, protocol
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, Home, run_credd
 
 CONFIG = """\
@@ -203,3 +209,50 @@ def test_keys_ls_json_says_what_each_source_holds_masked(plaintext_keyring: Home
         },
     }
     assert TEST_KEY_ID not in result.stdout
+
+
+def leaf_parsers(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every command's own parser, by the words that run it (`keys set`)."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(leaf_parsers(sub, f"{prefix}{name} ") or {f"{prefix}{name}": sub})
+    return found
+
+
+def test_every_command_in_the_table_loads_a_handler_for_its_parameters():
+    """A handler renamed, moved or typed for other parameters fails here, not when a user runs the command."""
+    assert set(leaf_parsers(cli.build_parser())) == set(cli.COMMANDS)
+    for words, command in cli.COMMANDS.items():
+        handler = command.load()
+        assert callable(handler), words
+        hints = typing.get_type_hints(handler)
+        assert list(hints) == ["ctx", "args", "return"], words
+        assert hints["args"] is command.params, words
+
+
+def test_each_command_takes_exactly_the_options_its_parser_fills_in():
+    """A flag added to the parser but not to the command's parameters (or the other way round) fails here."""
+    for words, parser in leaf_parsers(cli.build_parser()).items():
+        options = {action.dest for action in parser._actions} - {"help", "config"}
+        params = {field.name for field in dataclasses.fields(cli.COMMANDS[words].params)}
+        assert options == params, words
+
+
+@pytest.mark.parametrize("argv, loaded", [
+    (["config", "check"], {"credd.commands.config_check"}),
+    (["__complete", "bash", "", "exec"], {"credd.commands.completion"}),
+    (["--help"], set()),
+    (["process", "alice-session"], None),  # the hook: not even the table's parameters
+])
+def test_a_command_module_is_imported_only_when_its_command_runs(home: Home, argv, loaded):
+    home.write_config(CONFIG)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "credd", *argv], env=home.env,
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    commands = {name for name in modules if name.startswith("credd.commands")}
+    if loaded is None:
+        assert commands == set() and "credd.cli" not in modules
+    else:
+        assert commands == {"credd.commands", "credd.commands.args", *loaded}

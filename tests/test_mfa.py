@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
 import sys
 import threading
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -27,6 +29,15 @@ def source(mfa_method: str = "totp", command: tuple[str, ...] | None = None) -> 
 
 
 # The window: pure ------------------------------------------------------------------
+
+def test_the_window_arithmetic_is_pure():
+    """credd/mfa/windows.py imports nothing: no clock, file or keyring can reach the arithmetic."""
+    from credd.mfa import windows
+
+    tree = ast.parse(Path(windows.__file__).read_text())
+    imports = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert [getattr(node, "module", None) for node in imports] == ["__future__"]
+
 
 @pytest.mark.parametrize("now, last, expected", [
     (T0 + 5, None, 0),  # never used: this window

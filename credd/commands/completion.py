@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import IO
 
 from credd import completion, paths
+from credd.commands.args import CompletionArgs
 from credd.context import Context
 
 
-def print_script(ctx: Context, args: argparse.Namespace) -> int:
+def print_script(ctx: Context, args: CompletionArgs) -> int:
     ctx.stdout.write(completion.SCRIPTS[args.shell])
     return 0
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
+from credd.commands.args import NoArgs
 from credd.context import Context
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: NoArgs) -> int:
     config = ctx.load_config()
     for warning in config.warnings:
         ctx.warn(warning)  # names the file and the line itself

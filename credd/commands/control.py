@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os.path
 
 from credd import hook
+from credd.commands.args import JsonArgs, MfaArgs, RefreshArgs
 from credd.context import Context
 from credd.durations import format_duration
 from credd.errors import ConfigError, CreddError, UsageError
@@ -55,7 +55,7 @@ def socket_path(ctx: Context) -> str:
     return path
 
 
-def status(ctx: Context, args: argparse.Namespace) -> int:
+def status(ctx: Context, args: JsonArgs) -> int:
     reply = ask_daemon(ctx, {"op": "status"}, STATUS_TIMEOUT)
     if args.json:
         ctx.say(json.dumps(reply, indent=2))
@@ -92,7 +92,7 @@ def error_line(row: dict) -> str:
     return f"{label}: {message}" if label else message
 
 
-def refresh(ctx: Context, args: argparse.Namespace) -> int:
+def refresh(ctx: Context, args: RefreshArgs) -> int:
     reply = ask_daemon(ctx, {"op": "refresh", "profiles": list(args.profiles)}, REFRESH_TIMEOUT)
     if "profiles" not in reply:
         raise CreddError(reply.get("message", "the daemon refused"))
@@ -118,7 +118,7 @@ def refresh_line(outcome: dict) -> str:
     return "refreshed" if outcome["ok"] else f"failed: {outcome['message']}"  # an older daemon says no more
 
 
-def hand_in_mfa(ctx: Context, args: argparse.Namespace) -> int:
+def hand_in_mfa(ctx: Context, args: MfaArgs) -> int:
     code = args.code
     if code is None:
         if is_interactive(ctx.stdin):

@@ -9,7 +9,6 @@ and the temporary directory is removed at the end. Secrets are shown masked.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 from credd import protocol
+from credd.commands.args import NoArgs
 from credd.context import Context
 from credd.errors import CreddError
 
@@ -72,7 +72,7 @@ def extra_command(prefix: str, python: str, extra: str = "demo") -> str:
     return shlex.join([python, "-m", "pip", "install", *wanted])
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: NoArgs) -> int:
     try:
         import keyrings.alt  # noqa: F401
         import moto.server  # noqa: F401

@@ -9,7 +9,6 @@ own. Exit status 1 when a check failed; warnings alone leave it 0.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 
 from credd import __version__, credfile, doctor, hook, mfa, paths, protocol
 from credd.atomicfile import read_text, resolve_target
+from credd.commands.args import JsonArgs
 from credd.context import Context
 from credd.doctor.clock import sts_endpoints
 from credd.errors import CreddError, CredentialsFileError, KeyringError
@@ -37,7 +37,7 @@ SERVICE_TIMEOUT = 5.0
 CLOCK_TIMEOUT = 3.0
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: JsonArgs) -> int:
     findings = doctor.diagnose(gather(ctx))
     ctx.say(json.dumps(doctor.as_json(findings), indent=2) if args.json else doctor.format_text(findings))
     return 1 if doctor.failed(findings) else 0

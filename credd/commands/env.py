@@ -11,7 +11,6 @@ between; a CMD that cannot be run exits 127 or 126, as in a shell.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 
@@ -19,6 +18,7 @@ from datetime import datetime, timezone
 
 from credd import coredump, credfile, entry, hook
 from credd.atomicfile import read_text
+from credd.commands.args import EnvArgs, ExecArgs
 from credd.context import Context
 from credd.errors import CommandNotRunnable, ConfigError, CreddError, UsageError
 from credd.model import Config, Credentials
@@ -85,7 +85,7 @@ def file_credentials(text: str, path: str, profile: str, now: datetime) -> dict 
             "Expiration": found.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def env(ctx: Context, args: argparse.Namespace) -> int:
+def env(ctx: Context, args: EnvArgs) -> int:
     values = credentials_env(ctx, args.profile)
     if args.format is not None:  # the AWS CLI's formats: the variables the SDKs read, nothing of credd's own
         from credd import export_formats
@@ -99,7 +99,7 @@ def env(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def exec_command(ctx: Context, args: argparse.Namespace) -> int:
+def exec_command(ctx: Context, args: ExecArgs) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise UsageError("nothing to run: credd exec PROFILE -- COMMAND [ARG ...]")

@@ -17,7 +17,6 @@ command to run once the cause is fixed. Exit 1 rather than a warning, so that
 
 from __future__ import annotations
 
-import argparse
 import errno
 import getpass
 import os
@@ -30,6 +29,7 @@ from pathlib import Path
 from credd import awsconfig, credfile, paths
 from credd.awsconfig import CREDENTIAL_PROCESS
 from credd.atomicfile import read_text, write_atomic
+from credd.commands.args import InitArgs
 from credd.commands.keys import import_from_profile
 from credd.commands.service import find_credd
 from credd.config import MFA_SERIAL, NAME, REGION, ROLE_ARN, parse_config
@@ -52,7 +52,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: InitArgs) -> int:
     path = ctx.config_path
     if _exists(path) and not args.force:
         raise CreddError(f"{path} already exists; edit it, or pass --force to replace it")
@@ -106,7 +106,8 @@ def _why_unwritable(path: Path, error: OSError) -> str:
 # Questions and flags ---------------------------------------------------------
 
 
-def _from_flags(args: argparse.Namespace) -> Answers:
+def _from_flags(args: InitArgs) -> Answers:
+    assert args.source is not None  # run() asks the questions instead when --source is left out
     roles = []
     for item in args.role:
         name, sep, arn = item.partition("=")

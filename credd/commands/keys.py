@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-
 from credd import credfile
 from credd.atomicfile import read_text, update_file
 from credd.commandline import credd_command
+from credd.commands.args import JsonArgs, KeysImportArgs, SourceArgs
 from credd.config import NAME
 from credd.context import Context
 from credd.errors import CredentialsFileError, KeyringError, UsageError
@@ -24,7 +23,7 @@ def known_source(config: Config, name: str) -> str:
     return name
 
 
-def set_key(ctx: Context, args: argparse.Namespace) -> int:
+def set_key(ctx: Context, args: SourceArgs) -> int:
     config = ctx.load_config()
     source = known_source(config, args.source)
     store = ctx.open_store(config)  # before asking: no typing a secret into a keyring that is not there
@@ -53,7 +52,7 @@ def warn_if_plaintext(ctx: Context, store) -> None:
                  "but a real keyring (Secret Service, macOS Keychain) protects them")
 
 
-def import_key(ctx: Context, args: argparse.Namespace) -> int:
+def import_key(ctx: Context, args: KeysImportArgs) -> int:
     config = ctx.load_config()
     import_from_profile(ctx, config, known_source(config, args.source), args.from_profile, args.replace)
     return 0
@@ -101,7 +100,7 @@ def _store_verified(store: Store, source: str, key: AccessKey, replace: bool) ->
         store.delete(source, SESSION)
 
 
-def remove(ctx: Context, args: argparse.Namespace) -> int:
+def remove(ctx: Context, args: SourceArgs) -> int:
     config = ctx.load_config()
     # A source already deleted from the config may still have entries to clean up.
     if not NAME.fullmatch(args.source):
@@ -115,7 +114,7 @@ def remove(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def list_keys(ctx: Context, args: argparse.Namespace) -> int:
+def list_keys(ctx: Context, args: JsonArgs) -> int:
     config = ctx.load_config()
     store = ctx.open_store(config)
     held = {name: holdings(store, name) for name in config.sources}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-
 from credd import hook
+from credd.commands.args import ProcessArgs
 from credd.context import Context
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
-    return hook.run(args.config, args.profile, ctx.env)
+def run(ctx: Context, args: ProcessArgs) -> int:
+    return hook.run(ctx.config_arg, args.profile, ctx.env)

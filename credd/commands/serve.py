@@ -8,7 +8,6 @@ new config keeps the old one running and says why in the log.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -18,6 +17,7 @@ import threading
 from dataclasses import replace
 
 from credd import coredump, mfa, paths, sts
+from credd.commands.args import NoArgs
 from credd.context import Context
 from credd.daemon import Daemon
 from credd.endpoints.unix_socket import Listener, SocketServer
@@ -32,7 +32,7 @@ from credd.systemd import notify
 log = logging.getLogger("credd.serve")
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: NoArgs) -> int:
     _log_to(ctx.stderr)
     _no_core_dumps()
     # A file size limit (`ulimit -f`) must fail a write with EFBIG, which credd reports and

@@ -7,7 +7,6 @@ launchctl into a message that says what to do.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from credd import service
 from credd.atomicfile import ensure_private_dir, write_atomic
+from credd.commands.args import ServiceChangeArgs, ServiceStatusArgs
 from credd.config import load_config
 from credd.context import Context
 from credd.errors import CreddError
@@ -44,7 +44,7 @@ class _Journal:
     undo: list[tuple[str, ...]] = field(default_factory=list)  # calls that take back the calls that succeeded
 
 
-def install(ctx: Context, args: argparse.Namespace) -> int:
+def install(ctx: Context, args: ServiceChangeArgs) -> int:
     platform = args.platform or ctx.platform
     manager = service.manager_for(platform, ctx.env, ctx.uid, ctx.hint_config)
     spec, config = _spec(ctx, platform)
@@ -73,7 +73,7 @@ def install(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def uninstall(ctx: Context, args: argparse.Namespace) -> int:
+def uninstall(ctx: Context, args: ServiceChangeArgs) -> int:
     manager = service.manager_for(args.platform or ctx.platform, ctx.env, ctx.uid,
                                   ctx.hint_config)
     if not os.path.lexists(manager.path):
@@ -91,7 +91,7 @@ def uninstall(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def status(ctx: Context, args: argparse.Namespace) -> int:
+def status(ctx: Context, args: ServiceStatusArgs) -> int:
     """Says what the manager says; the exit status says whether the service runs (see STATUS_* in credd.service)."""
     manager = service.manager_for(args.platform or ctx.platform, ctx.env, ctx.uid,
                                   ctx.hint_config)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
+from credd.commands.args import SourceArgs
 from credd.commands.keys import known_source, warn_if_plaintext
 from credd.context import Context
 from credd.secret_formats import parse_totp_seed
@@ -11,7 +10,7 @@ from credd.store import backend_name
 from credd.terminal import ask_hidden, ask_valid, is_interactive, read_lines
 
 
-def set_seed(ctx: Context, args: argparse.Namespace) -> int:
+def set_seed(ctx: Context, args: SourceArgs) -> int:
     config = ctx.load_config()
     source = known_source(config, args.source)
     store = ctx.open_store(config)
