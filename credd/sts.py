@@ -84,6 +84,8 @@ class Call:
 
 
 class ClientMeta(Protocol):
+    """What credd reads of a client's `meta`: where its calls go."""
+
     @property
     def endpoint_url(self) -> str: ...
 
