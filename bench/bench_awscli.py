@@ -57,9 +57,9 @@ def main() -> None:
             aws_config(home)
             call = [args.aws, "sts", "get-caller-identity", "--endpoint-url", endpoint, "--profile"]
             commands = {
-                f"aws sts get-caller-identity --profile {PROFILE} (static keys in the file)": call + [PROFILE],
+                f"aws sts get-caller-identity --profile {PROFILE} (static keys in the file)": [*call, PROFILE],
                 f"aws sts get-caller-identity --profile {PROFILE}-hook (credd process {PROFILE})":
-                    call + [f"{PROFILE}-hook"],
+                    [*call, f"{PROFILE}-hook"],
             }
             times = time_commands(commands, env, args.runs, expect_ok=list(commands))
             cli = version(args.aws, env)

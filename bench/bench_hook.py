@@ -54,7 +54,7 @@ def imports(argv: list[str], env: dict[str, str]) -> dict[str, float]:
 
 
 def kind(module: str) -> str:
-    top = module.split(".")[0]
+    top = module.split(".", maxsplit=1)[0]
     if top == "credd":
         return "credd"
     if top in sys.stdlib_module_names or top in sys.builtin_module_names:

@@ -202,7 +202,8 @@ def main() -> None:
           f"bare-botocore baseline; {args.workers} AssumeRole workers; {args.latency_ms:g} ms added to every STS "
           f"reply; {machine()}\n")
     print(markdown(("roles", "case", "GetSessionToken", "AssumeRole", "credd wall ms: median (min–max)",
-                    "bare botocore ms", "ratio to bare", "ms/role", "growth", "pool bound ms", "code wait (virtual)"), rows, "rlrr"))
+                    "bare botocore ms", "ratio to bare", "ms/role", "growth", "pool bound ms", "code wait (virtual)"),
+                   rows, "rlrr"))
     if any(run[1].get("GetSessionToken", 0) != 1 for key, runs in results.items()
            if key[1] == "cold" and key[2] == "credd" for run in runs):
         print("\nNOT MET: a cold refresh made other than exactly one GetSessionToken")

@@ -128,7 +128,7 @@ def main() -> None:
                     baselines.append(start_baseline(mode, path, reply_file))
                     servers[name] = str(path)
                 loads = {"sequential": {n: [] for n in servers}, "concurrent": {n: [] for n in servers}}
-                for name, path in servers.items():  # warm-up: connections, caches, the thread pool
+                for path in servers.values():  # warm-up: connections, caches, the thread pool
                     sequential(path, 100)
                     concurrent(path, 200, args.clients)
                 for _ in range(args.rounds):

@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python bench/x.py` puts bench/ first, not the checkout
     sys.path.insert(0, str(REPO))
 
-from credd import protocol
-from credd.commands.demo import DEMO_KEY_ID, DEMO_SECRET, DEMO_SEED
+from credd import protocol  # noqa: E402  (the checkout is on sys.path from here)
+from credd.commands.demo import DEMO_KEY_ID, DEMO_SECRET, DEMO_SEED  # noqa: E402
 
 SOURCE = "alice"
 SERIAL = "arn:aws:iam::123456789012:mfa/alice"

@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import REPO, machine
+from common import REPO, machine  # noqa: E402  (bench/ is on sys.path from here)
 
 # name, script, arguments, arguments with --quick
 BENCHMARKS = [

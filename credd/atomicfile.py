@@ -23,7 +23,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from credd.commandline import credd_command
@@ -177,10 +177,8 @@ def _read_bytes(target: Path) -> bytes | None:
 
 def _write_temp(target: Path, data: bytes, mode: int = PRIVATE_FILE) -> Path:
     """`data` fsynced into a new file beside `target`, with `target`'s mode narrowed to at most `mode`."""
-    try:
+    with suppress(FileNotFoundError):
         mode = stat.S_IMODE(os.stat(target).st_mode) & mode
-    except FileNotFoundError:
-        pass
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
     try:
         os.fchmod(fd, mode)
@@ -204,10 +202,8 @@ def _commit(temp: Path, target: Path) -> None:
 
 
 def _discard(temp: Path) -> None:
-    try:
+    with suppress(FileNotFoundError):
         os.unlink(temp)
-    except FileNotFoundError:
-        pass
 
 
 def _remove_stale_temps(target: Path) -> None:
@@ -234,7 +230,7 @@ WRITE_ADVICE[errno.EPERM] = WRITE_ADVICE[errno.EACCES]
 
 def _io_error(action: str, path: Path, error: OSError, hint_config: str | None = None) -> CreddError:
     """A message that says why, what to do, and (for a failed write) that the file is as it was."""
-    advice = WRITE_ADVICE.get(error.errno) if action != "read" else None
+    advice = WRITE_ADVICE.get(error.errno) if action != "read" and error.errno is not None else None
     doctor = credd_command(hint_config, "doctor")
     if advice is not None:
         directory = resolve_target(path).parent

@@ -73,7 +73,7 @@ def candidates(parser: argparse.ArgumentParser, words: Sequence[str], current: s
         return []
     if action.choices:
         return _matching(((choice, "") for choice in action.choices), current)
-    section = NAMES_OF.get(action.metavar or "")
+    section = NAMES_OF.get(action.metavar) if isinstance(action.metavar, str) else None
     if section is None:
         return []
     return _matching(((name, section[:-1]) for name in names(section, config)), current)

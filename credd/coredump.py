@@ -30,7 +30,7 @@ _user_limit: tuple[int, int] | None = None  # (soft, hard) RLIMIT_CORE credd sta
 
 def no_core_files(hard: bool = False) -> None:
     """Soft `RLIMIT_CORE` 0 (and hard 0 with `hard`, for a daemon that never gives it back)."""
-    global _user_limit
+    global _user_limit  # noqa: PLW0603  process-wide state, as the limit it remembers is
     import resource
 
     soft, hard_limit = resource.getrlimit(resource.RLIMIT_CORE)

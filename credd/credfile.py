@@ -36,6 +36,7 @@ from configparser import RawConfigParser
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
+from typing import NoReturn
 
 from credd.errors import CredentialsFileError, one_line
 from credd.model import AccessKey, Credentials, Secret
@@ -178,7 +179,9 @@ def _read(lines: list[str], path: str) -> Document:
             if key is not None:
                 key.parts.append("")  # an empty line inside a value; trailing ones are dropped at the end
             continue
-        indent = first_non_space(line).start()
+        non_space = first_non_space(line)
+        assert non_space is not None  # `stripped` is not empty
+        indent = non_space.start()
         if key is not None and indent > indent_level:
             kind(Kind.CONTINUATION)
             key.lines.append(index)
@@ -192,7 +195,9 @@ def _read(lines: list[str], path: str) -> Document:
                 key = None
                 continue
             option = option_match(stripped) if keys is not None else None
-            name = option.group("option").rstrip().lower() if option else ""
+            if option is None or keys is None:
+                _refuse_line(keys, "", index, path, section)
+            name = option.group("option").rstrip().lower()
             if not name or name in keys:
                 _refuse_line(keys, name, index, path, section)
             kind(Kind.OPTION)
@@ -215,7 +220,7 @@ def _start_section(doc: Document, name: str, index: int, path: str) -> tuple[dic
     return section.keys, section
 
 
-def _refuse_line(keys: dict[str, Key] | None, name: str, index: int, path: str, section: Section | None) -> None:
+def _refuse_line(keys: dict[str, Key] | None, name: str, index: int, path: str, section: Section | None) -> NoReturn:
     """The error for a line where a key should be and is not, or is a second time."""
     if keys is None:
         raise CredentialsFileError(path, index + 1, "this line comes before the first [section] header, which "
@@ -502,8 +507,8 @@ def _set_keys(doc: Document, name: str, values: Mapping[str, str], edits: _Edits
             edits.replaced[key.lines[0]] = _with_value(doc.lines[key.lines[0]], value)
             edits.deleted.update(key.lines[1:])
     dropped = [key for key in stale if key in section.keys and key not in values]
-    for key in dropped:
-        edits.deleted.update(section.keys[key].lines)
+    for gone in dropped:
+        edits.deleted.update(section.keys[gone].lines)
     if missing:
         indent = _indent_for_new_keys(doc, section)
         edits.after.setdefault(section.last, []).extend(indent + line for line in missing)
@@ -516,6 +521,7 @@ def _with_value(line: str, value: str) -> str:
     content = line.rstrip("\r\n")
     stripped = content.strip()
     option = OPTION.match(stripped)
+    assert option is not None  # the line was read as an option
     head = stripped[:option.start("value")] if option.group("value") else stripped[:option.end("vi")] + " "
     return _leading_space(content) + head + value
 
@@ -592,7 +598,7 @@ def _render(doc: Document, edits: _Edits) -> str:
     lines = doc.lines
     ends_open = bool(lines) and not lines[-1].endswith(("\r", "\n"))
     if ends_open:
-        lines = lines[:-1] + [lines[-1] + eol]  # it may not stay last; its ending goes again below
+        lines = [*lines[:-1], lines[-1] + eol]  # it may not stay last; its ending goes again below
     out: list[str] = []
     copied = 0
     for index in sorted(edits.deleted | edits.replaced.keys() | edits.after.keys()):

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -72,7 +72,7 @@ class Daemon:
 
     # Refreshing -------------------------------------------------------------------
 
-    def refresh_source(self, source: str, *, profiles: Iterable[str] | None = None, force: bool = False,
+    def refresh_source(self, source: str, *, profiles: Collection[str] | None = None, force: bool = False,
                        new_session: bool = False) -> SourceResult:
         """Refresh what is due, write the file, record the outcome, plan the next run."""
         with self._busy_lock:
@@ -97,7 +97,7 @@ class Daemon:
         for source in sources if sources is not None else list(self.config.sources):
             try:
                 self.refresh_source(source)
-            except Exception as e:  # one source's bug must not stop the others, nor leak a value
+            except Exception as e:  # noqa: BLE001  one source's bug must not stop the others, nor leak a value
                 log.error("source %s: refresh failed: %s; trying again in %d min", source, type(e).__name__,
                           STUCK_RETRY.total_seconds() // 60)
                 self.plan(source, self.clock() + STUCK_RETRY)  # nor stop this source for good
@@ -113,6 +113,7 @@ class Daemon:
         """
         refresh_before = self.config.refresh_margin
         trouble = self.engine.trouble(result.source)
+        retry: datetime | None
         if result.retry_after is not None:
             retry = now + timedelta(seconds=result.retry_after)
         elif trouble is not None:
@@ -274,9 +275,9 @@ class Daemon:
             outcome, reason = "renewed", None
         else:
             outcome = "valid"
+            kept = "in memory" if session_from == "memory" else "cached in the keyring"
             reason = one.failure.message if one.failure else (
-                f"the session of source {profile.source} ({'in memory' if session_from == 'memory' else 'cached in the keyring'}) "
-                f"is still fresh, and a new one costs an MFA code")
+                f"the session of source {profile.source} ({kept}) is still fresh, and a new one costs an MFA code")
         fresh = creds is not None and refresh.is_fresh(creds.expiration, self.clock(),
                                                       self.config.refresh_margin)
         return {

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 MfaMethod = Literal["totp", "command", "prompt"]
 
@@ -50,7 +50,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self):  # no pickling a secret into some cache by accident
+    def __reduce__(self) -> NoReturn:  # no pickling a secret into some cache by accident
         raise TypeError("a Secret cannot be pickled")
 
 

@@ -39,7 +39,9 @@ OPS = ("credentials", "status", "refresh", "mfa", "ping")
 MAX_NAME = 64  # a profile or source name; the config allows no longer ones
 MAX_CODE = 16  # an MFA code (6 digits; some room for spaces around it)
 # Each op's fields and their types; every name must also pass `_is_name`, so replies that quote one stay short.
-FIELDS = {"credentials": {"profile": str}, "mfa": {"source": str, "code": str}, "refresh": {"profiles": list}}
+FIELDS: dict[str, dict[str, type]] = {
+    "credentials": {"profile": str}, "mfa": {"source": str, "code": str}, "refresh": {"profiles": list},
+}
 NAME_FIELDS = {"credentials": "profile", "mfa": "source"}
 
 
@@ -51,7 +53,7 @@ class DaemonUnreachable(Exception):
     """No daemon answers at the socket path."""
 
 
-def peer_uid(sock) -> int | None:
+def peer_uid(sock: _socket.socket) -> int | None:
     """The user id of the process at the other end of a Unix socket, from the kernel (not from anything it says)."""
     if hasattr(_socket, "SO_PEERCRED"):  # Linux: struct ucred {pid_t pid; uid_t uid; gid_t gid;}
         raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)

@@ -51,7 +51,7 @@ def refresh_at(expiration: datetime, refresh_before: timedelta, now: datetime,
 
 def backoff(failures: int, random: Callable[[], float]) -> timedelta:
     """The wait after the `failures`-th failure in a row: exponential, capped, with jitter in its upper half."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, failures - 1)))
+    ceiling: timedelta = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, failures - 1)))
     return ceiling * (0.5 + random() / 2)
 
 

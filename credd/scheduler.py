@@ -102,7 +102,7 @@ class Scheduler:
         while not self._stop.wait(self._watch_interval):
             try:
                 self.check_clock()
-            except Exception as e:  # the watch must outlive any one failed catch-up
+            except Exception as e:  # noqa: BLE001  the watch must outlive any one failed catch-up
                 log.error("clock catch-up failed: %s", type(e).__name__)
 
 

@@ -79,7 +79,8 @@ def parse_totp_seed(text: str) -> Secret:
     try:
         raw = base64.b32decode(seed + "=" * (-len(seed) % 8))
     except (binascii.Error, ValueError):
-        raise SecretFormatError(f"that is not a base32 TOTP seed: {len(seed)} characters is not a valid length") from None
+        raise SecretFormatError(f"that is not a base32 TOTP seed: {len(seed)} characters is not a valid "
+                                "length") from None
     if len(raw) < MIN_SEED_BYTES:
         raise SecretFormatError(
             f"that TOTP seed holds {len(raw) * 8} bits; at least {MIN_SEED_BYTES * 8} are needed "
@@ -91,7 +92,8 @@ def parse_totp_seed(text: str) -> Secret:
 def _seed_from_uri(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.netloc.lower() != "totp":
-        raise SecretFormatError(f"an otpauth URI for {parts.netloc or 'nothing'!r} is not a TOTP seed; AWS MFA uses totp")
+        raise SecretFormatError(f"an otpauth URI for {parts.netloc or 'nothing'!r} is not a TOTP seed; "
+                                "AWS MFA uses totp")
     query = parse_qs(parts.query)
     expected = {"algorithm": "SHA1", "digits": "6", "period": "30"}
     for name, want in expected.items():

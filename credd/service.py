@@ -409,12 +409,14 @@ class Systemd:
         except UnicodeEncodeError as e:  # a path of bytes that are not UTF-8 (`--config $'\xff.yaml'`)
             line = text[:e.start].count("\n")
             key = text.split("\n")[line].split("=", 1)[0]
-            raise UsageError(f"the unit's {key}= would name a path that is not UTF-8 text ({one_line(repr(e.object[e.start:e.end]))}), "
+            shown = one_line(repr(e.object[e.start:e.end]))
+            raise UsageError(f"the unit's {key}= would name a path that is not UTF-8 text ({shown}), "
                              "which a systemd unit cannot hold; move that file to a path of UTF-8 characters") from None
 
     def install_plan(self, spec: ServiceSpec) -> list[Step]:
         dirs: list[Step] = [MakeDir(path) for path in spec.writable] if spec.mount_sandbox else []
-        return dirs + [
+        return [
+            *dirs,
             WriteFile(self.path, self.render(spec)),
             self._systemctl("daemon-reload"),
             Run(("systemctl", "--user", "enable", UNIT), advice=self.manager_advice,

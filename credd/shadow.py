@@ -25,8 +25,9 @@ def advice(profile: str, source: str, where: str, key_id: str, keyring_key_id: s
     problem = (f"[{profile}] at {where} holds a long-term access key ({held}) that credd does not overwrite, so "
                f"`aws --profile {profile}` uses that key, not credd's credentials")
     if keyring_key_id == key_id:
+        import_it = credd_command(hint, "keys", "import", source, "--from-profile", profile)
         return (f"{problem}. It is source {source}'s own key, which the keyring holds too",
-                f"remove it from the file with `{credd_command(hint, 'keys', 'import', source, '--from-profile', profile)}`")
+                f"remove it from the file with `{import_it}`")
     theirs = (f"source {source}'s key in the keyring is {mask_key_id(keyring_key_id)}" if keyring_key_id
               else f"the keyring holds no key of source {source} to compare it with")
     return (f"{problem}. It is not known to be source {source}'s key ({theirs})",

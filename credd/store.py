@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from credd.commandline import credd_command
 from credd.errors import KeyringError, NoSecureKeyringError, one_line
@@ -31,11 +32,27 @@ HOW_TO_GET_ONE = (
 )
 
 
+class KeyringBackend(Protocol):
+    """What credd calls on a keyring backend: keyring's `KeyringBackend` has it, and so must a stand-in.
+
+    credd calls them positionally. A backend raises what it likes (keyring's errors, D-Bus's, OSError):
+    `Store` turns that into a KeyringError.
+    """
+
+    def get_password(self, service: str, username: str, /) -> str | None: ...
+
+    def set_password(self, service: str, username: str, password: str, /) -> None: ...
+
+    def delete_password(self, service: str, username: str, /) -> None:
+        """Raises keyring.errors.PasswordDeleteError when there is no such entry."""
+        ...
+
+
 @dataclass(frozen=True)
 class BackendChoice:
     """The backend credd will use and whether the user named it."""
 
-    backend: object  # a keyring.backend.KeyringBackend
+    backend: KeyringBackend
     explicit: bool
 
     @property
@@ -43,17 +60,17 @@ class BackendChoice:
         return backend_name(self.backend)
 
 
-def backend_name(backend: object) -> str:
+def backend_name(backend: KeyringBackend) -> str:
     cls = type(backend)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def is_plaintext(backend: object) -> bool:
+def is_plaintext(backend: KeyringBackend) -> bool:
     """keyrings.alt's PlaintextKeyring (file or pyfs) keeps secrets readable on disk."""
     return "plaintext" in type(backend).__name__.lower()
 
 
-def is_unusable(backend: object) -> bool:
+def is_unusable(backend: KeyringBackend) -> bool:
     """keyring's `fail` and `null` backends store nothing."""
     return type(backend).__module__ in ("keyring.backends.fail", "keyring.backends.null")
 
@@ -77,6 +94,7 @@ def select_backend(env: Mapping[str, str] = os.environ, platform: str = sys.plat
     """
     import keyring.core
 
+    backend: KeyringBackend | None
     try:
         if env.get("PYTHON_KEYRING_BACKEND"):
             backend = keyring.core.load_keyring(env["PYTHON_KEYRING_BACKEND"])
@@ -95,7 +113,7 @@ def select_backend(env: Mapping[str, str] = os.environ, platform: str = sys.plat
     for name in SECURE_BACKENDS.get(platform, SECURE_BACKENDS["linux"]):
         try:
             return BackendChoice(keyring.core.load_keyring(name), explicit=False)
-        except Exception as e:  # not viable here: missing module, no D-Bus, no daemon
+        except Exception as e:  # noqa: BLE001  not viable here (missing module, no D-Bus, no daemon): the next one
             reasons.append(f"{name.split('.')[-2]}: {e}")
     raise NoSecureKeyringError(no_keyring_message(reasons, env, platform))
 
@@ -129,7 +147,7 @@ def no_keyring_message(reasons: list[str], env: Mapping[str, str], platform: str
 class Store:
     """Reads and writes credd's secrets in one keyring backend under one service name."""
 
-    def __init__(self, backend: object, service: str, hint_config: str | None = None) -> None:
+    def __init__(self, backend: KeyringBackend, service: str, hint_config: str | None = None) -> None:
         self.backend = backend
         self.service = service
         self.hint_config = hint_config  # the user's --config, for the commands its errors name
@@ -230,11 +248,13 @@ def advice(error: BaseException, hint_config: str | None = None) -> str:
     backend's module has to be importable here (secretstorage exists only on Linux).
     """
     doctor = credd_command(hint_config, "doctor")
-    names, text, seen = set(), "", 0
-    while error is not None and seen < 5:
-        names.update(cls.__name__ for cls in type(error).__mro__)
-        text += f" {error}".lower()
-        error, seen = error.__cause__ or error.__context__, seen + 1
+    names: set[str] = set()
+    text, seen = "", 0
+    cause: BaseException | None = error
+    while cause is not None and seen < 5:
+        names.update(cls.__name__ for cls in type(cause).__mro__)
+        text += f" {cause}".lower()
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
     if "KeyringLocked" in names or "locked" in text:
         return ("The keyring is locked: unlock it (log in to your desktop session, or unlock the login keyring "
                 "in Seahorse or KeePassXC); a running `credd serve` tries again on its own.")

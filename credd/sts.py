@@ -24,12 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from credd import __version__
 from credd.commandline import credd_command
 from credd.errors import StsError
 from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, Secret, Source, mask_key_id
 from credd.sts_endpoint import endpoint_for, is_safe
+
+if TYPE_CHECKING:  # botocore ships no types; mypy takes these as Any, readers as what they are
+    from botocore.exceptions import ClientError
 
 # botocore's `total_max_attempts` counts the first try: 5 survives four throttled
 # replies in a row (its client-config `max_attempts` counts retries only, 4 here).
@@ -79,6 +83,28 @@ class Call:
         return f"profile {self.profile!r}" if self.profile else f"source {self.source!r}"
 
 
+class ClientMeta(Protocol):
+    """What credd reads of a client's `meta`: where its calls go."""
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+
+class StsClient(Protocol):
+    """What credd calls on an STS client (botocore's, made by `StsClients`): two operations, and where they go.
+
+    Replies are `object`: credd checks them as hostile input (`parse_credentials`). A call raises botocore's
+    exceptions, which `classify` reads.
+    """
+
+    @property
+    def meta(self) -> ClientMeta: ...
+
+    def get_session_token(self, **params: object) -> object: ...
+
+    def assume_role(self, **params: object) -> object: ...
+
+
 class StsClients:
     """Makes STS clients: one botocore session for all of them, standard retries, bounded timeouts.
 
@@ -94,19 +120,19 @@ class StsClients:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.pool_size = pool_size
-        self._session = None
+        self._session: Any = None  # botocore's Session, made with the first client
         self._lock = threading.Lock()
         quiet_botocore()
 
-    def for_key(self, source: Source, key: AccessKey):
+    def for_key(self, source: Source, key: AccessKey) -> StsClient:
         """A client signing with the source's long-term key (for GetSessionToken)."""
         return self._client(source, key.key_id, key.secret, None)
 
-    def for_session(self, source: Source, session: Credentials):
+    def for_session(self, source: Source, session: Credentials) -> StsClient:
         """A client signing with the source's session (for AssumeRole)."""
         return self._client(source, session.access_key_id, session.secret_access_key, session.session_token)
 
-    def _client(self, source: Source, key_id: str, secret: Secret, token: Secret | None):
+    def _client(self, source: Source, key_id: str, secret: Secret, token: Secret | None) -> StsClient:
         from botocore.config import Config
 
         options: dict[str, object] = {}
@@ -129,12 +155,12 @@ class StsClients:
                     import botocore.session
 
                     self._session = botocore.session.Session()
-                client = self._session.create_client(
+                client: StsClient = self._session.create_client(
                     "sts", region_name=source.region, endpoint_url=endpoint_for(source), config=config,
                     aws_access_key_id=key_id, aws_secret_access_key=secret.reveal(),
                     aws_session_token=token.reveal() if token is not None else None,
                 )
-        except Exception as e:  # ProfileNotFound from $AWS_PROFILE, an endpoint botocore refuses, ...
+        except Exception as e:  # noqa: BLE001  ProfileNotFound from $AWS_PROFILE, an endpoint botocore refuses, ...
             problem = f"{type(e).__name__}: {masked(_one_line(str(e)))}"
             raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: cannot set up an STS client: {problem}",
                                    retryable=False)) from None
@@ -158,10 +184,10 @@ class _WholeReplies:
     like any dropped connection.
     """
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: Any) -> None:  # botocore's URLLib3Session
         self._session = session
 
-    def send(self, request):
+    def send(self, request: Any) -> Any:  # botocore's AWSPreparedRequest and AWSResponse
         response = self._session.send(request)
         expected = str(response.headers.get("Content-Length", ""))
         if (expected.isdigit() and not getattr(request, "stream_output", False)
@@ -171,16 +197,16 @@ class _WholeReplies:
             raise ConnectionClosedError(endpoint_url=request.url, request=request, cut_short=True)
         return response
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
 
 
-def _refuse_short_replies(client) -> None:
+def _refuse_short_replies(client: StsClient) -> None:
     """Wrap the client's HTTP session (`_endpoint.http_session`: not public API, present for a decade).
 
     Without it a cut-short reply stays a malformed one: still safe, retried later by the engine.
     """
-    endpoint = getattr(client, "_endpoint", None)
+    endpoint: Any = getattr(client, "_endpoint", None)
     session = getattr(endpoint, "http_session", None)
     if session is not None and not isinstance(session, _WholeReplies):
         endpoint.http_session = _WholeReplies(session)
@@ -200,7 +226,7 @@ def quiet_botocore() -> None:
 SkewWatcher = Callable[[timedelta], None]  # told how far this machine's clock is ahead of STS's (negative: behind)
 
 
-def get_session_token(client, source: Source, code: Secret | None, now: datetime, *,
+def get_session_token(client: StsClient, source: Source, code: Secret | None, now: datetime, *,
                       skew: SkewWatcher | None = None, hint_config: str | None = None) -> Credentials:
     """The source's session; `code` is required exactly when the source has an MFA device.
 
@@ -216,7 +242,7 @@ def get_session_token(client, source: Source, code: Secret | None, now: datetime
     return parse_credentials(_send(client, call, params, now, skew), now, call, source.duration)
 
 
-def assume_role(client, profile: Profile, duration: int, now: datetime, *,
+def assume_role(client: StsClient, profile: Profile, duration: int, now: datetime, *,
                 skew: SkewWatcher | None = None, hint_config: str | None = None) -> Credentials:
     """The role of `profile`, assumed with the client's (session) credentials for `duration` seconds."""
     params: dict[str, object] = {
@@ -230,12 +256,13 @@ def assume_role(client, profile: Profile, duration: int, now: datetime, *,
     return parse_credentials(_send(client, call, params, now, skew), now, call, duration)
 
 
-def _send(client, call: Call, params: dict[str, object], now: datetime, watcher: SkewWatcher | None) -> object:
+def _send(client: StsClient, call: Call, params: dict[str, object], now: datetime,
+          watcher: SkewWatcher | None) -> object:
     method = {"GetSessionToken": client.get_session_token, "AssumeRole": client.assume_role}[call.operation]
     call = replace(call, endpoint=_shown_url(getattr(getattr(client, "meta", None), "endpoint_url", None)))
     try:
         reply = method(**params)
-    except Exception as e:  # every way a call can fail becomes a Failure; the cause may quote the code
+    except Exception as e:  # noqa: BLE001  every way a call can fail becomes a Failure; the cause may quote the code
         skew = clock_skew(getattr(e, "response", None), now)  # an error reply has a Date too
         if skew is not None and watcher is not None:
             watcher(skew)
@@ -363,7 +390,7 @@ def classify(error: BaseException, call: Call, skew: timedelta | None = None) ->
                    retryable=False)
 
 
-def _client_error(error, call: Call, skew: timedelta | None) -> Failure:
+def _client_error(error: ClientError, call: Call, skew: timedelta | None) -> Failure:
     details = error.response.get("Error", {}) if isinstance(error.response, dict) else {}
     code = str(details.get("Code") or "")
     said = _one_line(str(details.get("Message") or ""))  # to classify by; never shown as it is

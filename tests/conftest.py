@@ -184,7 +184,8 @@ def run_credd(args: list[str], home: Home, input: str | None = None, timeout: fl
     env = dict(home.env)
     env.update(extra_env or {})
     result = subprocess.run([sys.executable, "-m", "credd", *args], input=input, capture_output=True, cwd=cwd,
-                            text=True, env=env, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+                            text=True, env=env, timeout=timeout,
+                            stdin=None if input is not None else subprocess.DEVNULL)
     assert_no_secrets(result.stdout + result.stderr)
     return result
 

@@ -196,9 +196,9 @@ class StsFront:
             if request.action == "AssumeRole" and int(params.get("DurationSeconds", "3600")) > 3600:
                 return "ValidationError", ("The requested DurationSeconds exceeds the 1 hour session limit for "
                                            "roles assumed by role chaining.")
-        if request.action == "GetSessionToken" and ("SerialNumber" in params or "TokenCode" in params):
-            if not self._accept_code(params.get("SerialNumber", ""), params.get("TokenCode", "")):
-                return "AccessDenied", MFA_FAILED
+        if (request.action == "GetSessionToken" and ("SerialNumber" in params or "TokenCode" in params)
+                and not self._accept_code(params.get("SerialNumber", ""), params.get("TokenCode", ""))):
+            return "AccessDenied", MFA_FAILED
         if request.action == "AssumeRole" and params.get("RoleArn") in self.denied_roles:
             return "AccessDenied", (f"User: arn:aws:iam::111111111111:user/test is not authorized to perform: "
                                     f"sts:AssumeRole on resource: {params.get('RoleArn')}")

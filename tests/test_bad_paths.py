@@ -60,9 +60,9 @@ COMMANDS: dict[str, list[str]] = {
     "init": ["init", "--source", "bob"],  # last: where the path is merely missing, it writes a good config there
 }
 NOT_RUN = {"demo": "its own throw-away home and environment; tests/test_demo.py"}
-STARTS = {"serve"}
+STARTS = {"serve"}  # runs only where it cannot start, in a subprocess with a deadline
 # They read no config, so a bad one is no error to them; `init` writes one where none is.
-MAY_PASS = {"service uninstall", "service status", "init", "completion"}  # runs only where it cannot start, in a subprocess with a deadline
+MAY_PASS = {"service uninstall", "service status", "init", "completion"}
 # Exit codes a command has beyond 0, 1 and 2, each documented: `service status` says 3 for "not running", as systemctl.
 OWN_EXIT_CODES = {"service status": {3}}
 
@@ -130,7 +130,7 @@ BAD_CONFIG_PATHS: dict[str, Callable[[Path], str]] = {
     "unset variable in braces": lambda root: "${NOPE}/x.yaml",
     "through a file": lambda root: f"{a_file(root)}/c.yaml",
     "relative through a file": lambda root: (a_file(root), "afile/c.yaml")[1],
-    "a directory": lambda root: str(root),
+    "a directory": lambda root: str(root),  # noqa: PLW0108  a row like the others
     "a socket": lambda root: str(a_socket(root)),
     "a fifo": lambda root: str(a_fifo(root)),
     "unreadable": lambda root: str(unreadable(root)),
@@ -300,7 +300,7 @@ def test_config_path_through_a_file_is_named(user: Home, tmp_path: Path):
     a_file(tmp_path)
     result = run_credd(["--config", "afile/c.yaml", "init", "--source", "a"], user, cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr == (f"credd: error: cannot write afile/c.yaml: afile is not a directory; give --config a "
+    assert result.stderr == ("credd: error: cannot write afile/c.yaml: afile is not a directory; give --config a "
                              "path in a directory\n")
 
 

@@ -83,7 +83,8 @@ def test_defaults():
             source: bob
         """)
     bob = config.sources["bob"]
-    assert (bob.mfa_serial, bob.mfa, bob.duration, bob.region, bob.sts_endpoint) == (None, None, 43200, "us-east-1", None)
+    assert ((bob.mfa_serial, bob.mfa, bob.duration, bob.region, bob.sts_endpoint)
+            == (None, None, 43200, "us-east-1", None))
     assert config.keyring_service == "credd" and config.refresh_before == 1200
     assert config.credentials_file == Path("/home/u/.aws/credentials")
 
@@ -195,14 +196,18 @@ BAD = [
     ("unknown key, no close match", "sources: {a: {}}\nzzz: 1\n", 2,
      "zzz: unknown key (known keys: version, credentials_file, socket, keyring_service, refresh_before, sources, "
      "profiles)"),
-    ("duplicate top key", "sources: {a: {}}\nsources: {b: {}}\n", 2, "sources: duplicate key (first defined on line 1)"),
+    ("duplicate top key", "sources: {a: {}}\nsources: {b: {}}\n", 2,
+     "sources: duplicate key (first defined on line 1)"),
     ("duplicate profile", "sources: {a: {}}\nprofiles:\n  p: {source: a}\n  p: {source: a}\n", 4,
      "profiles.p: duplicate key (first defined on line 3)"),
     ("duplicate field", "sources:\n  a:\n    region: us-east-1\n    region: eu-west-1\n" + OK_TAIL, 4,
      "sources.a.region: duplicate key (first defined on line 3)"),
-    ("bad version", "version: 2\nsources: {a: {}}\n", 1, "version: only version 1 is supported; set `version: 1`"),
-    ("boolean version", "version: true\nsources: {a: {}}\n", 1, "version: only version 1 is supported; set `version: 1`"),
-    ("no sources", OK_TAIL, None, "sources: is required: define at least one source (an IAM user whose key credd keeps)"),
+    ("bad version", "version: 2\nsources: {a: {}}\n", 1,
+     "version: only version 1 is supported; set `version: 1`"),
+    ("boolean version", "version: true\nsources: {a: {}}\n", 1,
+     "version: only version 1 is supported; set `version: 1`"),
+    ("no sources", OK_TAIL, None,
+     "sources: is required: define at least one source (an IAM user whose key credd keeps)"),
     ("empty sources", "sources: {}\n", 1, "sources: define at least one source (an IAM user whose key credd keeps)"),
     ("sources is a list", "sources: [a]\n", 1, "sources: expected a mapping of `name: value` lines"),
     ("bad source name", "sources:\n  'al ice': {}\n", 2,
@@ -214,7 +219,8 @@ BAD = [
     ("totp without serial", "sources:\n  a:\n    mfa: totp\n" + OK_TAIL, 3,
      "sources.a.mfa: mfa: totp needs mfa_serial, the ARN of the MFA device (arn:aws:iam::ACCOUNT:mfa/NAME); "
      "remove `mfa` for a source without MFA"),
-    ("unknown mfa method", "sources:\n  a:\n    mfa_serial: arn:aws:iam::111111111111:mfa/a\n    mfa: sms\n" + OK_TAIL, 4,
+    ("unknown mfa method",
+     "sources:\n  a:\n    mfa_serial: arn:aws:iam::111111111111:mfa/a\n    mfa: sms\n" + OK_TAIL, 4,
      "sources.a.mfa: expected one of totp, command, prompt, got 'sms'"),
     ("command without mfa_command",
      "sources:\n  a:\n    mfa_serial: arn:aws:iam::111111111111:mfa/a\n    mfa: command\n" + OK_TAIL, 4,
@@ -291,7 +297,8 @@ BAD = [
     ("write not a bool", "sources: {a: {}}\nprofiles:\n  p:\n    source: a\n    write: maybe\n", 5,
      "profiles.p.write: expected true or false, got 'maybe'"),
     ("refresh_before too long",
-     "refresh_before: 2h\nsources: {a: {}}\nprofiles:\n  p: {source: a, role_arn: 'arn:aws:iam::222222222222:role/R'}\n",
+     "refresh_before: 2h\nsources: {a: {}}\nprofiles:\n"
+     "  p: {source: a, role_arn: 'arn:aws:iam::222222222222:role/R'}\n",
      1, "refresh_before: 2h is not shorter than profiles.p.duration (1h), so credd would refresh without pause; "
      "make it shorter"),
     ("relative credentials file", "credentials_file: creds\nsources: {a: {}}\n", 1,
@@ -328,7 +335,7 @@ def test_merge_key_is_refused(tmp_path):
 
 
 def test_deep_nesting_is_an_error_not_a_crash():
-    with pytest.raises(ConfigError, match="nested too deeply|YAML"):
+    with pytest.raises(ConfigError, match=r"nested too deeply|YAML"):
         parse("sources: " + "[" * 100000)
 
 

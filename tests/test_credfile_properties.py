@@ -107,7 +107,7 @@ def key_lines(draw, section: str, name: str, indent: str) -> list[Line]:
         return lines + [Line(f"{deeper}{k} = {v}", "cont", section, name) for k, v in draw(NESTED)]
     if value.strip():
         for comments, text in draw(CONTINUATIONS):
-            lines += comments + [Line(deeper + text, "cont", section, name)]
+            lines += [*comments, Line(deeper + text, "cont", section, name)]
     return lines
 
 
@@ -154,7 +154,7 @@ def split(text: str) -> list[str]:
 
 
 def without_final_newline(lines: list[str]) -> list[str]:
-    return lines[:-1] + [lines[-1].rstrip("\r\n")] if lines else lines
+    return [*lines[:-1], lines[-1].rstrip("\r\n")] if lines else lines
 
 
 def assert_line_endings_kept(built: Built, after: str) -> None:
@@ -176,7 +176,7 @@ def test_reads_every_file_as_botocore_does(built: Built, data: st.DataObject) ->
     text = data.draw(spoiled(built))
     try:
         expected = botocore_read(text)
-    except Exception as e:  # ConfigParseError, or configparser's own for what botocore lets through
+    except Exception as e:  # noqa: BLE001  ConfigParseError, or configparser's own for what botocore lets through
         with pytest.raises(CredentialsFileError):
             credfile.read_profiles(text)
         assert type(e).__name__ == "ConfigParseError"
@@ -259,7 +259,7 @@ def test_removing_what_was_appended_gives_back_the_file(built: Built, data: st.D
 @SETTINGS
 @given(built=files(), data=st.data())
 def test_remove_drops_only_owned_sections(built: Built, data: st.DataObject) -> None:
-    remove = data.draw(st.lists(st.sampled_from(list(built.kinds) + ["missing"]), unique=True))
+    remove = data.draw(st.lists(st.sampled_from([*built.kinds, "missing"]), unique=True))
     removed = {name for name in remove if built.kinds.get(name) == OWNED}
     before = built.text
 

@@ -157,7 +157,8 @@ BROKEN = [
      "`write: false` for profile alice-session in /home/u/.config/credd/config.yaml"),
     ("state directory a symlink", {"state_dir": state_dir_with(mode=stat.S_IFLNK | 0o777)},
      "fail", "state directory", (f"credd refuses it (so after a restart it may send an MFA code again, which AWS "
-                                 f"refuses): {STATE} is a symlink, which credd does not follow there; remove it (`rm {STATE}`)"),
+                                 f"refuses): {STATE} is a symlink, which credd does not follow there; remove it "
+                                 f"(`rm {STATE}`)"),
      None),
     ("state directory not a directory", {"state_dir": state_dir_with(mode=stat.S_IFREG | 0o600)},
      "fail", "state directory", f"{STATE} is not a directory; remove it", None),
@@ -341,7 +342,7 @@ def test_the_probe_and_the_daemon_tell_the_clock_alike():
     assert "clock 6m40s behind STS" in findings[1].message and "set right since" not in findings[1].message
     assert findings[0].fix == findings[1].fix == doctor.clock.TIME_SYNC
     # The daemon warns from the size at which the probe fails.
-    assert doctor.clock.SKEW_FAIL == sts.SKEW_REPORTED.total_seconds()
+    assert sts.SKEW_REPORTED.total_seconds() == doctor.clock.SKEW_FAIL
 
 
 def test_the_daemons_clock_warning_without_a_size_or_a_known_source():
@@ -491,7 +492,8 @@ def broken_home(home: Home, break_it: str) -> dict[str, str]:
      "fix: unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY"),
     ("unknown profile wired", 1, "FAIL profile ghost: [profile ghost] in ", "fix: add ghost under `profiles:`"),
     ("state directory open", 1, ("FAIL state directory: credd refuses it (so after a restart it may send an MFA "
-                                 "code again, which AWS refuses): "), "is open to other users (mode 777); run `chmod 700 "),
+                                 "code again, which AWS refuses): "),
+     "is open to other users (mode 777); run `chmod 700 "),
 ])
 def test_the_command_on_a_broken_home(plaintext_keyring: Home, break_it, status, line, fix):
     extra = broken_home(plaintext_keyring, break_it)
@@ -564,7 +566,8 @@ def test_a_hook_line_init_wrote_with_another_config_is_judged_against_that_confi
     home.write_config("version: 1\nsources:\n  bob: {}\nprofiles:\n  dev:\n    source: bob\n")
     other = home.root / "other.yaml"
     init = run_credd(["--config", str(other), "init", "--source", "alice", "--mfa-serial",
-                      "arn:aws:iam::111111111111:mfa/alice", "--role", "prod-admin=arn:aws:iam::222222222222:role/Admin",
+                      "arn:aws:iam::111111111111:mfa/alice",
+                      "--role", "prod-admin=arn:aws:iam::222222222222:role/Admin",
                       "--hook", "--wire-aws-config"], home)
     assert init.returncode == 0, init.stderr
 
@@ -581,7 +584,8 @@ def test_a_hook_line_init_wrote_with_another_config_is_judged_against_that_confi
 
 
 def test_a_hook_line_naming_another_config_without_the_profile_fails_there():
-    aws = AwsConfigFacts(AWS_CONFIG, True, {"prod-admin": {"credential_process": "credd --config /o.yaml process prod-admin"}})
+    aws = AwsConfigFacts(AWS_CONFIG, True,
+                         {"prod-admin": {"credential_process": "credd --config /o.yaml process prod-admin"}})
     other = {"/o.yaml": frozenset({"dev"})}
     findings = doctor.check_profiles(make_config(), doctor.wired_profiles(aws.profiles), ParsedCredentials(),
                                      FileFacts(CREDS, CREDS), aws, {"HOME": "/home/u"}, other)

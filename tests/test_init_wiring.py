@@ -129,7 +129,7 @@ def test_on_a_pipe_without_flags_nothing_is_offered_but_the_next_steps_are_named
     ("[profile default]\n", "profile default"),
 ], ids=["quoted name", "the later of two", "[profile default]"])
 def test_wiring_uses_the_section_botocore_reads(before: str, section: str) -> None:
-    profile = section.split()[-1].strip('"')
+    profile = section.rsplit(maxsplit=1)[-1].strip('"')
     text, [outcome] = wire_text(before, [profile], ["credd"], "config")
     assert (outcome.state, outcome.section) == ("added", section)
     assert botocore_read(text)[section]["credential_process"] == f"credd process {profile}"

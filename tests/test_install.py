@@ -179,7 +179,7 @@ def test_the_demo_runs_in_the_pipx_install_with_the_extra_it_names(pipx_install:
     missing = pipx_install.run("credd", "demo", env=env)
     if missing.returncode == 0:
         pytest.fail("the demo ran without its extra: has another test added it?")
-    inject = f"pipx inject credd 'moto[server]>=5' 'keyrings.alt>=5'"
+    inject = "pipx inject credd 'moto[server]>=5' 'keyrings.alt>=5'"
     assert missing.stderr == ("credd: error: the demo needs credd's `demo` extra (a local STS and a file keyring); "
                               f"add it to this install: {inject}\n")
     started = time.monotonic()

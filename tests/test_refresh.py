@@ -1,9 +1,9 @@
+import itertools
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from credd.refresh import (BACKOFF_CAP, backoff, clock_jumped, is_fresh, is_servable, may_retry, next_attempt,
-                           refresh_at)
+from credd.refresh import BACKOFF_CAP, backoff, clock_jumped, is_fresh, is_servable, may_retry, next_attempt, refresh_at
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 TWENTY_MIN = timedelta(minutes=20)
@@ -37,7 +37,7 @@ def test_jitter_is_small_for_a_small_refresh_before():
 def test_backoff_grows_then_caps():
     upper = [backoff(n, lambda: 1.0) for n in range(1, 12)]
     assert upper[:4] == [timedelta(seconds=s) for s in (15, 30, 60, 120)]
-    assert upper[-1] == BACKOFF_CAP and all(a <= b for a, b in zip(upper, upper[1:]))
+    assert upper[-1] == BACKOFF_CAP and all(a <= b for a, b in itertools.pairwise(upper))
     assert backoff(3, lambda: 0.0) == timedelta(seconds=30)  # jitter stays in the upper half
 
 

@@ -101,7 +101,8 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_one_for_a_bad_one(daemon
 
     daemon.home.write_config("sources: {alice: {mfa: sms}}\n")
     daemon.process.send_signal(signal.SIGHUP)
-    daemon.wait_until("the reload refused", lambda: "the new config is invalid, keeping the running one" in daemon.log())
+    daemon.wait_until("the reload refused",
+                      lambda: "the new config is invalid, keeping the running one" in daemon.log())
     assert "sources.alice.mfa" in daemon.log()
     assert daemon.credd("process", "dev").returncode == 0  # still serving the old config
     status = daemon.credd("status")  # and status says so, with the error's file:line, until a good reload
@@ -139,7 +140,8 @@ def test_status_refresh_and_process_commands(daemon, live_sts):
     assert outcomes["ok"] is False and outcomes["profiles"]["prod-admin"]["outcome"] == "valid"
     assert outcomes["profiles"]["alice-session"]["written"] is True
     text = daemon.credd("refresh", "prod-admin").stdout
-    assert text.startswith("prod-admin: still valid until ") and ", not renewed: " in text and "cannot reach STS" in text
+    assert (text.startswith("prod-admin: still valid until ") and ", not renewed: " in text
+            and "cannot reach STS" in text)
     live_sts.clear_faults()
 
     hook = daemon.credd("process", "prod-admin")
@@ -289,10 +291,10 @@ def test_exec_replaces_itself_and_passes_status_and_signals(daemon):
     daemon.start()
     env = dict(daemon.env, AWS_PROFILE="other")
     credd = [sys.executable, "-m", "credd", "exec", "prod-admin", "--"]
-    status = subprocess.run(credd + ["sh", "-c", 'test -n "$AWS_SESSION_TOKEN" && test -z "$AWS_PROFILE"; exit 7'],
+    status = subprocess.run([*credd, "sh", "-c", 'test -n "$AWS_SESSION_TOKEN" && test -z "$AWS_PROFILE"; exit 7'],
                             env=env, timeout=60)
     assert status.returncode == 7
-    child = subprocess.Popen(credd + ["sh", "-c", "echo $$; kill -TERM $$"], env=env, stdout=subprocess.PIPE,
+    child = subprocess.Popen([*credd, "sh", "-c", "echo $$; kill -TERM $$"], env=env, stdout=subprocess.PIPE,
                              text=True)
     out, _ = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGTERM

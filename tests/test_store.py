@@ -85,8 +85,8 @@ def test_plaintext_backend_chosen_by_keyring_itself_is_refused(home):
 
 NO_BUS_FIX = ("credd: error: no secure keyring is available; start and unlock gnome-keyring: "
               "dbus-run-session -- sh -c 'gnome-keyring-daemon --unlock --components=secrets && exec \"$SHELL\"'")
-NOT_IN_PLAIN_TEXT = ("  credd does not fall back to a keyring that keeps secrets in plain text on disk; to choose another "
-                     "backend knowingly, name it in $PYTHON_KEYRING_BACKEND or in keyring's keyringrc.cfg "
+NOT_IN_PLAIN_TEXT = ("  credd does not fall back to a keyring that keeps secrets in plain text on disk; to choose "
+                     "another backend knowingly, name it in $PYTHON_KEYRING_BACKEND or in keyring's keyringrc.cfg "
                      "(`python -m keyring diagnose` shows where)")
 
 

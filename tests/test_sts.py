@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from credd import sts
 from credd.errors import StsError
 from credd.model import AccessKey, Credentials, FailureKind, Profile, Secret
+from credd.sts_endpoint import is_safe
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED
 from tests.fixtures_sts import SERIAL, make_config, role_arn
-from credd.sts_endpoint import is_safe
 from tests.sts_front import MFA_FAILED, error_body
 
 KEY = AccessKey(TEST_KEY_ID, Secret(TEST_SECRET_KEY))

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from credd import protocol
@@ -123,7 +124,7 @@ def _use(ctx: Context, env: dict[str, str], root: Path, daemon: subprocess.Popen
 
 
 @contextlib.contextmanager
-def local_sts():
+def local_sts() -> Iterator[str]:
     """moto's STS on a free loopback port (the demo and the benchmarks)."""
     import logging
 
@@ -140,7 +141,7 @@ def local_sts():
 
 
 @contextlib.contextmanager
-def _daemon(ctx: Context, env: dict[str, str], root: Path):
+def _daemon(ctx: Context, env: dict[str, str], root: Path) -> Iterator[subprocess.Popen[bytes]]:
     log = root / "serve.log"
     ctx.say("Start the daemon (systemd or launchd would run this at login): credd serve")
     with open(log, "wb") as stderr:
@@ -174,7 +175,7 @@ def _wait_for_state(env: dict[str, str], state: str | None, timeout: float = 30.
 
 
 @contextlib.contextmanager
-def _typo_in_config(root: Path):
+def _typo_in_config(root: Path) -> Iterator[None]:
     config = root / ".config" / "credd" / "config.yaml"
     good = config.read_text()
     config.write_text(good.replace("source: alice", "source: alcie", 1))
@@ -192,7 +193,7 @@ def _step(ctx: Context, env: dict[str, str], title: str, argv: list[str], stdin:
     ctx.say(title)
     ctx.say(f"   $ credd {shlex.join(argv)}" + (" < (lines on stdin)" if stdin else ""))
     result = subprocess.run([sys.executable, "-m", "credd", *argv], input=stdin or "", capture_output=True,
-                            text=True, env=env, timeout=120)
+                            text=True, env=env, timeout=120, check=False)  # its exit status is shown below
     for line in _masked(result.stdout + result.stderr).splitlines():
         ctx.say(f"     {line}")
     ctx.say(f"     (exit {result.returncode})\n")

@@ -12,9 +12,9 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 import threading
 from dataclasses import replace
+from typing import IO
 
 from credd import coredump, mfa, paths, sts
 from credd.commands.args import NoArgs
@@ -103,7 +103,7 @@ class Runtime:
         notify("RELOADING=1")
         try:
             self._reload()
-        except Exception as e:  # runs in an executor nobody awaits: say it here, keep the running daemon
+        except Exception as e:  # noqa: BLE001  in an executor nobody awaits: say it here, keep the running daemon
             log.error("reload failed (%s); the running config stays in effect", type(e).__name__)
             self._refused(f"the reload failed ({type(e).__name__}); this is a bug in credd")
         finally:
@@ -166,7 +166,7 @@ class Runtime:
         self.daemon.refresh_all()
 
 
-def _log_to(stream) -> None:
+def _log_to(stream: IO[str]) -> None:
     """One line an event on stderr; the journal (or launchd's log file) adds the time when it runs us."""
     level = os.environ.get("CREDD_LOG_LEVEL", "INFO").upper()
     handler = logging.StreamHandler(stream)

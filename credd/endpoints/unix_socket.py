@@ -26,9 +26,10 @@ import os
 import socket
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from credd import privatedir, protocol
 from credd.commandline import credd_command
@@ -37,6 +38,7 @@ from credd.errors import CreddError
 
 log = logging.getLogger("credd.server")  # the name its log lines have always had
 SETTING = "socket:"  # the config key that puts the socket, and so its directory, elsewhere
+T = TypeVar("T")
 
 Handler = Callable[[dict], dict]
 QuickHandler = Callable[[dict], "dict | None"]  # must not block: it runs on the event loop
@@ -192,7 +194,8 @@ class SocketServer:
         self._server: asyncio.AbstractServer | None = None
 
     @classmethod
-    def answering(cls, listener: Listener, answers: Callable[[], Answers], uid: int, **options) -> SocketServer:
+    def answering(cls, listener: Listener, answers: Callable[[], Answers], uid: int,
+                  **options: Any) -> SocketServer:
         """The server over the daemon's answers; `answers()` gives the current ones at each request, as a
         reload replaces the daemon whole. Fresh credentials and pings are answered on the event loop."""
         return cls(listener, lambda request: answers().handle(request), uid,
@@ -267,12 +270,12 @@ class SocketServer:
             return handler(request)
         except CreddError as e:
             return protocol.error_reply("failed", str(e))
-        except Exception as e:  # a bug: log its type, never its message (it may hold a value)
+        except Exception as e:  # noqa: BLE001  a bug: log its type, never its message (it may hold a value)
             log.error("request %s failed: internal error %s", request.get("op"), type(e).__name__)
             return protocol.error_reply("internal", f"internal error ({type(e).__name__}); see the daemon's log")
 
 
-async def _within(awaitable, seconds: float):
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
     """`asyncio.wait_for` without its extra Task per call where Python has `asyncio.timeout` (3.11+)."""
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):

@@ -43,7 +43,7 @@ class Roles:
             futures = {p.name: pool.submit(self._assume, client, p) for p in roles}
         return {name: future.result() for name, future in futures.items()}
 
-    def _assume(self, client, profile: Profile) -> Credentials | Failure:
+    def _assume(self, client: sts.StsClient, profile: Profile) -> Credentials | Failure:
         log = self.effects.log
         try:
             unless_stopping(self.effects.stop, f"profile {profile.name!r}")
