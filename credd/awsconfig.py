@@ -23,6 +23,8 @@ REGION = "region"
 # Keys with which botocore takes another way before it runs credential_process: its provider
 # chain tries assume-role, web identity and SSO first.
 SHADOWING = ("role_arn", "web_identity_token_file", "sso_start_url", "sso_session")
+WiringState = Literal["added", "wired", "other", "none"]
+
 
 @dataclass(frozen=True)
 class Wiring:
@@ -32,7 +34,7 @@ class Wiring:
     section: str
     # added/wired/other: of a credential_process line (wired: credd serves it already; other: another command,
     # left alone); none: the profile is not served by the hook (write: true), only its region was wanted.
-    state: Literal["added", "wired", "other", "none"]
+    state: WiringState
     line: int | None = None  # of the credential_process line that was there
     shadowed_by: tuple[str, ...] = ()  # keys in the section that botocore uses before credential_process
     region: str | None = None  # the `region` line this added; None: none added (the section has its own)
@@ -73,6 +75,8 @@ def wire_text(text: str, profiles: Sequence[str], command: Sequence[str], path: 
         existing = doc.sections.get(section)
         current = existing.keys.get(CREDENTIAL_PROCESS) if existing else None
         shadowed_by = tuple(key for key in SHADOWING if existing and key in existing.keys)
+        state: WiringState
+        line: int | None
         if profile not in profiles:
             state, line = "none", None
         elif current is None:

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeAlias, TypeVar
 
 from credd import __version__, protocol
 from credd.commands.args import (
@@ -191,7 +191,7 @@ COMMANDS: dict[str, Command[Any]] = {
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 through our own path, with its usage line."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(2, f"credd: error: {message}\n")
 
@@ -297,23 +297,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common() -> argparse.ArgumentParser:
+def _common() -> _Parser:
     """Options accepted after the command too: `credd config check --config x.yaml`."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="the config file")
     return common
 
 
-def _command(group, words: str, help_text: str) -> argparse.ArgumentParser:
+# argparse's subparsers action: its class is private, so it is named through the type argparse gives it.
+Subcommands: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
+def _command(group: Subcommands, words: str, help_text: str) -> argparse.ArgumentParser:
     """The parser of the command `words` (a key of COMMANDS); its last word is its name in `group`."""
     if words not in COMMANDS:
         raise LookupError(f"{words!r} is not in cli.COMMANDS")  # a bug in credd, found by every test
-    parser = group.add_parser(words.split()[-1], help=help_text, description=help_text, parents=[_common()])
+    parser: argparse.ArgumentParser = group.add_parser(words.rsplit(maxsplit=1)[-1], help=help_text, description=help_text,
+                                                       parents=[_common()])
     parser.set_defaults(chosen=words)
     return parser
 
 
-def _group(commands, name: str, help_text: str):
+def _group(commands: Subcommands, name: str, help_text: str) -> Subcommands:
     parser = commands.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(chosen=None, group=parser)
     return parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)

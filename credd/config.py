@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TypedDict, cast
 
 import yaml
 
@@ -19,7 +20,7 @@ from credd import configfile, paths
 from credd.commandline import credd_command
 from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
-from credd.model import CHAINED_ROLE_MAX, Config, Profile, Source
+from credd.model import CHAINED_ROLE_MAX, Config, MfaMethod, Profile, Source
 from credd.sts_endpoint import is_loopback_host
 from credd.yamlnodes import Entries, NodeReader, error_at, shown
 
@@ -31,7 +32,15 @@ ROLE_DURATION = (900, 12 * 3600)
 # botocore refreshes credentials with less than this left.
 BOTOCORE_REFRESH_WINDOW = 15 * 60
 
-DEFAULTS = {
+class _Defaults(TypedDict):
+    keyring_service: str
+    refresh_before: int
+    session_duration: int
+    role_duration: int
+    region: str
+
+
+DEFAULTS: _Defaults = {
     "keyring_service": "credd",
     "refresh_before": 20 * 60,
     "session_duration": 12 * 3600,
@@ -165,9 +174,9 @@ def _source(reader: _Reader, name: str, node: yaml.Node) -> Source:
                                    "expected the MFA device's ARN, like arn:aws:iam::111111111111:mfa/alice")
 
     mfa_node = reader.optional(fields, "mfa", key)
-    mfa = None
+    mfa: MfaMethod | None = None
     if mfa_node is not None:
-        mfa = reader.choice(mfa_node, f"{key}.mfa", MFA_METHODS)
+        mfa = cast("MfaMethod", reader.choice(mfa_node, f"{key}.mfa", MFA_METHODS))
         if mfa_serial is None:
             raise reader.error(mfa_node, f"{key}.mfa",
                                f"mfa: {mfa} needs mfa_serial, the ARN of the MFA device "
@@ -182,7 +191,7 @@ def _source(reader: _Reader, name: str, node: yaml.Node) -> Source:
         if mfa != "command":
             raise reader.error(command_node, f"{key}.mfa_command",
                                f"is only used with `mfa: command` (this source has mfa: {mfa or 'none'})")
-    elif mfa == "command":
+    elif mfa == "command" and mfa_node is not None:  # (set only from an `mfa:` node)
         raise reader.error(mfa_node, f"{key}.mfa",
                            f"mfa: command needs mfa_command, the program that prints a code, as a list: "
                            f"{MFA_COMMAND_EXAMPLE}")
@@ -277,7 +286,7 @@ def _refresh_before(reader: _Reader, top: Entries, sources: dict[str, Source], p
     return seconds
 
 
-def _lifetimes(sources: dict[str, Source], profiles: dict[str, Profile]):
+def _lifetimes(sources: dict[str, Source], profiles: dict[str, Profile]) -> Iterator[tuple[str, int]]:
     """What each credential lives for, as AWS will really grant it."""
     for source in sources.values():
         yield f"sources.{source.name}.duration", source.duration
@@ -287,7 +296,7 @@ def _lifetimes(sources: dict[str, Source], profiles: dict[str, Profile]):
 
 
 def _warnings(reader: _Reader, top: Entries, sources: dict[str, Source], profiles: dict[str, Profile],
-              refresh_before: int):
+              refresh_before: int) -> Iterator[str]:
     """Warnings as errors are written: file, line, key, and the value as the user wrote it."""
     if not profiles:
         line = reader.line(top["profiles"][0]) if "profiles" in top else None
@@ -346,8 +355,8 @@ def _socket(reader: _Reader, top: Entries, env: Mapping[str, str], platform: str
         if not socket.is_absolute():
             raise error_at(reader.label, None, "socket",
                            f"$CREDD_SOCKET must be an absolute path, got {one_line(str(socket), 300)}")
-    elif "socket" in top:
-        socket = _path_setting(reader, top, "socket", env)
+    elif (setting := _path_setting(reader, top, "socket", env)) is not None:  # None: no `socket:` key
+        socket = setting
         line = reader.line(top["socket"][1])
     else:
         socket = Path(paths.default_socket(env, platform, uid))
@@ -378,7 +387,7 @@ def _path_setting(reader: _Reader, top: Entries, key: str, env: Mapping[str, str
     return path
 
 
-def _did_you_mean(word: str, choices) -> str:
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -398,7 +407,7 @@ class _Reader(NodeReader):
                                                  "to write a starter config")
         return node
 
-    def named(self, entries: Entries, key: str):
+    def named(self, entries: Entries, key: str) -> Iterator[tuple[str, tuple[yaml.Node, yaml.Node]]]:
         """Entries whose names are valid source or profile names."""
         for name, (key_node, value_node) in entries.items():
             if not NAME.fullmatch(name):

@@ -52,8 +52,7 @@ class NodeReader:
             self.loader = yaml.SafeLoader(self.text)  # checks every character first
             node = self.loader.get_single_node()
         except yaml.reader.ReaderError as e:
-            line = len(YAML_BREAK.findall(self.text, 0, e.position)) + 1
-            raise error_at(self.label, line, "", f"the character #x{e.character:04x} cannot appear in YAML (a "
+            raise error_at(self.label, len(YAML_BREAK.findall(self.text, 0, e.position)) + 1, "", f"the character #x{e.character:04x} cannot appear in YAML (a "
                                                  "control character); remove it, or write it as an escape in double "
                                                  "quotes") from None
         except yaml.MarkedYAMLError as e:
@@ -86,11 +85,14 @@ class NodeReader:
         if not isinstance(node, yaml.ScalarNode):
             kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
             raise self.error(node, key, f"expected a single value, got {kind}")
-        if node.tag not in self.loader.yaml_constructors:  # `!!python/object`, `!custom`: only YAML's own types
+        loader = self.loader
+        if loader is None:
+            raise RuntimeError("NodeReader.scalar before root()")  # a bug in credd: nodes come from root()
+        if node.tag not in loader.yaml_constructors:  # `!!python/object`, `!custom`: only YAML's own types
             raise self.error(node, key, "cannot read this value (could not determine a constructor for the tag "
                                         f"{one_line(repr(node.tag), 80)})")
         try:
-            return self.loader.construct_object(node, deep=True)
+            return loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, LookupError, ArithmeticError, AttributeError, TypeError):
             # PyYAML's constructors for its own types fail with these for a value that looks like its type
             # and is not one (2001-13-45, `!!int abc`, `!!int ''`, 5000 digits); their texts speak of Python.

@@ -4,7 +4,6 @@ as the scripts run it (standard library only), and the scripts themselves in rea
 from __future__ import annotations
 
 import argparse
-
 import subprocess
 import sys
 import time

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from credd import config, daemon, errors, protocol, service
-from credd.endpoints import unix_socket as server
 from credd.commands import control
+from credd.endpoints import unix_socket as server
 from credd.model import FailureKind
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def test_config_reference_gives_the_loaders_defaults_and_duration_ranges():
     assert f"`{format_duration(config.DEFAULTS['session_duration'])}`" == sources["duration"][2]
     assert f"`{format_duration(config.DEFAULTS['role_duration'])}`" == profiles["duration"][2]
     assert f"`{config.DEFAULTS['region']}`" == sources["region"][2]
-    assert "the source's `region`" == profiles["region"][2]
+    assert profiles["region"][2] == "the source's `region`"
     ranges = ((sources["duration"], config.SESSION_DURATION), (profiles["duration"], config.ROLE_DURATION))
     for row, (low, high) in ranges:
         assert row[3].startswith(f"`{format_duration(low)}` to `{format_duration(high)}`")

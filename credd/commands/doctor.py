@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from credd import __version__, credfile, doctor, hook, mfa, paths, protocol
@@ -31,6 +32,9 @@ from credd.context import Context
 from credd.doctor.clock import sts_endpoints
 from credd.errors import CreddError, CredentialsFileError, KeyringError
 from credd.model import Config
+
+if TYPE_CHECKING:  # store imports keyring: only when doctor opens it
+    from credd.store import KeyringBackend
 
 STATUS_TIMEOUT = 3.0  # the daemon answers status from memory
 SERVICE_TIMEOUT = 5.0
@@ -102,7 +106,7 @@ def _sdk_file(env: Mapping[str, str], variable: str, find: Callable[[Mapping[str
         return env[variable]
 
 
-def _keyring(ctx: Context) -> tuple[doctor.KeyringFacts, object | None]:
+def _keyring(ctx: Context) -> tuple[doctor.KeyringFacts, KeyringBackend | None]:
     from credd.store import is_plaintext, select_backend
 
     try:
@@ -112,7 +116,7 @@ def _keyring(ctx: Context) -> tuple[doctor.KeyringFacts, object | None]:
     return doctor.KeyringFacts(choice.name, choice.explicit, is_plaintext(choice.backend)), choice.backend
 
 
-def _secrets(config: Config, backend: object) -> dict[str, doctor.SecretFacts]:
+def _secrets(config: Config, backend: KeyringBackend) -> dict[str, doctor.SecretFacts]:
     from credd.store import TOTP_SEED, Store
 
     store = Store(backend, config.keyring_service)
@@ -257,7 +261,7 @@ def probe_clocks(endpoints: list[str], timeout: float = CLOCK_TIMEOUT) -> tuple[
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """STS's own Date, not that of wherever it redirects a bare GET."""
 
-    def redirect_request(self, *args, **kwargs) -> None:
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shlex
-
 from datetime import datetime, timezone
 
 from credd import coredump, credfile, entry, hook

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from credd import awsconfig, credfile, paths
-from credd.awsconfig import CREDENTIAL_PROCESS
 from credd.atomicfile import read_text, write_atomic
+from credd.awsconfig import CREDENTIAL_PROCESS
 from credd.commands.args import InitArgs
 from credd.commands.keys import import_from_profile
 from credd.commands.service import find_credd

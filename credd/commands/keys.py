@@ -46,7 +46,7 @@ def set_key(ctx: Context, args: SourceArgs) -> int:
     return 0
 
 
-def warn_if_plaintext(ctx: Context, store) -> None:
+def warn_if_plaintext(ctx: Context, store: Store) -> None:
     if is_plaintext(store.backend):
         ctx.warn(f"{backend_name(store.backend)} keeps secrets in plain text on disk; you chose it, "
                  "but a real keyring (Secret Service, macOS Keychain) protects them")

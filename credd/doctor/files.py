@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from credd import credfile, shadow
+from credd.commandline import credd_command
 from credd.doctor.facts import FileFacts, SecretFacts, Stat
 from credd.doctor.findings import Finding, count, fail, ok, warn
-from credd.commandline import credd_command
 from credd.errors import CredentialsFileError
 from credd.model import Config, mask_key_id
 

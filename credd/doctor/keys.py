@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from credd.commandline import credd_command
 from credd.doctor.facts import KeyringFacts, SecretFacts
 from credd.doctor.findings import Finding, count, fail, ok, warn
-from credd.commandline import credd_command
 from credd.model import Config, mask_key_id
-
 
 
 def _again(hint: str | None) -> str:

@@ -116,6 +116,8 @@ class UsedWindows:
 
         Raises FileNotFoundError when the directory does not exist (yet).
         """
+        if self.path is None:  # a ledger kept in memory only has no place to judge
+            return None
         refusal = privatedir.problem(self.path.parent, os.lstat(self.path.parent), self._uid)
         if refusal is None and os.path.islink(self.path):
             refusal = f"{self.path} is a symlink, which credd does not follow there; remove it"
