@@ -198,7 +198,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="credd", description="Keeps AWS credentials with MFA fresh.", epilog=EPILOG)
-    parser.add_argument("--version", action="version", version=f"credd {__version__} (socket protocol {protocol.PROTOCOL_VERSION})")
+    parser.add_argument("--version", action="version",
+                        version=f"credd {__version__} (socket protocol {protocol.PROTOCOL_VERSION})")
     parser.add_argument("--config", metavar="PATH", help="the config file")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
@@ -271,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     totp_set.add_argument("source", metavar="SOURCE")
 
     _command(commands, "demo", "the whole flow, self-contained, in a throw-away home")
-    doctor = _command(commands, "doctor",
-                      "check the keyring, config, files, socket, service, clock and AWS_* variables; say how to fix each")
+    doctor = _command(commands, "doctor", "check the keyring, config, files, socket, service, clock and AWS_* "
+                                          "variables; say how to fix each")
     doctor.add_argument("--json", action="store_true", help="machine-readable")
 
     completion = _command(commands, "completion",
@@ -312,7 +313,8 @@ def _command(group: Subcommands, words: str, help_text: str) -> argparse.Argumen
     """The parser of the command `words` (a key of COMMANDS); its last word is its name in `group`."""
     if words not in COMMANDS:
         raise LookupError(f"{words!r} is not in cli.COMMANDS")  # a bug in credd, found by every test
-    parser: argparse.ArgumentParser = group.add_parser(words.rsplit(maxsplit=1)[-1], help=help_text, description=help_text,
+    name = words.rsplit(maxsplit=1)[-1]
+    parser: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text,
                                                        parents=[_common()])
     parser.set_defaults(chosen=words)
     return parser

@@ -232,7 +232,8 @@ def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, 
     fields = reader.mapping(node, key, allow_empty_value=True)
     reader.only_known(fields, PROFILE_KEYS, key, source=_named_source(fields))
 
-    source_node = reader.required(fields, "source", key, "name the source (under `sources:`) this profile uses", name_node)
+    source_node = reader.required(fields, "source", key, "name the source (under `sources:`) this profile uses",
+                                  name_node)
     source = reader.string(source_node, f"{key}.source", NAME, "expected a source name")
     if source not in sources:
         hint = _did_you_mean(source, sources)
@@ -379,7 +380,8 @@ def _path_setting(reader: _Reader, top: Entries, key: str, env: Mapping[str, str
     except ValueError as e:
         raise reader.error(node, key, str(e)) from None
     if not path.is_absolute():
-        raise reader.error(node, key, f"{one_line(raw, 300)} is relative; give an absolute path or one starting with ~/")
+        raise reader.error(node, key,
+                           f"{one_line(raw, 300)} is relative; give an absolute path or one starting with ~/")
     try:
         os.fsencode(path)
     except UnicodeEncodeError:  # a lone surrogate from a "\ud800" escape: no file can have this name

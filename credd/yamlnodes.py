@@ -52,7 +52,8 @@ class NodeReader:
             self.loader = yaml.SafeLoader(self.text)  # checks every character first
             node = self.loader.get_single_node()
         except yaml.reader.ReaderError as e:
-            raise error_at(self.label, len(YAML_BREAK.findall(self.text, 0, e.position)) + 1, "", f"the character #x{e.character:04x} cannot appear in YAML (a "
+            at = len(YAML_BREAK.findall(self.text, 0, e.position)) + 1
+            raise error_at(self.label, at, "", f"the character #x{e.character:04x} cannot appear in YAML (a "
                                                  "control character); remove it, or write it as an escape in double "
                                                  "quotes") from None
         except yaml.MarkedYAMLError as e:

@@ -61,7 +61,8 @@ def test_a_flag_hidden_from_help_is_not_offered():
     parser = argparse.ArgumentParser(prog="credd")
     parser.add_argument("--shown", help="a flag")
     parser.add_argument("--hidden", help=argparse.SUPPRESS)
-    assert [name for name, _ in completion.candidates(parser, [], "--", lambda section, config: [])] == ["--help", "--shown"]
+    offered = completion.candidates(parser, [], "--", lambda section, config: [])
+    assert [name for name, _ in offered] == ["--help", "--shown"]
 
 
 def test_flags_and_their_choices():

@@ -146,7 +146,7 @@ def strings_assigned(node: ast.AST, variable: str) -> set[str]:
             if isinstance(target, ast.Name) and target.id == variable:
                 found.update(values(assign.value))
             elif isinstance(target, ast.Tuple) and isinstance(assign.value, ast.Tuple):
-                for item, value in zip(target.elts, assign.value.elts):
+                for item, value in zip(target.elts, assign.value.elts, strict=False):
                     if isinstance(item, ast.Name) and item.id == variable:
                         found.update(values(value))
     return found
@@ -158,11 +158,11 @@ def error_kinds_sent() -> set[str]:
     kinds = set()
     for module in (daemon, server, protocol):
         for node in ast.walk(ast.parse(inspect.getsource(module))):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "error_reply":
-                if isinstance(node.args[0], ast.Constant):
-                    kinds.add(node.args[0].value)
+            called = getattr(node.func, "attr", getattr(node.func, "id", "")) if isinstance(node, ast.Call) else None
+            if called == "error_reply" and isinstance(node.args[0], ast.Constant):
+                kinds.add(node.args[0].value)
             if isinstance(node, ast.Dict):
-                for key, value in zip(node.keys, node.values):
+                for key, value in zip(node.keys, node.values, strict=True):
                     if isinstance(key, ast.Constant) and key.value == "error" and isinstance(value, ast.Constant):
                         kinds.add(value.value)
     return kinds

@@ -128,8 +128,9 @@ def test_the_state_dir_credd_makes_is_private_whatever_the_umask(tmp_path):
         mfa.UsedWindows(tmp_path / "state" / "credd" / "mfa-windows.json").claim(SERIAL, T0 + 5)
     finally:
         os.umask(old)
-    modes = {path.name: oct(path.stat().st_mode & 0o777) for path in (tmp_path / "state", tmp_path / "state" / "credd",
-                                                                      tmp_path / "state" / "credd" / "mfa-windows.json")}
+    state = tmp_path / "state"
+    modes = {path.name: oct(path.stat().st_mode & 0o777)
+             for path in (state, state / "credd", state / "credd" / "mfa-windows.json")}
     assert modes == {"state": "0o700", "credd": "0o700", "mfa-windows.json": "0o600"}
 
 
@@ -217,7 +218,7 @@ def test_command_prints_the_code_and_its_stderr_goes_to_the_log_masked(caplog):
 
 
 def test_command_runs_without_a_shell():
-    command = python("import sys; print(sys.argv[1]); print('123456')") + ("$(exit 3); `false` | x",)
+    command = (*python("import sys; print(sys.argv[1]); print('123456')"), "$(exit 3); `false` | x")
     assert mfa.CommandDriver(timeout=10).code(source("command", command), 0).reveal() == "123456"
 
 

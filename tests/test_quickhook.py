@@ -75,7 +75,8 @@ values = st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoin
                    st.text(max_size=20), st.sampled_from(["", "a\"b", "a\\b", "\x7f", "é", "\n", "x y"]))
 version = st.one_of(st.just(1), st.sampled_from([True, 1.0, 2, 0, "1", None]))
 documents = st.builds(lambda v, a, s, t, e: {"Version": v, "AccessKeyId": a, "SecretAccessKey": s,
-                                            "SessionToken": t, "Expiration": e}, version, values, values, values, values)
+                                            "SessionToken": t, "Expiration": e},
+                      version, values, values, values, values)
 
 
 @st.composite
@@ -160,7 +161,8 @@ def installed(tmp_path_factory) -> Path:
     return venv / "bin"
 
 
-def script(bin_dir: Path, home: Home, sock_path, *args: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def script(bin_dir: Path, home: Home, sock_path: Path, *args: str,
+           flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     env = dict(home.env, CREDD_SOCKET=str(sock_path))
     return subprocess.run([str(bin_dir / "python"), *flags, str(bin_dir / "credd"), *args], capture_output=True,
                           text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
@@ -168,8 +170,8 @@ def script(bin_dir: Path, home: Home, sock_path, *args: str, flags: tuple[str, .
 
 # credd's five modules, _socket and resource (core files off, as for every command); `os` and what it
 # imports, which `python -I -S -c pass` has not loaded.
-ALLOWED = {"credd", "credd.quickhook", "credd.coredump", "credd.configfile", "credd.paths", "credd.protocol", "_socket", "resource",
-           "__future__",
+ALLOWED = {"credd", "credd.quickhook", "credd.coredump", "credd.configfile", "credd.paths", "credd.protocol",
+           "_socket", "resource", "__future__",
            "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc"}
 
 

@@ -258,7 +258,7 @@ def _choose_section(ctx: Context, source: str, found: list[tuple[str, str]], sho
         return name if move else None
     ctx.say(f"Found long-term keys in {shown}: " + ", ".join(f"[{name}] ({masked})" for name, masked in found))
     names = [name for name, _ in found]
-    choices = names + ["none"]
+    choices = [*names, "none"]
     answer = _question(ctx, f"Which one should move into the keyring for source {source}? A section name, or none",
                        source if source in names else names[0], re.compile("|".join(map(re.escape, choices))),
                        "please answer one of: " + ", ".join(choices))
