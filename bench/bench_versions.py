@@ -1,7 +1,8 @@
 """Before and after: credd at an earlier commit against this checkout, every figure in the same run, interleaved.
 
     git worktree add /tmp/before e0f2634
-    .venv/bin/python bench/bench_versions.py --before /tmp/before [--rounds 7] [--hook-runs 100]
+    .venv/bin/python bench/bench_versions.py --before /tmp/before [--rounds 7] [--hook-runs 100] \
+        [--only hook,socket,refresh,credfile]
     git worktree remove /tmp/before
 
 Both versions run with this interpreter (.venv, so the same dependencies),
@@ -30,6 +31,7 @@ machine was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -163,6 +165,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="rounds of socket, refresh and credfile")
     parser.add_argument("--hook-runs", type=int, default=100)
     parser.add_argument("--requests", type=int, default=1000, help="socket requests per round and load")
+    parser.add_argument("--only", default="hook,socket,refresh,credfile",
+                        help="comma-separated: hook, socket, refresh, credfile (all by default)")
     parser.add_argument("--worker", choices=("refresh", "credfile"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -170,6 +174,9 @@ def main() -> None:
     checkouts = {"before": args.before.resolve(), "after": REPO}
     if not (checkouts["before"] / "credd").is_dir() or checkouts["before"] == REPO:
         parser.error(f"--before {args.before}: not another checkout of credd")
+    only = set(args.only.split(","))
+    if only - {"hook", "socket", "refresh", "credfile"}:
+        parser.error(f"--only {args.only}: hook, socket, refresh or credfile")
 
     sys.path.insert(0, str(HERE))
     import bench_socket
@@ -197,19 +204,22 @@ def main() -> None:
             envs[version] = version_env(demo_env(root / version), checkout)
             check_version(envs[version], checkout)
         profile = {bench_socket.PROFILE: "arn:aws:iam::210987654321:role/Admin"}
-        with running_daemon(envs["before"], endpoint, profile, write=False), \
-                running_daemon(envs["after"], endpoint, profile, write=False):
-            # hook: A B A B, with python -c pass in the same turns
-            credd_bin = str(Path(sys.executable).parent / "credd")
-            commands = {version: [credd_bin, "process", bench_socket.PROFILE] for version in checkouts}
-            commands["python -c pass"] = [sys.executable, "-c", "pass"]
-            times = time_commands(commands, base, args.hook_runs, envs={**envs, "python -c pass": base},
-                                  expect_ok=list(commands))
-            floor = statistics.median(times["python -c pass"])
-            hook = {version: {"hook": times[version]} for version in checkouts}
-            out.append(f"\n`credd process p`, {args.hook_runs} runs each, interleaved; `python -c pass` in the "
-                       f"same turns: {floor:.1f} ms median\n")
-            out.append(markdown(headers, rows_of(hook, {"hook": "hook start-up, ms"}, 1), "l"))
+        with contextlib.ExitStack() as daemons:
+            if only & {"hook", "socket"}:
+                for version in checkouts:
+                    daemons.enter_context(running_daemon(envs[version], endpoint, profile, write=False))
+
+            if "hook" in only:  # A B A B, with python -c pass in the same turns
+                credd_bin = str(Path(sys.executable).parent / "credd")
+                commands = {version: [credd_bin, "process", bench_socket.PROFILE] for version in checkouts}
+                commands["python -c pass"] = [sys.executable, "-c", "pass"]
+                times = time_commands(commands, base, args.hook_runs, envs={**envs, "python -c pass": base},
+                                      expect_ok=list(commands))
+                floor = statistics.median(times["python -c pass"])
+                hook = {version: {"hook": times[version]} for version in checkouts}
+                out.append(f"\n`credd process p`, {args.hook_runs} runs each, interleaved; `python -c pass` in "
+                           f"the same turns: {floor:.1f} ms median\n")
+                out.append(markdown(headers, rows_of(hook, {"hook": "hook start-up, ms"}, 1), "l"))
 
             def socket_round(version: str) -> dict[str, float]:
                 path = envs[version]["CREDD_SOCKET"]
@@ -218,30 +228,34 @@ def main() -> None:
                 return {"seq rate": args.requests / seq_s, "seq p99": common.percentile(seq_lat, 99),
                         "con rate": args.requests / con_s, "con p99": common.percentile(con_lat, 99)}
 
-            for version in checkouts:  # warm-up: connections, caches, the daemon's thread pool
-                bench_socket.sequential(envs[version]["CREDD_SOCKET"], 100)
-                bench_socket.concurrent(envs[version]["CREDD_SOCKET"], 200, 50)
-            sockets = alternate(args.rounds, socket_round)
-        out.append(f"\nSocket, {args.rounds} rounds of {args.requests} `credentials` requests per load, one "
-                   f"connection each; sequential = one client, the hook's `protocol.request`; concurrent = 50 "
-                   f"asyncio clients\n")
-        out.append(markdown(headers, rows_of(sockets, {"seq rate": "sequential, requests/s",
-                                                        "seq p99": "sequential, p99 ms",
-                                                        "con rate": "50 concurrent, requests/s",
-                                                        "con p99": "50 concurrent, p99 ms"}, 2), "l"))
+            if "socket" in only:
+                for version in checkouts:  # warm-up: connections, caches, the daemon's thread pool
+                    bench_socket.sequential(envs[version]["CREDD_SOCKET"], 100)
+                    bench_socket.concurrent(envs[version]["CREDD_SOCKET"], 200, 50)
+                sockets = alternate(args.rounds, socket_round)
+                out.append(f"\nSocket, {args.rounds} rounds of {args.requests} `credentials` requests per load, "
+                           "one connection each; sequential = one client, the hook's `protocol.request`; "
+                           "concurrent = 50 asyncio clients\n")
+                out.append(markdown(headers, rows_of(sockets, {"seq rate": "sequential, requests/s",
+                                                                "seq p99": "sequential, p99 ms",
+                                                                "con rate": "50 concurrent, requests/s",
+                                                                "con p99": "50 concurrent, p99 ms"}, 2), "l"))
 
-        refresh = alternate(args.rounds, lambda version: in_worker("refresh", checkouts[version], 1, base))
-        out.append(f"\nRefresh fan-out to {ROLES} role profiles (one source, local STS, 8 workers), {args.rounds} "
-                   "rounds, a worker process each\n")
-        out.append(markdown(headers, rows_of(refresh, {"cold": f"cold (1 GetSessionToken + {ROLES} AssumeRole), ms",
-                                                       "warm": f"warm ({ROLES} AssumeRole), ms"}, 0), "l"))
+        if "refresh" in only:
+            refresh = alternate(args.rounds, lambda version: in_worker("refresh", checkouts[version], 1, base))
+            out.append(f"\nRefresh fan-out to {ROLES} role profiles (one source, local STS, 8 workers), "
+                       f"{args.rounds} rounds, a worker process each\n")
+            out.append(markdown(headers, rows_of(refresh, {
+                "cold": f"cold (1 GetSessionToken + {ROLES} AssumeRole), ms",
+                "warm": f"warm ({ROLES} AssumeRole), ms"}, 0), "l"))
 
-        credfile = alternate(args.rounds, lambda version: in_worker("credfile", checkouts[version], 3, base))
-        out.append(f"\nCredentials file of {SECTIONS:,} sections, {args.rounds} rounds of a worker process each "
-                   "(median of 3 updates in each)\n")
-        out.append(markdown(headers, rows_of(credfile, {
-            "pure 1": "`credfile.update`, 1 owned section, ms", "pure 100": "`credfile.update`, 100, ms",
-            "file 1": "`update_file`, 1 owned section, ms", "file 100": "`update_file`, 100, ms"}, 1), "l"))
+        if "credfile" in only:
+            credfile = alternate(args.rounds, lambda version: in_worker("credfile", checkouts[version], 3, base))
+            out.append(f"\nCredentials file of {SECTIONS:,} sections, {args.rounds} rounds of a worker process each "
+                       "(median of 3 updates in each)\n")
+            out.append(markdown(headers, rows_of(credfile, {
+                "pure 1": "`credfile.update`, 1 owned section, ms", "pure 100": "`credfile.update`, 100, ms",
+                "file 1": "`update_file`, 1 owned section, ms", "file 100": "`update_file`, 100, ms"}, 1), "l"))
     out.append(f"\n`uptime` after: {uptime()}")
     print("\n".join(out))
 
