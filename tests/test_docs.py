@@ -270,3 +270,106 @@ def test_every_exit_code_credd_gives_is_documented():
     assert f"{service.STATUS_RUNNING} the service runs" in service_line
     assert f"{service.STATUS_NOT_RUNNING} it does not run or is not installed" in service_line
     assert f"{service.STATUS_UNKNOWN} the service manager could not say" in service_line
+
+
+# docs/architecture.md: drawn from the import graph, checked against it ------------------------------------------
+
+ARCHITECTURE = DOCS / "architecture.md"
+# Imports that reach up a layer today, each to be moved down (issue 14); an import not listed here fails.
+REACHING_UP = {("credd.awsconfig", "credd.doctor")}
+EFFECT_LIBRARIES = ("boto3", "botocore", "keyring", "yaml", "apscheduler")
+CLOCK_READS = {("datetime", "now"), ("datetime", "utcnow"), ("date", "today"), ("time", "time"),
+               ("time", "monotonic"), ("time", "perf_counter"), ("time", "time_ns")}
+
+
+def _import_graph():
+    """bench/import_graph.py, the script the page is drawn from, loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("import_graph", ROOT / "bench" / "import_graph.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.graph(ROOT)
+
+
+def _named_on_page() -> tuple[set[str], set[str], set[str]]:
+    """(repository paths, bare file names from the drawing, dotted `credd...` names) the page mentions."""
+    text = ARCHITECTURE.read_text()
+    spans = re.findall(r"`([^`\n]+)`", text)
+    paths = {span for span in spans if re.fullmatch(r"(credd|docs|tests|bench|scripts)/[\w/.-]*", span)}
+    drawing = text.split("```", 2)[1]
+    files = set(re.findall(r"\b(\w+\.py)\b", drawing))
+    dotted = {span for span in spans if re.fullmatch(r"credd(\.\w+)*", span)}
+    return paths, files, dotted
+
+
+def _layers() -> list[tuple[str, list[str]]]:
+    """The page's table of layers, bottom first: (layer, its modules)."""
+    rows = re.findall(r"^\| (\w+) \| (`credd.*`) \|$", ARCHITECTURE.read_text(), re.MULTILINE)
+    return [(layer, re.findall(r"`([\w.]+)`", modules)) for layer, modules in rows]
+
+
+def test_architecture_names_only_what_exists():
+    import importlib
+
+    paths, files, dotted = _named_on_page()
+    assert paths and files and dotted  # the patterns still find the page's references
+    for path in paths:
+        assert (ROOT / path).exists(), f"docs/architecture.md names {path}, which does not exist"
+    present = {f.name for f in (ROOT / "credd").rglob("*.py")}
+    assert files - present == set(), "docs/architecture.md draws files that credd/ does not have"
+    for name in dotted:  # a module, or a module and an attribute path in it (a class, a function, a method)
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            module_name = ".".join(parts[:cut])
+            if (ROOT / Path(*parts[:cut])).with_suffix(".py").is_file() or (ROOT / Path(*parts[:cut])).is_dir():
+                break
+        assert cut > 1 or name == "credd", f"docs/architecture.md names {name}, which is not a credd module"
+        if cut == len(parts):
+            continue  # a module: its file is there (imported it might run, as `credd.__main__` would)
+        thing = importlib.import_module(module_name)
+        for attribute in parts[cut:]:
+            assert hasattr(thing, attribute), f"docs/architecture.md names {name}: {module_name} has no such thing"
+            thing = getattr(thing, attribute)
+
+
+def test_architecture_layers_hold_in_the_import_graph():
+    edges = _import_graph()
+    layers = _layers()
+    assert [layer for layer, _ in layers] == ["pure", "effects", "sources", "daemon", "endpoints", "commands"]
+    rank = {module: n for n, (_, modules) in enumerate(layers) for module in modules}
+    assert set(rank) <= set(edges), f"the layer table names modules that do not exist: {set(rank) - set(edges)}"
+    commands = len(layers) - 1
+
+    def placed(module: str) -> str | None:  # a module under a placed package (other than credd itself) sits with it
+        while module not in rank and module.count(".") > 1:
+            module = module.rsplit(".", 1)[0]
+        return module if module in rank else None
+
+    unplaced = sorted(module for module in edges if placed(module) is None)
+    assert unplaced == [], "modules docs/architecture.md does not place in a layer (add them to its table and drawing)"
+
+    def rank_of(module: str) -> int:
+        return rank[placed(module)]
+
+    up = sorted((module, target) for module, out in edges.items() for target in out
+                if rank_of(target) > rank_of(module) and (module, target) not in REACHING_UP)
+    assert up == [], "imports that reach up a layer (docs/architecture.md draws them down)"
+    endpoints = {m for m in edges if rank_of(m) == commands - 1}
+    assert not {t for m in endpoints for t in edges[m] if rank_of(t) == commands}, "an endpoint imports a command"
+
+
+def test_pure_layer_loads_no_effect_library_and_reads_no_clock():
+    import ast
+
+    pure = dict(_layers())["pure"]
+    for module in pure:
+        path = ROOT / Path(*module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.split(".")[0] in EFFECT_LIBRARIES], f"{module} imports {names}"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                assert (node.value.id, node.attr) not in CLOCK_READS, f"{module} reads the clock ({node.value.id}.{node.attr})"
