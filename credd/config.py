@@ -133,6 +133,7 @@ def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], plat
 
     credentials_file = _path_setting(reader, top, "credentials_file", env) or _default_credentials_file(label, env)
     socket = _socket(reader, top, env, platform, uid)
+    _same_socket_for_clients(reader, top)
 
     keyring_service = DEFAULTS["keyring_service"]
     if "keyring_service" in top:
@@ -368,6 +369,17 @@ def _socket(reader: _Reader, top: Entries, env: Mapping[str, str], platform: str
                        f"{one_line(str(socket), 300)} is {size} bytes long, but a Unix socket path may have at most "
                        f"{limit} here; set `socket:` (or $CREDD_SOCKET) to a shorter path")
     return socket
+
+
+def _same_socket_for_clients(reader: _Reader, top: Entries) -> None:
+    """Refuse a `socket:` that credd's clients, which read it without YAML (`paths.socket_file`), would misread."""
+    entry = top.get("socket")
+    if entry is not None and not isinstance(entry[1], yaml.ScalarNode):
+        return  # not a path at all: `_socket` says so where the setting is used
+    misread = paths.socket_misread(reader.text, entry[1].value if entry is not None else None)
+    if misread is not None:
+        line = reader.line(entry[0]) if entry is not None else misread[0]
+        raise error_at(reader.label, line, "socket", misread[1])
 
 
 def _path_setting(reader: _Reader, top: Entries, key: str, env: Mapping[str, str]) -> Path | None:

@@ -7,8 +7,7 @@ what to do about it. `cli.main` prints the message and exits with the class's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the hook's client raises these
 if TYPE_CHECKING:
     from credd.model import Failure
 
@@ -48,6 +47,25 @@ class CommandNotRunnable(CreddError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class ClientError(CreddError):
+    """Asking the daemon over its socket failed, or the daemon refused: the message says what to do.
+
+    `reason`: the cause alone, without the advice, for a report that gives its own (`credd doctor`).
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+
+class DaemonDown(ClientError):
+    """Nothing listens at the socket: `credd env`/`exec` may then use the credentials file instead."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class KeyringError(CreddError):

@@ -98,8 +98,11 @@ def default_socket(env: Mapping[str, str], platform: str, uid: int) -> str:
 def socket_file(env: Mapping[str, str], config: str | None, platform: str, uid: int) -> str:
     """The daemon's socket as every client finds it, without reading YAML (the hook runs this on every call).
 
-    `$CREDD_SOCKET`, else a top-level `socket:` line of the config file, else
-    the platform's default. Raises ValueError, with the path in its message, for one naming an unset variable.
+    `$CREDD_SOCKET`, else the config file's `socket:` line (`socket_setting`),
+    else the platform's default. The config loader refuses a `socket:` that
+    YAML reads otherwise (`socket_misread`), so the daemon binds where this
+    looks. Raises ValueError, with the path in its message, for one that names
+    an unset variable or is relative (the daemon refuses those too).
     """
     value = env.get("CREDD_SOCKET") or None
     if value is None:
@@ -107,26 +110,63 @@ def socket_file(env: Mapping[str, str], config: str | None, platform: str, uid: 
     if value is None:
         return default_socket(env, platform, uid)
     try:
-        return expand(value, env)
+        path = expand(value, env)
     except ValueError as e:
         raise ValueError(f"the socket path {value!r}: {e}") from None
+    if not os.path.isabs(path):  # it would mean another socket in every directory
+        raise ValueError(f"the socket path {path!r} is relative; set $CREDD_SOCKET (or `socket:`) to an absolute path")
+    return path
+
+
+def socket_setting(text: str) -> tuple[str, int] | None:
+    """The value of the first top-level `socket:` line of config `text` that has one, and that line's number.
+
+    Read without YAML: what follows `socket:` up to a ` #` comment, without
+    the spaces and quotes around it.
+    """
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.startswith("socket:"):
+            value = line[len("socket:"):].split(" #", 1)[0].strip().strip("\"'")
+            if value:
+                return value, number
+    return None
+
+
+def socket_misread(text: str, written: str | None) -> tuple[int | None, str] | None:
+    """Why clients would look for the socket elsewhere than the daemon binds it, as (line, message); None if not.
+
+    `written`: the top-level `socket` value YAML finds in `text` (None without
+    one). A `socket:` form the line scan reads otherwise (doubled quotes,
+    escapes, a block scalar, a value on the next line, a flow mapping) would
+    send `credd process` and the other clients to another path.
+    """
+    from credd.errors import one_line
+
+    scanned = socket_setting(text)
+    seen, line = scanned if scanned is not None else (None, None)
+    if seen == (written or None):
+        return None
+    fix = "write it on one line as `socket: PATH` (quoted only if it must be, without escapes or doubled quotes)"
+    if written is None:
+        return line, (f"credd's clients read the path {one_line(repr(seen), 200)} from this line, which YAML reads as "
+                      f"part of another value; {fix}")
+    if seen is None:
+        return line, (f"credd's clients find no `socket: PATH` line at the start of a line here, so they would look "
+                      f"for the daemon at the default path, not at {one_line(repr(written), 200)}; {fix}")
+    return line, (f"credd's clients read this line without YAML and find the path {one_line(repr(seen), 200)}, not "
+                  f"{one_line(repr(written), 200)}; {fix}")
 
 
 def _socket_line(env: Mapping[str, str], config: str | None) -> str | None:
     """The value of the config file's top-level `socket:` line, if it has one."""
     from credd import configfile
 
-    value = None
     try:
         data, _ = configfile.read(config_file(env, config), 1 << 20)  # not open(): a FIFO would block it
     except (OSError, ValueError):
         return None  # no readable config: the daemon then uses the default too
-    for line in data.decode("utf-8", errors="replace").split("\n"):
-        if line.startswith("socket:"):
-            value = line[len("socket:"):].split(" #", 1)[0].strip().strip("\"'") or None
-            if value:
-                break
-    return value
+    found = socket_setting(data.decode("utf-8", errors="replace"))
+    return found[0] if found is not None else None
 
 
 def state_dir(env: Mapping[str, str]) -> str:

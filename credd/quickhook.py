@@ -86,9 +86,9 @@ def _full(args: list[str], reply: bytes | None = None) -> int:
     """The full hook, handed the reply already received (no second request), or the full command line."""
     ensure_site()
     if reply is not None:
-        from credd import entry, hook
+        from credd import hook, umask
 
-        os.umask(entry.PRIVATE_UMASK)  # as for every command
+        umask.make_private()  # as for every command
         try:
             first = protocol.decode_reply(reply)
         except protocol.ProtocolError:

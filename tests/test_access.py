@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from credd import hook, paths
+from credd import client, paths
 from credd.config import parse_config
 from credd.endpoints import unix_socket as server
-from credd.errors import ConfigError, CreddError
+from credd.errors import ClientError, ConfigError, CreddError
 from tests.conftest import (
     IN_CI,
     TEST_KEY_ID,
@@ -335,8 +335,8 @@ def test_a_client_refuses_a_daemon_of_another_user(sock_path: Path):
     os.close(ready_write)
     try:
         assert os.read(ready, 1) == b"1"
-        with pytest.raises(hook.HookError, match=f"runs as uid {NOBODY}, not as you .* nothing was sent"):
-            hook.fetch(str(sock_path), "prod-admin", 10)
+        with pytest.raises(ClientError, match=f"runs as uid {NOBODY}, not as you .* nothing was sent"):
+            client.credentials(str(sock_path), "prod-admin", 10)
     finally:
         os.close(ready)
         os.kill(pid, signal.SIGKILL)

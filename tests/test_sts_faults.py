@@ -218,14 +218,14 @@ def test_a_minute_of_timeouts(harness, sts_front):
 
 
 def test_a_stalled_sts_fails_a_refresh_before_the_hook_stops_waiting():
-    from credd import hook, sts
+    from credd import protocol, sts
 
     client = sts.StsClients().for_key(make_config("http://127.0.0.1:1").sources[SOURCE], KEY)
     config = client.meta.config
     # botocore's standard retries: the attempt-th wait is at most 0.05 s * 2**attempt (not throttling).
     sleeps = sum(0.05 * 2 ** attempt for attempt in range(config.retries["total_max_attempts"] - 1))
     worst = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout) + sleeps
-    assert worst < hook.DEFAULT_TIMEOUT
+    assert worst < protocol.CLIENT_TIMEOUT
 
 
 def test_a_reply_cut_short_is_retried_at_once_like_a_dropped_connection(harness):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os.path
 
-from credd import hook
+from credd import client
 from credd.commands.args import JsonArgs, MfaArgs, RefreshArgs
 from credd.context import Context
 from credd.durations import format_duration
-from credd.errors import ConfigError, CreddError, UsageError
+from credd.errors import ConfigError, CreddError
 from credd.secret_formats import parse_mfa_code
 from credd.terminal import ask_hidden, ask_valid, is_interactive, read_lines
 
@@ -27,32 +26,23 @@ ERROR_LABELS = {
 
 
 def ask_daemon(ctx: Context, message: dict, timeout: float) -> dict:
-    """The daemon's reply, or a CreddError that says what is wrong (and how to start the daemon)."""
-    try:
-        return hook.ask(socket_path(ctx), message, timeout, ctx.hint_config)
-    except hook.HookError as e:
-        raise CreddError(str(e)) from None
+    """The daemon's reply, or a ClientError that says what is wrong (and how to start the daemon)."""
+    return client.ask(socket_path(ctx), message, timeout, ctx.hint_config)
 
 
 def socket_path(ctx: Context) -> str:
-    """The daemon's socket: `$CREDD_SOCKET`, else the config's `socket:`, else the default.
+    """The daemon's socket, as every client finds it (`client.socket_path`).
 
-    A daemon keeps running the config it loaded, so a config deleted or broken
-    since must not cut the user off from it: then the socket is found as
-    `credd process` finds it, from a `socket:` line alone.
+    The socket is found from the `socket:` line alone, so a config deleted or
+    broken since the daemon loaded it does not cut the user off from the
+    daemon, which keeps running the config it loaded; a broken one is told.
     """
     if not ctx.env.get("CREDD_SOCKET"):
         try:
-            return str(ctx.load_config().socket)
+            ctx.load_config()
         except ConfigError as e:
             ctx.warn(f"{e}; looking for the daemon without it")
-    try:
-        path = hook.socket_path(ctx.env, ctx.config_arg, ctx.platform)
-    except hook.HookError as e:
-        raise UsageError(str(e)) from None
-    if not os.path.isabs(path):  # the daemon refuses it too: it would mean another socket in every directory
-        raise UsageError(f"the socket path {path!r} is relative; set $CREDD_SOCKET (or `socket:`) to an absolute path")
-    return path
+    return client.socket_path(ctx.env, ctx.config_arg, ctx.platform, ctx.uid)
 
 
 def status(ctx: Context, args: JsonArgs) -> int:

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from credd import __version__, credfile, doctor, hook, mfa, paths, protocol
+from credd import __version__, client, credfile, doctor, mfa, paths
 from credd.atomicfile import read_text, resolve_target
 from credd.commands.args import JsonArgs
 from credd.context import Context
 from credd.doctor.clock import sts_endpoints
-from credd.errors import CreddError, CredentialsFileError, KeyringError
+from credd.errors import ClientError, CreddError, CredentialsFileError, DaemonDown, KeyringError, UsageError
 from credd.model import Config
 
 if TYPE_CHECKING:  # store imports keyring: only when doctor opens it
@@ -60,7 +60,7 @@ def gather(ctx: Context) -> doctor.Facts:
         sdk_credentials_file=sdk_credentials, sdk_credentials_resolved=os.path.realpath(sdk_credentials),
         state_dir=_state_dir(paths.state_dir(ctx.env)),
         aws_config=aws_config,
-        socket=_socket(ctx, config), service=_service(ctx),
+        socket=_socket(ctx), service=_service(ctx),
         clock=probe_clocks(sts_endpoints(config)) if config else (),
         hint_config=ctx.hint_config, hook_configs=_hook_configs(ctx, config, aws_config),
     )
@@ -184,12 +184,12 @@ def _aws_config(path: str) -> doctor.AwsConfigFacts:
     return doctor.AwsConfigFacts(path, True, build_profile_map(sections)["profiles"])
 
 
-def _socket(ctx: Context, config: Config | None) -> doctor.SocketFacts:
+def _socket(ctx: Context) -> doctor.SocketFacts:
     from credd.endpoints.unix_socket import prepare_directory
 
     try:
-        path = str(config.socket) if config else hook.socket_path(ctx.env, ctx.config_arg, ctx.platform)
-    except hook.HookError as e:
+        path = client.socket_path(ctx.env, ctx.config_arg, ctx.platform, ctx.uid)  # where `config` puts it too
+    except UsageError as e:
         return doctor.SocketFacts(ctx.env.get("CREDD_SOCKET", "?"), dir_problem=str(e))
     directory = Path(path).parent
     problem = None
@@ -207,15 +207,11 @@ def _socket(ctx: Context, config: Config | None) -> doctor.SocketFacts:
 def _daemon_status(path: str) -> tuple[dict | None, str | None]:
     """The daemon's status reply; or None and why not, where the reason is None when nothing listens."""
     try:
-        return protocol.request(path, {"op": "status"}, STATUS_TIMEOUT), None
-    except protocol.DaemonUnreachable:
+        return client.ask(path, {"op": "status"}, STATUS_TIMEOUT), None
+    except DaemonDown:
         return None, None
-    except TimeoutError:
-        return None, f"no answer within {STATUS_TIMEOUT:g} s"
-    except protocol.ProtocolError as e:
-        return None, str(e)
-    except OSError as e:
-        return None, e.strerror or str(e)
+    except ClientError as e:
+        return None, e.reason
 
 
 def _service(ctx: Context) -> doctor.ServiceFacts:

@@ -15,11 +15,11 @@ import os
 import shlex
 from datetime import datetime, timezone
 
-from credd import coredump, credfile, entry, hook
+from credd import client, coredump, credfile, protocol, umask
 from credd.atomicfile import read_text
 from credd.commands.args import EnvArgs, ExecArgs
 from credd.context import Context
-from credd.errors import CommandNotRunnable, ConfigError, CreddError, UsageError
+from credd.errors import CommandNotRunnable, ConfigError, CreddError, DaemonDown, UsageError
 from credd.model import Config, Credentials
 
 # Variables that would make an SDK look past the credentials credd hands over.
@@ -28,12 +28,11 @@ SHADOWING = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN")
 
 def credentials_env(ctx: Context, profile: str) -> dict[str, str]:
     config = _config(ctx)
+    path = client.socket_path(ctx.env, ctx.config_arg, ctx.platform, ctx.uid)
     try:
-        creds = hook.fetch(hook.socket_path(ctx.env, ctx.config_arg), profile, hook.DEFAULT_TIMEOUT, ctx.hint_config)
-    except hook.DaemonDown as e:
+        creds = client.credentials(path, profile, protocol.CLIENT_TIMEOUT, ctx.hint_config)
+    except DaemonDown as e:
         creds = _from_file(ctx, config, profile, e)
-    except hook.HookError as e:
-        raise CreddError(str(e)) from None
     values = {
         "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
         "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
@@ -56,7 +55,7 @@ def _config(ctx: Context) -> Config | None:
         return None
 
 
-def _from_file(ctx: Context, config: Config | None, profile: str, down: hook.DaemonDown) -> dict:
+def _from_file(ctx: Context, config: Config | None, profile: str, down: DaemonDown) -> dict:
     """The daemon is down: the profile's unexpired credentials that credd wrote into the credentials file."""
     chosen = config.profiles.get(profile) if config is not None else None
     if config is None or chosen is None or not chosen.write:
@@ -105,7 +104,7 @@ def exec_command(ctx: Context, args: ExecArgs) -> int:
     environment = {name: value for name, value in ctx.env.items() if name not in SHADOWING}
     environment.update(credentials_env(ctx, args.profile))
     ctx.stdout.flush()
-    entry.restore_user_umask()  # credd runs under 077; the command gets the user's own umask
+    umask.restore_user()  # credd runs under 077; the command gets the user's own umask
     coredump.restore_user_limit()  # and its own core limit: credd's secrets are not the command's concern
     try:
         os.execvpe(command[0], command, environment)
