@@ -3,20 +3,20 @@
 The AWS config file has the credentials file's syntax as botocore reads it,
 so this uses the same byte-preserving editor (`credfile.set_keys`), through the
 same locked atomic write. Pure text functions (`wire_text`) apart from the one
-that touches the file (`wire_aws_config`).
+that touches the file (`wire_aws_config`); and which profiles of the file run
+credd (`wired_profiles`), which `init` and `doctor` both ask.
 """
 
 from __future__ import annotations
 
+import os.path
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from credd import credfile
-from credd.atomicfile import update_file
-from credd.doctor import wired_profiles
+from credd import credfile, hook
 
 CREDENTIAL_PROCESS = "credential_process"
 REGION = "region"
@@ -43,6 +43,8 @@ class Wiring:
 def wire_aws_config(path: Path, profiles: Sequence[str], command: Sequence[str],
                     regions: Mapping[str, str] | None = None) -> list[Wiring]:
     """Wire `profiles` into the AWS config file at `path` under credd's lock; what was found or done for each."""
+    from credd.atomicfile import update_file  # only here: the rest of this module is pure, and doctor reads it
+
     outcomes: list[Wiring] = []
 
     def transform(text: str) -> str:
@@ -116,4 +118,47 @@ def section_of(doc: credfile.Document, profile: str) -> str:
 
 
 def new_section(profile: str) -> str:
+    """The name of the section ~/.aws/config keeps `profile` in: `default`, else `profile NAME`."""
     return "default" if profile == "default" else f"profile {profile}"
+
+
+# Which profiles run credd ---------------------------------------------------------------------------------------
+
+
+def credd_hooks(aws_profiles: Mapping[str, Mapping[str, object]]) -> dict[str, tuple[str | None, str] | None]:
+    """AWS profile -> (the `--config` it passes or None, the credd profile) of its `credd process` line, for every
+    profile whose credential_process runs credd; None where it runs credd, but not as `credd process PROFILE`."""
+    found = {}
+    for name, values in aws_profiles.items():
+        command = values.get("credential_process")
+        args = _credd_args(command) if isinstance(command, str) else None
+        if args is not None:
+            found[name] = hook.parse_args(args)
+    return found
+
+
+def wired_profiles(aws_profiles: Mapping[str, Mapping[str, object]]) -> dict[str, str | None]:
+    """AWS profile -> the credd profile its credential_process asks for, for every one that runs credd.
+
+    None: it runs credd, but not as `credd process PROFILE`.
+    """
+    return {name: found[1] if found else None for name, found in credd_hooks(aws_profiles).items()}
+
+
+def hook_config_args(aws_profiles: Mapping[str, Mapping[str, object]]) -> dict[str, str | None]:
+    """AWS profile -> the `--config` its `credd process PROFILE` line passes (None: none), for every such line."""
+    return {name: found[0] for name, found in credd_hooks(aws_profiles).items() if found}
+
+
+def _credd_args(command: str) -> list[str] | None:
+    """The words after `credd` (or `python -m credd`) in a credential_process command; None if it runs no credd."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    for index, word in enumerate(words):
+        if os.path.basename(word) == "credd":
+            return words[index + 1:]
+        if words[index:index + 2] == ["-m", "credd"]:
+            return words[index + 2:]
+    return None

@@ -34,19 +34,19 @@ import re
 from collections.abc import Collection, Iterator, Mapping
 from configparser import RawConfigParser
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import NoReturn
 
 from credd.errors import CredentialsFileError, one_line
 from credd.model import AccessKey, Credentials, Secret
+from credd.timefmt import parse_utc, utc_text
 
 ACCESS_KEY_ID = "aws_access_key_id"
 SECRET_ACCESS_KEY = "aws_secret_access_key"
 SESSION_TOKEN = "aws_session_token"
 SECURITY_TOKEN = "aws_security_token"  # the legacy name; botocore prefers it over aws_session_token
 EXPIRATION = "x_credd_expiration"  # credd's mark of ownership, and when the credentials expire
-EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the mark's value: UTC
 MANAGED = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, EXPIRATION)
 LONG_TERM = (ACCESS_KEY_ID, SECRET_ACCESS_KEY)
 
@@ -279,7 +279,7 @@ def _values_botocore_reads(doc: Document) -> Iterator[Key]:
 
 def credential_values(credentials: Credentials) -> dict[str, str]:
     """The keys credd writes for one profile, in the order it writes them."""
-    expiration = credentials.expiration.astimezone(timezone.utc).strftime(EXPIRATION_FORMAT)
+    expiration = utc_text(credentials.expiration)
     return {
         ACCESS_KEY_ID: credentials.access_key_id,
         SECRET_ACCESS_KEY: credentials.secret_access_key.reveal(),
@@ -327,7 +327,7 @@ def read_owned_credentials(text: str, section: str, path: str = LABEL) -> Creden
         return None
     values = found.values()
     try:
-        expiration = datetime.strptime(values[EXPIRATION], EXPIRATION_FORMAT).replace(tzinfo=timezone.utc)
+        expiration = parse_utc(values[EXPIRATION])
     except ValueError:
         return None
     return Credentials(values[ACCESS_KEY_ID], Secret(values[SECRET_ACCESS_KEY]), Secret(values[SESSION_TOKEN]),
@@ -365,7 +365,7 @@ def expired_sections(text: str, cutoff: datetime, path: str = LABEL) -> list[str
         if not section.owned:
             continue
         try:
-            expires = datetime.strptime(section.keys[EXPIRATION].value, EXPIRATION_FORMAT).replace(tzinfo=timezone.utc)
+            expires = parse_utc(section.keys[EXPIRATION].value)
         except ValueError:
             continue
         if expires <= cutoff:

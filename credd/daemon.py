@@ -26,6 +26,7 @@ from credd.errors import CreddError
 from credd.filesync import FileSync, Writer
 from credd.mfa import CodeInbox
 from credd.model import Config, Credentials, Failure, FailureKind
+from credd.timefmt import utc_text
 
 log = logging.getLogger("credd.daemon")
 
@@ -41,7 +42,7 @@ def process_json(credentials: Credentials) -> dict:
         "AccessKeyId": credentials.access_key_id,
         "SecretAccessKey": credentials.secret_access_key.reveal(),
         "SessionToken": credentials.session_token.reveal(),
-        "Expiration": _utc(credentials.expiration),
+        "Expiration": utc_text(credentials.expiration),
     }
 
 
@@ -220,7 +221,7 @@ class Daemon:
             now = self.clock()
             when = refresh.next_attempt(trouble.retry_at, now)
             wait = format_duration(max(0, math.ceil((when - now).total_seconds())))
-            message = (f"{message.rstrip('.')}; next attempt at {_utc(when)} (in {wait}), "
+            message = (f"{message.rstrip('.')}; next attempt at {utc_text(when)} (in {wait}), "
                        f"or run `{self._command('refresh', name)}` to try now")
         return protocol.error_reply("failed", message)
 
@@ -283,7 +284,7 @@ class Daemon:
         return {
             "ok": outcome in ("renewed", "valid") and one.failure is None and fresh,
             "outcome": outcome,
-            "expiration": _utc(creds.expiration) if creds else None,
+            "expiration": utc_text(creds.expiration) if creds else None,
             "renewed": one.renewed and not reused,
             "written": (self.files.in_file(name) and unwritten is None) if profile.write else None,
             "reason": reason,
@@ -320,20 +321,20 @@ class Daemon:
                 "role_arn": profile.role_arn,
                 "write": profile.write,
                 "state": state,
-                "expiration": _utc(creds.expiration) if creds else None,
+                "expiration": utc_text(creds.expiration) if creds else None,
                 "seconds_left": int((creds.expiration - now).total_seconds()) if creds else None,
-                "last_refresh": _utc(status.last_refresh) if status.last_refresh else None,
+                "last_refresh": utc_text(status.last_refresh) if status.last_refresh else None,
                 "last_error": error.message if error else None,
                 "last_error_kind": error.kind.value if error else None,
-                "last_error_at": _utc(status.last_error_at) if error and status.last_error_at else None,
+                "last_error_at": utc_text(status.last_error_at) if error and status.last_error_at else None,
                 "failures_in_a_row": sources[profile.source]["failures_in_a_row"] if error else 0,
                 "next_attempt": sources[profile.source]["next_attempt"] if error else None,
             })
         failed = self.reload_error
         return {"ok": True, "version": __version__, "pid": os.getpid(), "config": str(self.config.path),
-                "now": _utc(now), "profiles": rows, "sources": sources,
-                "config_loaded_at": _utc(self.loaded_at),
-                "reload_error": {"at": _utc(failed[0]), "message": failed[1]} if failed else None}
+                "now": utc_text(now), "profiles": rows, "sources": sources,
+                "config_loaded_at": utc_text(self.loaded_at),
+                "reload_error": {"at": utc_text(failed[0]), "message": failed[1]} if failed else None}
 
     def _command(self, *words: str) -> str:
         """A credd command line for a hint, with the `--config` the daemon runs with (the engine's)."""
@@ -342,10 +343,6 @@ class Daemon:
     def _unknown_profile(self, name: str) -> dict:
         return protocol.error_reply("unknown-profile", f"profile {name!r} is not in {self.config.path}; add it "
                                     "under `profiles:` and reload (`systemctl --user reload credd` or SIGHUP)")
-
-
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _profiles_of(config: Config, source: str) -> list[str]:
@@ -358,7 +355,7 @@ def _source_status(engine: Engine, source: str, now: datetime) -> dict:
     skew = engine.clock_skew(source)
     return {
         "failures_in_a_row": trouble.failures_in_a_row if trouble else 0,
-        "next_attempt": _utc(refresh.next_attempt(trouble.retry_at, now)) if trouble else None,
+        "next_attempt": utc_text(refresh.next_attempt(trouble.retry_at, now)) if trouble else None,
         "last_error_kind": trouble.failure.kind.value if trouble else None,
         "clock_skew_seconds": round(skew.total_seconds()) if skew is not None else None,  # + ahead of STS
         "clock_warning": engine.clock_warning(source),

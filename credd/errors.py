@@ -110,12 +110,15 @@ class CredentialsFileError(CreddError):
         super().__init__(f"{where}: {message}")
 
 
-def one_line(text: str, limit: int = 80) -> str:
+def one_line(text: str, limit: int = 80, *, prose: bool = False) -> str:
     """`text` as a message may quote it: one line, no terminal escapes, about `limit` characters at most.
 
     For names and values read from hostile files: characters that are not printable become escapes
-    (a newline in a key must not split a log line, an ESC must not reach a terminal).
+    (a newline in a key must not split a log line, an ESC must not reach a terminal). `prose`: a
+    message from a server, whose line breaks and runs of spaces are layout: each run becomes one space.
     """
+    if prose:
+        text = " ".join(text.split())
     cut = len(text) > limit
     head = text[:limit]
     if not head.isprintable():

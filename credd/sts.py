@@ -23,18 +23,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from credd import __version__
 from credd.commandline import credd_command
-from credd.errors import StsError
+from credd.errors import StsError, one_line
 from credd.model import AccessKey, Credentials, Failure, FailureKind, Profile, Secret, Source, mask_key_id
 from credd.sts_endpoint import endpoint_for, is_safe
+from credd.timefmt import http_date, utc_text
 
 if TYPE_CHECKING:  # botocore ships no types; mypy takes these as Any, readers as what they are
     from botocore.exceptions import ClientError
 
+SAID = 300  # characters of what a server or library says that a message quotes (before masking)
 # botocore's `total_max_attempts` counts the first try: 5 survives four throttled
 # replies in a row (its client-config `max_attempts` counts retries only, 4 here).
 TOTAL_ATTEMPTS = 5
@@ -161,14 +162,15 @@ class StsClients:
                     aws_session_token=token.reveal() if token is not None else None,
                 )
         except Exception as e:  # noqa: BLE001  ProfileNotFound from $AWS_PROFILE, an endpoint botocore refuses, ...
-            problem = f"{type(e).__name__}: {masked(_one_line(str(e)))}"
+            problem = f"{type(e).__name__}: {masked(one_line(str(e), SAID, prose=True))}"
             raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: cannot set up an STS client: {problem}",
                                    retryable=False)) from None
         # What the client will really call, checked after botocore had its say: the MFA code and the
         # reply's secret keys never travel in clear text beyond this machine.
         if not is_safe(client.meta.endpoint_url):
+            url = one_line(client.meta.endpoint_url, SAID, prose=True)
             raise StsError(Failure(FailureKind.OTHER, f"source {source.name!r}: credd refuses to call STS at "
-                                                      f"{_one_line(client.meta.endpoint_url)}: plain http is only "
+                                                      f"{url}: plain http is only "
                                                       f"allowed to this machine; set sources.{source.name}."
                                                       "sts_endpoint to an https:// URL", retryable=False))
         _refuse_short_replies(client)
@@ -299,15 +301,15 @@ def parse_credentials(reply: object, now: datetime, call: Call, duration: int | 
         lifetime = expiration - sent_at
         if lifetime <= timedelta(0):
             raise _bad_reply(call, f"its credentials had expired already by STS's own clock (Expiration "
-                                   f"{expiration:%Y-%m-%dT%H:%M:%SZ}, Date {sent_at:%Y-%m-%dT%H:%M:%SZ}): "
+                                   f"{utc_text(expiration)}, Date {utc_text(sent_at)}): "
                                    "an old reply replayed by a proxy?")
     else:  # no Date to tell STS's clock from ours: ours it is
         lifetime = expiration - now
         if lifetime <= timedelta(0):
-            raise _bad_reply(call, f"its credentials expired already ({expiration:%Y-%m-%dT%H:%M:%SZ}); "
+            raise _bad_reply(call, f"its credentials expired already ({utc_text(expiration)}); "
                                    f"check this machine's clock (`{credd_command(call.hint_config, 'doctor')}`)")
     if lifetime > LONGEST_LIFE:
-        raise _bad_reply(call, f"its Expiration ({expiration:%Y-%m-%dT%H:%M:%SZ}) is further ahead than STS allows")
+        raise _bad_reply(call, f"its Expiration ({utc_text(expiration)}) is further ahead than STS allows")
     asked = timedelta(seconds=duration) if duration else LONGEST_LIFE
     return Credentials(key_id, Secret(secret), Secret(token), now + min(lifetime, asked))
 
@@ -316,16 +318,7 @@ def server_date(reply: object) -> datetime | None:
     """When STS sent `reply` by its own clock (the HTTP Date header); None when missing or unreadable."""
     meta = reply.get("ResponseMetadata") if isinstance(reply, dict) else None
     headers = meta.get("HTTPHeaders") if isinstance(meta, dict) else None
-    text = headers.get("date") if isinstance(headers, dict) else None
-    if not isinstance(text, str):
-        return None
-    try:
-        date = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if date is None:
-        return None
-    return (date if date.tzinfo is not None else date.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return http_date(headers.get("date") if isinstance(headers, dict) else None)
 
 
 def clock_skew(reply: object, now: datetime) -> timedelta | None:
@@ -384,7 +377,8 @@ def classify(error: BaseException, call: Call, skew: timedelta | None = None) ->
         return Failure(FailureKind.OTHER, f"{call.who}: credd built an invalid {call.operation} request "
                                           "(a bug in credd; please report it)", retryable=False)
     if isinstance(error, bx.BotoCoreError):
-        return Failure(FailureKind.OTHER, f"{call.who}: {call.operation}: {masked(_one_line(str(error)))}",
+        said = masked(one_line(str(error), SAID, prose=True))
+        return Failure(FailureKind.OTHER, f"{call.who}: {call.operation}: {said}",
                        retryable=False)
     return Failure(FailureKind.OTHER, f"{call.who}: {call.operation} failed: {type(error).__name__}",
                    retryable=False)
@@ -393,10 +387,11 @@ def classify(error: BaseException, call: Call, skew: timedelta | None = None) ->
 def _client_error(error: ClientError, call: Call, skew: timedelta | None) -> Failure:
     details = error.response.get("Error", {}) if isinstance(error.response, dict) else {}
     code = str(details.get("Code") or "")
-    said = _one_line(str(details.get("Message") or ""))  # to classify by; never shown as it is
+    said = one_line(str(details.get("Message") or ""), SAID, prose=True)  # to classify by; never shown as it is
     shown = masked(said)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    what = f"{call.who}: STS refused {call.operation} ({_one_line(code) or status}{': ' + shown if shown else ''})"
+    what = (f"{call.who}: STS refused {call.operation} ({one_line(code, SAID, prose=True) or status}"
+            f"{': ' + shown if shown else ''})")
 
     def failure(kind: FailureKind, advice: str, retryable: bool) -> Failure:
         return Failure(kind, f"{what}; {advice}", retryable, code or None)
@@ -447,7 +442,7 @@ def _shown_url(url: object) -> str | None:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return None
-    return _one_line(f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}")
+    return one_line(f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}", SAID, prose=True)
 
 
 # What a server's message may echo of a request: key ids, tokens and secrets (long runs of base64-ish
@@ -474,6 +469,3 @@ def _letters_and_digits(run: str) -> bool:
     return any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
 
 
-def _one_line(text: str) -> str:
-    """A server's message made safe for one log line: no control characters, bounded."""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:300]

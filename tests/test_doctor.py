@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from credd import doctor, sts
+from credd import awsconfig, doctor, sts
 from credd.commands.doctor import probe_clock, probe_clocks, sts_endpoints
 from credd.doctor import (
     AwsConfigFacts,
@@ -364,12 +364,12 @@ def test_the_daemons_clock_warning_without_a_size_or_a_known_source():
     ("credd status", None),
 ])
 def test_wiring_reads_every_way_to_run_the_hook(command, target):
-    assert doctor.wired_profiles({"p": {"credential_process": command}}) == {"p": target}
+    assert awsconfig.wired_profiles({"p": {"credential_process": command}}) == {"p": target}
 
 
 @pytest.mark.parametrize("command", ["aws-vault exec prod --json", "'unbalanced", ""])
 def test_wiring_ignores_other_programs(command):
-    assert doctor.wired_profiles({"p": {"credential_process": command}, "q": {"region": "x"}}) == {}
+    assert awsconfig.wired_profiles({"p": {"credential_process": command}, "q": {"region": "x"}}) == {}
 
 
 def test_text_output_puts_each_fix_under_its_finding_and_counts():
@@ -587,12 +587,12 @@ def test_a_hook_line_naming_another_config_without_the_profile_fails_there():
     aws = AwsConfigFacts(AWS_CONFIG, True,
                          {"prod-admin": {"credential_process": "credd --config /o.yaml process prod-admin"}})
     other = {"/o.yaml": frozenset({"dev"})}
-    findings = doctor.check_profiles(make_config(), doctor.wired_profiles(aws.profiles), ParsedCredentials(),
+    findings = doctor.check_profiles(make_config(), awsconfig.wired_profiles(aws.profiles), ParsedCredentials(),
                                      FileFacts(CREDS, CREDS), aws, {"HOME": "/home/u"}, other)
     [finding] = [f for f in findings if f.level == "fail"]
     assert finding.message == (f"[profile prod-admin] in {AWS_CONFIG} runs `credd --config /o.yaml process "
                                "prod-admin`, but /o.yaml has no profile prod-admin")
-    unreadable = doctor.check_profiles(make_config(), doctor.wired_profiles(aws.profiles), ParsedCredentials(),
+    unreadable = doctor.check_profiles(make_config(), awsconfig.wired_profiles(aws.profiles), ParsedCredentials(),
                                        FileFacts(CREDS, CREDS), aws, {"HOME": "/home/u"}, {"/o.yaml": "/o.yaml: gone"})
     assert [f.fix for f in unreadable if f.level == "fail"] == [
         "fix it (`credd --config /o.yaml config check`), or change the line to the config you use"]

@@ -19,19 +19,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import timezone
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from credd import __version__, client, credfile, doctor, mfa, paths
+from credd import __version__, awsconfig, client, credfile, doctor, mfa, paths
 from credd.atomicfile import read_text, resolve_target
 from credd.commands.args import JsonArgs
 from credd.context import Context
 from credd.doctor.clock import sts_endpoints
 from credd.errors import ClientError, CreddError, CredentialsFileError, DaemonDown, KeyringError, UsageError
 from credd.model import Config
+from credd.timefmt import http_date
 
 if TYPE_CHECKING:  # store imports keyring: only when doctor opens it
     from credd.store import KeyringBackend
@@ -73,7 +72,7 @@ def _hook_configs(ctx: Context, config: Config | None, aws: doctor.AwsConfigFact
     if config is None:
         return {}
     found: dict[str, frozenset[str] | str] = {}
-    for arg in set(doctor.hook_config_args(aws.profiles).values()):
+    for arg in set(awsconfig.hook_config_args(aws.profiles).values()):
         path = doctor.hook_config(arg, ctx.env)
         if path == os.path.abspath(config.path) or path in found:
             continue
@@ -281,10 +280,7 @@ def probe_clock(endpoint: str, timeout: float) -> doctor.ClockProbe:
     except (OSError, ValueError, http.client.HTTPException) as e:
         return doctor.ClockProbe(endpoint, error=f"{type(e).__name__}: {e}")
     after = time.time()
-    try:
-        server = parsedate_to_datetime(date)
-    except (TypeError, ValueError):
+    server = http_date(date)
+    if server is None:
         return doctor.ClockProbe(endpoint, error="its reply has no usable Date header")
-    if server.tzinfo is None:
-        server = server.replace(tzinfo=timezone.utc)
     return doctor.ClockProbe(endpoint, skew=(before + after) / 2 - (server.timestamp() + 0.5))

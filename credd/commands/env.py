@@ -21,6 +21,7 @@ from credd.commands.args import EnvArgs, ExecArgs
 from credd.context import Context
 from credd.errors import CommandNotRunnable, ConfigError, CreddError, DaemonDown, UsageError
 from credd.model import Config, Credentials
+from credd.timefmt import utc_text
 
 # Variables that would make an SDK look past the credentials credd hands over.
 SHADOWING = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN")
@@ -80,7 +81,7 @@ def file_credentials(text: str, path: str, profile: str, now: datetime) -> dict 
         return None
     return {"Version": 1, "AccessKeyId": found.access_key_id, "SecretAccessKey": found.secret_access_key.reveal(),
             "SessionToken": found.session_token.reveal(),
-            "Expiration": found.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            "Expiration": utc_text(found.expiration)}
 
 
 def env(ctx: Context, args: EnvArgs) -> int:

@@ -42,7 +42,8 @@ from credd.doctor.findings import *  # re-exported: the findings and how to prin
 from credd.doctor.findings import Finding, fail
 from credd.doctor.keys import check_config, check_keyring, check_secrets
 from credd.doctor.statedir import check_state_dir
-from credd.doctor.wiring import check_aws_config, check_profiles, hook_config, hook_config_args, wired_profiles
+from credd.awsconfig import wired_profiles
+from credd.doctor.wiring import check_aws_config, check_profiles, hook_config
 
 __all__ = [  # the checks (a test may replace one here: `diagnose` looks them up at call time)
     "check_aws_config",
@@ -62,9 +63,7 @@ __all__ = [  # the checks (a test may replace one here: `diagnose` looks them up
     "check_state_dir",
     "diagnose",
     "hook_config",
-    "hook_config_args",
     "parse_credentials",
-    "wired_profiles",
 ]
 __all__ += _facts.__all__
 __all__ += _findings.__all__

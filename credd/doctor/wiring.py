@@ -8,42 +8,15 @@ not have) or never run (a section in the file comes first).
 from __future__ import annotations
 
 import os.path
-import shlex
 from collections.abc import Mapping
 
-from credd import hook, paths
+from credd import paths
+from credd.awsconfig import hook_config_args, new_section
 from credd.commandline import credd_command
 from credd.doctor.facts import AwsConfigFacts, FileFacts
 from credd.doctor.files import ParsedCredentials
 from credd.doctor.findings import Finding, count, fail, ok, warn
 from credd.model import Config
-
-
-def wired_profiles(aws_profiles: Mapping[str, Mapping[str, object]]) -> dict[str, str | None]:
-    """AWS profile -> the credd profile its credential_process asks for, for every one that runs credd.
-
-    None: it runs credd, but not as `credd process PROFILE`.
-    """
-    wiring = {}
-    for name, values in aws_profiles.items():
-        command = values.get("credential_process")
-        args = _credd_args(command) if isinstance(command, str) else None
-        if args is not None:
-            parsed = hook.parse_args(args)
-            wiring[name] = parsed[1] if parsed else None
-    return wiring
-
-
-def hook_config_args(aws_profiles: Mapping[str, Mapping[str, object]]) -> dict[str, str | None]:
-    """AWS profile -> the `--config` its `credd process PROFILE` line passes (None: none), for every such line."""
-    found = {}
-    for name, values in aws_profiles.items():
-        command = values.get("credential_process")
-        args = _credd_args(command) if isinstance(command, str) else None
-        parsed = hook.parse_args(args) if args is not None else None
-        if parsed is not None:
-            found[name] = parsed[0]
-    return found
 
 
 def hook_config(arg: str | None, env: Mapping[str, str]) -> str:
@@ -54,23 +27,9 @@ def hook_config(arg: str | None, env: Mapping[str, str]) -> str:
         return arg or ""
 
 
-def _credd_args(command: str) -> list[str] | None:
-    """The words after `credd` (or `python -m credd`) in a credential_process command; None if it runs no credd."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
-    for index, word in enumerate(words):
-        if os.path.basename(word) == "credd":
-            return words[index + 1:]
-        if words[index:index + 2] == ["-m", "credd"]:
-            return words[index + 2:]
-    return None
-
-
 def aws_section(profile: str) -> str:
     """The section header of a profile in ~/.aws/config: `[default]`, else `[profile NAME]`."""
-    return "[default]" if profile == "default" else f"[profile {profile}]"
+    return f"[{new_section(profile)}]"
 
 
 def check_aws_config(aws: AwsConfigFacts, wiring: Mapping[str, str | None], env: Mapping[str, str]) -> list[Finding]:

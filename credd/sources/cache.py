@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Generic
 
 from credd import refresh
@@ -25,9 +25,9 @@ from credd.errors import KeyringError
 from credd.model import Credentials, Secret
 from credd.sources.base import B, Session, SessionProvider
 from credd.store import Store
+from credd.timefmt import parse_utc, utc_text
 
 VERSION = 1
-_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class CachedSessions(Generic[B]):
@@ -73,7 +73,7 @@ class CachedSessions(Generic[B]):
         if not self._fresh(cached.credentials, now):
             return None
         self.log.info("source %s: reusing the session cached in the keyring (expires %s)", self.name,
-                      cached.credentials.expiration.strftime(_TIME))
+                      utc_text(cached.credentials.expiration))
         return cached.credentials
 
     def _keep(self, session: CachedSession) -> None:
@@ -103,7 +103,7 @@ def dump(session: CachedSession) -> Secret:
         "AccessKeyId": creds.access_key_id,
         "SecretAccessKey": creds.secret_access_key.reveal(),
         "SessionToken": creds.session_token.reveal(),
-        "Expiration": creds.expiration.astimezone(timezone.utc).strftime(_TIME),
+        "Expiration": utc_text(creds.expiration),
         "SourceKeyId": session.key_id,
         "MfaSerial": session.mfa_serial,
     }))
@@ -115,7 +115,7 @@ def load(raw: Secret, source: str, log: logging.Logger) -> CachedSession | None:
         data = json.loads(raw.reveal())
         if data.get("version") != VERSION:
             raise ValueError("another version")
-        expiration = datetime.strptime(data["Expiration"], _TIME).replace(tzinfo=timezone.utc)
+        expiration = parse_utc(data["Expiration"])
         serial = data["MfaSerial"]
         if serial is not None and not isinstance(serial, str):
             raise TypeError("MfaSerial")
