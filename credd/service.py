@@ -25,6 +25,8 @@ import os.path
 import plistlib
 import re
 import shlex
+import shutil
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -61,6 +63,26 @@ class ServiceSpec:
     writable: tuple[str, ...] = ()  # directories the daemon writes: open in systemd's read-only sandbox
     runtime_directory: bool = True  # the socket is the default $XDG_RUNTIME_DIR/credd/...: systemd makes that dir
     mount_sandbox: bool = True  # ProtectSystem=, ReadWritePaths=, PrivateTmp= (they need user namespaces)
+
+
+def find_credd(env: Mapping[str, str], executable: str = sys.executable) -> list[str]:
+    """The installed `credd` to put in the unit (and in `credential_process` lines): absolute, and the one that is
+    running now where possible.
+
+    A venv or pipx install has its console script beside its Python; else the
+    one on PATH; else this Python runs the module.
+    """
+    if executable:
+        beside = os.path.join(os.path.dirname(os.path.abspath(executable)), "credd")
+        if os.path.isfile(beside) and os.access(beside, os.X_OK):
+            return [beside]
+    found = shutil.which("credd", path=env.get("PATH", os.defpath))
+    if found:
+        return [os.path.abspath(found)]
+    if not executable:
+        raise CreddError("cannot tell where credd is installed (no `credd` on PATH, and Python does not say "
+                         "where it runs from); put the credd command on PATH, then try again")
+    return [os.path.abspath(executable), "-m", "credd"]
 
 
 def daemon_command(credd: Sequence[str], config: str | None = None) -> tuple[str, ...]:

@@ -15,9 +15,9 @@ from botocore.compat import compat_shell_split
 
 from credd import cli, credfile
 from credd.awsconfig import hook_line, wire_text
-from credd.commands.service import find_credd
 from credd.config import load_config
 from credd.context import Context
+from credd.service import find_credd
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd
 from tests.fixtures_credfile import botocore_read
 from tests.test_keys_import import REPO, TRICKY_AFTER, TRICKY_BEFORE, credentials, stored_key_id

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 
 from credd import cli, service
-from credd.commands.service import find_credd
 from credd.context import Context
-from credd.service import LABEL, ServiceSpec, build_spec, render_plist, render_unit
+from credd.service import LABEL, ServiceSpec, build_spec, find_credd, render_plist, render_unit
 from tests.conftest import Home, require_tool, run_credd
 from tests.test_cli import CONFIG
 

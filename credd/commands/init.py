@@ -30,13 +30,13 @@ from credd import awsconfig, credfile, paths
 from credd.atomicfile import read_text, write_atomic
 from credd.awsconfig import CREDENTIAL_PROCESS
 from credd.commands.args import InitArgs
-from credd.commands.keys import import_from_profile
-from credd.commands.service import find_credd
 from credd.config import MFA_SERIAL, NAME, REGION, ROLE_ARN, parse_config
 from credd.context import Context
 from credd.errors import CreddError, UsageError
+from credd.keyimport import import_from_profile
 from credd.model import Config, mask_key_id
 from credd.secret_formats import parse_access_key
+from credd.service import find_credd
 from credd.starter import Answers, render
 from credd.terminal import ask, is_interactive
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from credd import credfile
-from credd.atomicfile import read_text, update_file
-from credd.commandline import credd_command
 from credd.commands.args import JsonArgs, KeysImportArgs, SourceArgs
 from credd.config import NAME
 from credd.context import Context
-from credd.errors import CredentialsFileError, KeyringError, UsageError
+from credd.errors import UsageError
+from credd.keyimport import import_from_profile, warn_if_plaintext
 from credd.model import AccessKey, Config, mask_key_id
 from credd.secret_formats import parse_access_key, parse_key_id, parse_secret_key
-from credd.store import KINDS, SESSION, TOTP_SEED, Store, backend_name, is_plaintext
+from credd.store import KINDS, SESSION, TOTP_SEED, Store, backend_name
 from credd.terminal import ask, ask_hidden, ask_valid, is_interactive, read_lines
 
 
@@ -46,58 +44,10 @@ def set_key(ctx: Context, args: SourceArgs) -> int:
     return 0
 
 
-def warn_if_plaintext(ctx: Context, store: Store) -> None:
-    if is_plaintext(store.backend):
-        ctx.warn(f"{backend_name(store.backend)} keeps secrets in plain text on disk; you chose it, "
-                 "but a real keyring (Secret Service, macOS Keychain) protects them")
-
-
 def import_key(ctx: Context, args: KeysImportArgs) -> int:
     config = ctx.load_config()
     import_from_profile(ctx, config, known_source(config, args.source), args.from_profile, args.replace)
     return 0
-
-
-def import_from_profile(ctx: Context, config: Config, source: str, section: str, replace: bool = False) -> None:
-    """Move the long-term key in `section` of the credentials file into the keyring for `source`.
-
-    `credd keys import` and `credd init` both come here, so the two cannot
-    drift apart. The file changes only after the keyring has returned the key
-    intact, so a failure at any step leaves the key in at least one place.
-    """
-    store = ctx.open_store(config)
-    path = config.credentials_file
-    text = read_text(path)
-    if text is None:
-        raise CredentialsFileError(str(path), None, f"there is no such file, so no key to import; "
-                                                    f"store the key with `{ctx.command('keys', 'set', source)}`")
-    found = credfile.read_long_term_key(text, section, str(path))
-    key = parse_access_key(found.key_id, found.secret.reveal())
-    _store_verified(store, source, key, replace)
-    removed = update_file(path, lambda current: credfile.remove_long_term_key(current, section, found, str(path)),
-                          hint_config=ctx.hint_config)
-    where = f"removed it from [{section}] in {path}" if removed else f"[{section}] in {path} no longer held it"
-    ctx.say(f"imported access key {mask_key_id(key.key_id)} for source {source} into the keyring "
-            f"({backend_name(store.backend)}); {where}")
-    warn_if_plaintext(ctx, store)
-
-
-def _store_verified(store: Store, source: str, key: AccessKey, replace: bool) -> None:
-    """Store `key` for `source` and read it back; never drop a different key the keyring holds unasked."""
-    existing = store.get_access_key(source)
-    if existing is not None and existing != key and not replace:
-        raise UsageError(f"the keyring already holds another access key ({mask_key_id(existing.key_id)}) for source "
-                         f"{source}; nothing was changed. Add --replace to replace it with "
-                         f"{mask_key_id(key.key_id)}")
-    store.set_access_key(source, key)
-    if store.get_access_key(source) != key:
-        doctor = credd_command(store.hint_config, "doctor")
-        raise KeyringError(f"the keyring ({backend_name(store.backend)}) did not return the access key of source "
-                           f"{source!r} as stored; the credentials file was left as it was. "
-                           f"Check that the keyring is unlocked and writable (`{doctor}`)")
-    if existing != key:
-        # A session made with the previous key must not outlive its replacement.
-        store.delete(source, SESSION)
 
 
 def remove(ctx: Context, args: SourceArgs) -> int:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -121,29 +119,10 @@ def status(ctx: Context, args: ServiceStatusArgs) -> int:
     return code
 
 
-def find_credd(env: Mapping[str, str], executable: str = sys.executable) -> list[str]:
-    """The installed `credd` to put in the unit: absolute, and the one that is running now where possible.
-
-    A venv or pipx install has its console script beside its Python; else the
-    one on PATH; else this Python runs the module.
-    """
-    if executable:
-        beside = Path(os.path.abspath(executable)).parent / "credd"
-        if beside.is_file() and os.access(beside, os.X_OK):
-            return [str(beside)]
-    found = shutil.which("credd", path=env.get("PATH", os.defpath))
-    if found:
-        return [os.path.abspath(found)]
-    if not executable:
-        raise CreddError("cannot tell where credd is installed (no `credd` on PATH, and Python does not say "
-                         "where it runs from); put the credd command on PATH, then try again")
-    return [os.path.abspath(executable), "-m", "credd"]
-
-
 def _spec(ctx: Context, platform: str) -> tuple[ServiceSpec, Config]:
     """What to install, from the config the daemon will read; a broken config is refused here, not in a restart loop."""
     config = load_config(ctx.config_path, ctx.env, platform, ctx.uid)
-    command = service.daemon_command(find_credd(ctx.env), str(ctx.config_path) if ctx.config_arg else None)
+    command = service.daemon_command(service.find_credd(ctx.env), str(ctx.config_path) if ctx.config_arg else None)
     credentials_dir = os.path.dirname(os.path.realpath(config.credentials_file))
     spec = service.build_spec(command, ctx.env, platform, ctx.uid,
                               credentials_dir=credentials_dir, socket=str(config.socket))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from credd.commands.args import SourceArgs
-from credd.commands.keys import known_source, warn_if_plaintext
+from credd.commands.keys import known_source
 from credd.context import Context
+from credd.keyimport import warn_if_plaintext
 from credd.secret_formats import parse_totp_seed
 from credd.store import backend_name
 from credd.terminal import ask_hidden, ask_valid, is_interactive, read_lines
