@@ -48,11 +48,19 @@ def imports(tree: ast.Module, here: str, is_package: bool) -> Iterator[tuple[str
 
 
 def _guarded_top(tree: ast.Module, node: ast.AST) -> bool:
-    """An import under a top-level `if`/`try` still runs at import time."""
+    """An import under a top-level `if`/`try` still runs at import time; one under `if TYPE_CHECKING:` never runs."""
     for statement in tree.body:
+        if isinstance(statement, ast.If) and _is_type_checking(statement.test):
+            continue
         if isinstance(statement, (ast.If, ast.Try)) and any(child is node for child in ast.walk(statement)):
             return True
     return False
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    """`TYPE_CHECKING` or `typing.TYPE_CHECKING`: true only for a type checker."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def graph(repo: Path) -> dict[str, dict[str, bool]]:
