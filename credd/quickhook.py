@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         path = paths.socket_file(os.environ, None, sys.platform, os.getuid())
         reply = protocol.exchange(path, b'{"op":"credentials","profile":"' + profile.encode() + b'"}\n',
                                   protocol.client_timeout(os.environ))
-    except Exception:  # every failure has its message in the full hook, which asks again
+    except Exception:  # noqa: BLE001  every failure has its message in the full hook, which asks again
         return _full(args)
     document = ready_document(reply)
     if document is None:

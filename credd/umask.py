@@ -16,7 +16,7 @@ _user: int | None = None  # the umask credd was started with; process-wide, like
 
 def make_private() -> None:
     """Run under umask 077 from now on, remembering the user's own the first time."""
-    global _user
+    global _user  # noqa: PLW0603  the umask is process-wide state, and so is the one it replaced
     before = os.umask(PRIVATE)
     if _user is None:  # a second call in one process must not take 077 for the user's
         _user = before

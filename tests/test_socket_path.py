@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from credd import client, paths
-from credd.commands import control, doctor as doctor_command
+from credd.commands import control
+from credd.commands import doctor as doctor_command
 from credd.config import load_config
 from credd.context import Context
 from credd.errors import ConfigError, UsageError
@@ -74,8 +75,8 @@ def test_config_check_names_the_line_and_exits_2(home: Home):
     path = _config(home, MISREAD["folded block"][0])
     result = run_credd(["config", "check"], home)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"credd: error: {path}:4: socket: credd's clients read this line without YAML and find "
-                                    "the path '>-', not '/tmp/x.sock'"), result.stderr
+    assert result.stderr.startswith(f"credd: error: {path}:4: socket: credd's clients read this line without YAML "
+                                    "and find the path '>-', not '/tmp/x.sock'"), result.stderr
 
 
 @pytest.mark.parametrize("case", list(AGREED))

@@ -61,8 +61,9 @@ def status(ctx: Context, args: JsonArgs) -> int:
         rows.append((row["profile"], row["source"], row["state"], left, row["last_refresh"] or "-",
                      error_line(row)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        ctx.say(("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5]).rstrip())
+    for row in rows:  # the last column, LAST ERROR, is not padded
+        padded = "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
+        ctx.say((padded + "  " + row[5]).rstrip())
     for name, source in sorted(reply.get("sources", {}).items()):  # an older daemon sends none
         if source.get("clock_warning"):
             ctx.say(f"warning: source {name}: {source['clock_warning']}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from credd.awsconfig import wired_profiles
 from credd.doctor import facts as _facts
 from credd.doctor import findings as _findings
 from credd.doctor.clock import check_clock
@@ -35,14 +36,13 @@ from credd.doctor.environment import (
     check_environment_profile,
     check_shared_file,
 )
-from credd.doctor.facts import *  # re-exported: the facts callers fill in
+from credd.doctor.facts import *  # noqa: F403  re-exported: the facts callers fill in
 from credd.doctor.facts import Facts
 from credd.doctor.files import check_credentials_file, parse_credentials
-from credd.doctor.findings import *  # re-exported: the findings and how to print them
+from credd.doctor.findings import *  # noqa: F403  re-exported: the findings and how to print them
 from credd.doctor.findings import Finding, fail
 from credd.doctor.keys import check_config, check_keyring, check_secrets
 from credd.doctor.statedir import check_state_dir
-from credd.awsconfig import wired_profiles
 from credd.doctor.wiring import check_aws_config, check_profiles, hook_config
 
 __all__ = [  # the checks (a test may replace one here: `diagnose` looks them up at call time)

@@ -20,8 +20,8 @@ def check_socket(socket: SocketFacts, hint: str | None = None) -> list[Finding]:
     if socket.dir_problem:
         found.append(fail("socket", socket.dir_problem))
     if socket.stat is not None and not stat.S_ISSOCK(socket.stat.mode):
-        found.append(fail("socket", f"{socket.path} is not a socket", f"move it out of the way; `{credd_command(hint, 'serve')}` "
-                                                                      "makes the socket there"))
+        found.append(fail("socket", f"{socket.path} is not a socket",
+                          f"move it out of the way; `{credd_command(hint, 'serve')}` makes the socket there"))
     elif socket.stat is not None and stat.S_IMODE(socket.stat.mode) & 0o077:
         found.append(fail("socket", f"{socket.path} is open to other users (mode {stat.S_IMODE(socket.stat.mode):o})",
                           f"chmod 600 {shlex.quote(socket.path)}"))
@@ -77,9 +77,10 @@ def check_service(service: ServiceFacts, daemon_pid: object, hint: str | None = 
         return [warn("service", f"{name} is not installed: {why}", credd_command(hint, "service", "install"))]
     if service.state is None:
         return [warn("service", f"{name} is installed ({service.path}), but its state is unknown: {service.detail}",
-                     f"run `{credd_command(hint, 'service', 'status')}` in a login session of your own (su and sudo leave no user "
-                     "service manager to ask)")]
+                     f"run `{credd_command(hint, 'service', 'status')}` in a login session of your own (su and sudo "
+                     "leave no user service manager to ask)")]
     if service.state in RUNNING_STATES or service.state.startswith("state = running"):
         return [ok("service", f"{name} is installed and running ({service.state})")]
     return [fail("service", f"{name} is installed but not running ({service.state})",
-                 f"`{credd_command(hint, 'service', 'install')}` starts it again; `{service.logs}` says why it stopped")]
+                 f"`{credd_command(hint, 'service', 'install')}` starts it again; `{service.logs}` says why it "
+                 "stopped")]

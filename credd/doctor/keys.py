@@ -37,7 +37,8 @@ def check_keyring(keyring: KeyringFacts, env: Mapping[str, str], hint: str | Non
             else "remove `default-keyring` from keyringrc.cfg (`python -m keyring diagnose` shows where it is)")
     return [warn("keyring", f"{keyring.backend} keeps secrets in plain text on disk; you chose it in {where}",
                  f"{undo}, and use a real keyring: a Secret Service (gnome-keyring, KeePassXC) on Linux, "
-                 f"the Keychain on macOS; then store the keys again (`{credd_command(hint, 'keys', 'set', 'SOURCE')}`)")]
+                 "the Keychain on macOS; then store the keys again "
+                 f"(`{credd_command(hint, 'keys', 'set', 'SOURCE')}`)")]
 
 
 def check_secrets(config: Config, secrets: Mapping[str, SecretFacts], keyring: KeyringFacts,
