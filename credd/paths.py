@@ -138,12 +138,16 @@ def socket_misread(text: str, written: str | None) -> tuple[int | None, str] | N
     `written`: the top-level `socket` value YAML finds in `text` (None without
     one). A `socket:` form the line scan reads otherwise (doubled quotes,
     escapes, a block scalar, a value on the next line, a flow mapping) would
-    send `credd process` and the other clients to another path.
+    send `credd process` and the other clients to another path; so would a
+    path ending in `/`, which the daemon's `Path` drops and `connect` does not.
     """
     from credd.errors import one_line
 
     scanned = socket_setting(text)
     seen, line = scanned if scanned is not None else (None, None)
+    if seen is not None and seen == written and seen.endswith("/"):  # the daemon binds it without the `/`
+        return line, (f"the socket path {one_line(repr(seen), 200)} ends in `/`, which clients would connect to as a "
+                      "directory; remove the `/` at its end")
     if seen == (written or None):
         return None
     fix = "write it on one line as `socket: PATH` (quoted only if it must be, without escapes or doubled quotes)"

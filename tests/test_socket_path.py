@@ -64,6 +64,15 @@ def test_the_config_refuses_a_socket_the_clients_would_read_otherwise(home: Home
     assert "write it on one line as `socket: PATH`" in message
 
 
+def test_a_socket_path_ending_in_a_slash_is_refused(home: Home):
+    """The daemon's Path drops the `/`; a client's connect() does not, and finds a directory where a socket is."""
+    path = _config(home, "socket: /tmp/x.sock/   # mine\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, home.env, "linux", home.root.stat().st_uid)
+    assert str(raised.value) == (f"{path}:4: socket: the socket path '/tmp/x.sock/' ends in `/`, which clients would "
+                                 "connect to as a directory; remove the `/` at its end")
+
+
 def test_a_misread_socket_is_refused_even_where_CREDD_SOCKET_decides_today(home: Home):
     """The file is read elsewhere too (a service without the variable): what it says must be one path."""
     path = _config(home, MISREAD["doubled quotes"][0])

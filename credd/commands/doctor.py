@@ -187,7 +187,7 @@ def _socket(ctx: Context) -> doctor.SocketFacts:
     from credd.endpoints.unix_socket import prepare_directory
 
     try:
-        path = client.socket_path(ctx.env, ctx.config_arg, ctx.platform, ctx.uid)  # where `config` puts it too
+        path = client.socket_path(ctx.env, ctx.config_arg, ctx.platform, ctx.uid)  # where the daemon binds it too
     except UsageError as e:
         return doctor.SocketFacts(ctx.env.get("CREDD_SOCKET", "?"), dir_problem=str(e))
     directory = Path(path).parent
