@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from credd import credfile, hook
+from credd import credfile
+from credd.commandline import process_args
 
 CREDENTIAL_PROCESS = "credential_process"
 REGION = "region"
@@ -133,7 +134,7 @@ def credd_hooks(aws_profiles: Mapping[str, Mapping[str, object]]) -> dict[str, t
         command = values.get("credential_process")
         args = _credd_args(command) if isinstance(command, str) else None
         if args is not None:
-            found[name] = hook.parse_args(args)
+            found[name] = process_args(args)
     return found
 
 

@@ -18,10 +18,10 @@ from credd import umask
 def main(argv: list[str] | None = None) -> int:
     umask.make_private()
     args = sys.argv[1:] if argv is None else argv
-    from credd import coredump, hook
+    from credd import commandline, coredump, hook
 
     coredump.no_core_files()
-    parsed = hook.parse_args(args)
+    parsed = commandline.process_args(args)
     if parsed is not None:
         return hook.run(*parsed)
     coredump.undumpable()  # `credd serve` says so in its log when this fails; a short command has no log

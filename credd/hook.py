@@ -1,7 +1,8 @@
 """`credd process PROFILE`: the credential_process hook, spawned for every AWS CLI call.
 
-Its command line in, the credential_process JSON out, or one line on stderr
-that names the cause and the fix (exit status 1). Asking the daemon, bounding
+`run`: the profile (and `--config`, read by `commandline.process_args`) in, the
+credential_process JSON out, or one line on stderr that names the cause and
+the fix (exit status 1). Asking the daemon, bounding
 the wait (the AWS CLI puts no timeout on the hook) and the MFA prompt on the
 terminal are `client`'s. Standard library only (json, os, socket, sys; `re`
 only for a custom socket path), and no pathlib: start-up time is the hook's
@@ -20,25 +21,6 @@ from credd.errors import CreddError
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see paths.py)
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-
-def parse_args(args: list[str]) -> tuple[str | None, str] | None:
-    """`[--config PATH] process [--config PATH] PROFILE` -> (config, profile); None for anything else."""
-    config = None
-    rest = []
-    items = iter(args)
-    for item in items:
-        if item == "--config":
-            config = next(items, None)
-            if config is None:
-                return None
-        elif item.startswith("--config="):
-            config = item.split("=", 1)[1]
-        else:
-            rest.append(item)
-    if len(rest) != 2 or rest[0] != "process" or rest[1].startswith("-"):
-        return None
-    return config, rest[1]
 
 
 def run(config: str | None, profile: str, env: Mapping[str, str] = os.environ, first_reply: dict | None = None) -> int:
