@@ -64,6 +64,7 @@ def refresh_runs(runs: int) -> dict[str, list[float]]:
 
     import bench_refresh
     from moto.server import ThreadedMotoServer
+
     from tests.conftest import TEST_TOTP_SEED
     from tests.fixtures_sts import SERIAL
     from tests.sts_front import StsFront
@@ -148,7 +149,7 @@ def rows_of(found: Mapping[str, Mapping[str, list[float]]], labels: Mapping[str,
     rows = []
     for figure, label in labels.items():
         before, after = found["before"][figure], found["after"][figure]
-        pairs = [a / b for a, b in zip(after, before)]
+        pairs = [a / b for a, b in zip(after, before, strict=True)]  # one of each a round
         rows.append((label, spread(before, digits), spread(after, digits),
                      f"{statistics.median(after) / statistics.median(before):.2f}",
                      f"{min(pairs):.2f}–{max(pairs):.2f}", len(pairs)))
