@@ -342,13 +342,16 @@ def test_at_start_with_sts_down_expired_sections_credd_wrote_leave_the_file(daem
 def test_status_says_starting_or_refreshing_until_the_first_refresh_ends(daemon, live_sts):
     live_sts.latency = 1.0  # each STS call takes a second, as from a far region
     daemon.start()
-    status = daemon.credd("status")
+    status, as_json = daemon.credd("status"), daemon.credd("status", "--json")
     assert status.returncode == 1  # not served yet: a script waits with `until credd status; do sleep 1; done`
+    assert as_json.returncode == 1 and {row["state"] for row in json.loads(as_json.stdout)["profiles"]} <= {
+        "starting", "refreshing"}  # the same answer for a script that reads JSON
     states = {line.split()[0]: line.split()[2] for line in status.stdout.splitlines()[2:]}
     assert set(states.values()) <= {"starting", "refreshing"} and "refreshing" in states.values(), status.stdout
     assert "no-credentials" not in status.stdout
     daemon.wait_state("prod-admin", "fresh")
     assert daemon.credd("status").returncode == 0
+    assert daemon.credd("status", "--json").returncode == 0
 
 
 IDLE_FLOOD = 1500  # idle connections, as in the review that found the lock-out; the daemon's cap is 256

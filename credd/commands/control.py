@@ -45,11 +45,15 @@ def socket_path(ctx: Context) -> str:
     return client.socket_path(ctx.env, ctx.config_arg, ctx.platform, ctx.uid)
 
 
+SERVED = ("fresh", "expiring")  # the states in which `aws` gets fresh credentials: status exits 0 only then
+
+
 def status(ctx: Context, args: JsonArgs) -> int:
     reply = ask_daemon(ctx, {"op": "status"}, STATUS_TIMEOUT)
+    served = all(row["state"] in SERVED for row in reply["profiles"])  # a script's `until credd status` waits on it
     if args.json:
         ctx.say(json.dumps(reply, indent=2))
-        return 0
+        return 0 if served else 1
     ctx.say(f"credd {reply['version']} (pid {reply['pid']}), config {reply['config']}")
     failed = reply.get("reload_error")  # an older daemon sends none
     if failed:
@@ -67,7 +71,7 @@ def status(ctx: Context, args: JsonArgs) -> int:
     for name, source in sorted(reply.get("sources", {}).items()):  # an older daemon sends none
         if source.get("clock_warning"):
             ctx.say(f"warning: source {name}: {source['clock_warning']}")
-    return 0 if all(row["state"] in ("fresh", "expiring") for row in reply["profiles"]) else 1
+    return 0 if served else 1
 
 
 def error_line(row: dict) -> str:
