@@ -11,8 +11,8 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import TypedDict, cast
 
 import yaml
