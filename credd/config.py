@@ -235,7 +235,7 @@ def _profiles(reader: _Reader, top: Entries, sources: dict[str, Source]) -> dict
 def _resolve_chains(reader: _Reader, profiles: dict[str, Profile], sources: dict[str, Source]) -> dict[str, Profile]:
     """Give each chained profile (`source_profile:`) its root's source, and its region when it sets none.
 
-    A missing link or a cycle is an error at the `source_profile:` line that starts it.
+    A missing link is an error at the `source_profile:` line naming it; a cycle, at the line that closes it.
     """
     resolved = {}
     for name, profile in profiles.items():

@@ -102,3 +102,98 @@ def test_every_assume_role_option_reaches_sts(sts_rig, sts_front):
         "PolicyArns.member.1.arn": "arn:aws:iam::aws:policy/ReadOnlyAccess",
         "Policy": policy,
     }
+
+
+# The config: chains resolved, options read, every mistake at its line ---------------------------------------
+
+def parse(text: str):
+    from pathlib import Path
+
+    from credd.config import parse_config
+    env = {"HOME": "/home/u", "XDG_RUNTIME_DIR": "/run/user/1000"}
+    return parse_config(text, "config.yaml", Path("/home/u/config.yaml"), env, "linux", 1000)
+
+
+HEAD = "sources:\n  alice: {region: eu-west-1}\nprofiles:\n  admin:\n    source: alice\n    role_arn: " \
+       "arn:aws:iam::222222222222:role/Admin\n"
+
+
+def role(name: str, parent: str, extra: str = "") -> str:
+    return f"  {name}:\n    source_profile: {parent}\n    role_arn: arn:aws:iam::333333333333:role/{name}\n{extra}"
+
+
+def test_a_chain_takes_its_roots_source_and_region():
+    config = parse(HEAD + role("ops", "admin") + role("audit", "ops", "    region: us-west-2\n"))
+    ops, audit = config.profiles["ops"], config.profiles["audit"]
+    assert (ops.source, ops.source_profile, ops.region) == ("alice", "admin", "eu-west-1")
+    assert (audit.source, audit.source_profile, audit.region) == ("alice", "ops", "us-west-2")
+    assert audit.role_session_name == "credd-audit"
+    assert not any("no profile uses" in w for w in config.warnings)
+
+
+def test_every_option_is_read_and_the_policy_sent_packed():
+    config = parse(HEAD + role("audit", "admin", (
+        "    source_identity: alice\n    tags: {team: platform, cost: 42}\n    transitive_tags: [team]\n"
+        "    policy_arns: [arn:aws:iam::aws:policy/ReadOnlyAccess]\n"
+        "    policy:\n      Version: '2012-10-17'\n      Statement:\n        - {Effect: Allow, Action: 's3:Get*', "
+        "Resource: '*'}\n")))
+    audit = config.profiles["audit"]
+    assert audit.source_identity == "alice" and audit.tags == (("team", "platform"), ("cost", "42"))
+    assert audit.transitive_tags == ("team",) and audit.policy_arns == ("arn:aws:iam::aws:policy/ReadOnlyAccess",)
+    assert audit.policy == '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:Get*","Resource":"*"}]}'
+    as_text = parse(HEAD + "    policy: '{\"Version\": \"2012-10-17\", \"Statement\": []}'\n").profiles["admin"]
+    assert as_text.policy == '{"Version":"2012-10-17","Statement":[]}'
+
+
+BIG_POLICY = '{"Statement": [' + ", ".join(['{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}'] * 40) + "]}"
+
+BAD = [
+    ("missing link", HEAD + role("audit", "amdin"), 8,
+     "profiles.audit.source_profile: no profile named 'amdin' (did you mean 'admin'?); a chained role is assumed "
+     "with the credentials of a profile under `profiles:`"),
+    ("cycle", HEAD + role("a", "b") + role("b", "c") + role("c", "a"), 14,  # at the line that closes it
+     "profiles.c.source_profile: the chain goes round in a circle (a -> b -> c -> a); one of these profiles must "
+     "take `source: SOURCE` instead of `source_profile:`"),
+    ("itself", HEAD + role("a", "a"), 8,
+     "profiles.a.source_profile: the chain goes round in a circle (a -> a); one of these profiles must take "
+     "`source: SOURCE` instead of `source_profile:`"),
+    ("both", HEAD + "    source_profile: admin\n", 7,
+     "profiles.admin.source_profile: a profile takes either `source:` (a source's session) or `source_profile:` "
+     "(another profile's credentials), not both; remove one"),
+    ("no role", HEAD + "  s:\n    source_profile: admin\n", 8,
+     "profiles.s.source_profile: role chaining needs role_arn: the role assumed with that profile's credentials"),
+    ("option without a role", "sources: {a: {}}\nprofiles:\n  p:\n    source: a\n    tags: {t: v}\n", 5,
+     "profiles.p.tags: only applies to a role (set role_arn); a session profile lasts as long as the session "
+     "(sources.a.duration)"),
+    ("source identity", HEAD + "    source_identity: a b\n", 7,
+     "profiles.admin.source_identity: expected 2 to 64 of letters, digits and _+=,.@-, got 'a b'"),
+    ("transitive not a tag", HEAD + "    tags: {team: x}\n    transitive_tags: [team, cost]\n", 8,
+     "profiles.admin.transitive_tags: 'cost' is not a key of this profile's `tags`; add it there "
+     "(tags: {cost: VALUE}) or remove it here"),
+    ("tag keys differing in case", HEAD + "    tags: {team: x, Team: y}\n", 7,
+     "profiles.admin.tags.Team: the same tag key as 'team' (AWS ignores case in tag keys); keep one"),
+    ("tag value", HEAD + "    tags: {team: [x]}\n", 7, "profiles.admin.tags.team: expected a single value, got a list"),
+    ("policy arn", HEAD + "    policy_arns: [arn:aws:iam::aws:role/X]\n", 7,
+     "profiles.admin.policy_arns: expected a policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess, got "
+     "'arn:aws:iam::aws:role/X'"),
+    ("policy not json", HEAD + "    policy: '{\"Version\": }'\n", 7,
+     "profiles.admin.policy: is not valid JSON: Expecting value: line 1 column 13 (char 12)"),
+    ("policy a list", HEAD + "    policy: '[]'\n", 7,
+     "profiles.admin.policy: expected a policy document: a JSON object like "
+     '{"Version": "2012-10-17", "Statement": [...]}'),
+    ("policy too big", HEAD + f"    policy: '{BIG_POLICY}'\n", 7,
+     "profiles.admin.policy: is 2335 characters as packed JSON (no whitespace); AWS takes an inline session "
+     "policy of at most 2048: shorten it, or move statements into a managed policy listed in policy_arns"),
+]
+
+
+import pytest  # noqa: E402  (kept with the table it parametrizes)
+
+from credd.errors import ConfigError  # noqa: E402
+
+
+@pytest.mark.parametrize(("name", "text", "line", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_chain_or_option(name, text, line, message):
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    assert str(caught.value) == f"config.yaml:{line}: {message}"
