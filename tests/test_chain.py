@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from credd.model import Profile
+from tests.fixtures_daemon import ROLE_ARN
 from tests.fixtures_sts import SOURCE, role_arn
+from tests.test_serve import require_aws_v2
 
 
 def chained(rig, depth: int = 3, **options) -> dict[str, Profile]:
@@ -187,8 +193,6 @@ BAD = [
 ]
 
 
-import pytest  # noqa: E402  (kept with the table it parametrizes)
-
 from credd.errors import ConfigError  # noqa: E402
 
 
@@ -197,3 +201,33 @@ def test_bad_chain_or_option(name, text, line, message):
     with pytest.raises(ConfigError) as caught:
         parse(text)
     assert str(caught.value) == f"config.yaml:{line}: {message}"
+
+
+# The real daemon: status and credential_process for a chained profile --------------------------------------
+
+AUDIT_ARN = "arn:aws:iam::333333333333:role/Audit"
+
+
+def test_the_daemon_serves_a_chained_profile_to_the_aws_cli(daemon, live_sts):
+    aws = require_aws_v2()
+    daemon.home.write_config(daemon.home.config.read_text() + (
+        f"  audit:\n    source_profile: prod-admin\n    role_arn: {AUDIT_ARN}\n    write: false\n"
+        "    tags: {team: platform}\n"))
+    daemon.start()
+    row = daemon.wait_state("audit", "fresh")
+    status = daemon.credd("status")
+    assert status.returncode == 0 and "audit" in status.stdout, status.stderr
+    (daemon.home.root / ".aws").mkdir(exist_ok=True)
+    (daemon.home.root / ".aws" / "config").write_text(
+        f"[profile audit]\ncredential_process = {sys.executable} -m credd process audit\nregion = us-east-1\n")
+    env = dict(daemon.env, AWS_EC2_METADATA_DISABLED="true", AWS_PAGER="")
+    result = subprocess.run([aws, "sts", "get-caller-identity", "--profile", "audit", "--endpoint-url",
+                             live_sts.url, "--output", "json"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert ":assumed-role/Audit/" in json.loads(result.stdout)["Arn"], row
+    (session_key, _, _), = live_sts.issued
+    admin, audit = ([r for r in live_sts.of("AssumeRole") if r.params["RoleArn"] == arn][0]
+                    for arn in (ROLE_ARN, AUDIT_ARN))
+    assert admin.key_id == session_key and audit.key_id not in (session_key, None)  # signed with Admin's key
+    assert live_sts.requests.index(admin) < live_sts.requests.index(audit)
+    assert live_sts.calls["GetSessionToken"] == 1
