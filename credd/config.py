@@ -67,7 +67,7 @@ ENDPOINT = re.compile(r"(https?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::([0-9]{
 TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles")
 SOURCE_KEYS = ("mfa_serial", "mfa", "mfa_command", "duration", "region", "sts_endpoint")
 PROFILE_KEYS = ("source", "source_profile", "role_arn", "role_session_name", "external_id", "duration", "write",
-                "region") + OPTION_KEYS
+                "region", *OPTION_KEYS)
 # Where each level's keys go, as a hint names it: `{source}` is filled in where the source is known.
 LEVELS = ((TOP_KEYS, "at the top level"),
           (SOURCE_KEYS, "under sources.{source} (the source it is for)"),
@@ -250,7 +250,7 @@ def _resolve_chains(reader: _Reader, profiles: dict[str, Profile], sources: dict
                                f"no profile named {link.source_profile!r}{hint}; a chained role is assumed with "
                                "the credentials of a profile under `profiles:`")
             if link.source_profile in chain:
-                loop = " -> ".join(chain[chain.index(link.source_profile):] + [link.source_profile])
+                loop = " -> ".join([*chain[chain.index(link.source_profile):], link.source_profile])
                 raise error_at(reader.label, reader.lines.get(key), key,
                                f"the chain goes round in a circle ({loop}); one of these profiles must take "
                                "`source: SOURCE` instead of `source_profile:`")
@@ -293,7 +293,7 @@ def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, 
         role_arn = reader.string(role_node, f"{key}.role_arn", ROLE_ARN,
                                  "expected a role ARN like arn:aws:iam::222222222222:role/Admin")
     else:
-        for role_only in ("role_session_name", "external_id", "duration") + OPTION_KEYS:
+        for role_only in ("role_session_name", "external_id", "duration", *OPTION_KEYS):
             if role_only in fields:
                 raise reader.error(fields[role_only][0], f"{key}.{role_only}",
                                    f"only applies to a role (set role_arn); a session profile lasts as long as "

@@ -34,8 +34,8 @@ from credd.model import Config, Credentials, Failure, FailureKind, Profile, Sour
 from credd.refresh import Backoff, Trouble
 from credd.sources.base import Effects, Session, about
 from credd.sources.cache import CachedSessions
-from credd.sources.keys import KeySessions
 from credd.sources.chain import chain_due
+from credd.sources.keys import KeySessions
 from credd.sources.roles import WORKERS, Roles
 from credd.sources.skew import ClockSkews
 from credd.store import Store
@@ -204,7 +204,7 @@ class Engine:
         now = self.clock()
         due = [p for p in targets if force or new_session or not self._fresh(self._served.get(p.name), now)]
         due = chain_due(due, self.config.profiles, lambda p: self._fresh(self._served.get(p.name), now))
-        targets = targets + [p for p in due if p not in targets]
+        targets = [*targets, *(p for p in due if p not in targets)]
         if not due:
             return self._result(source.name, targets, {}, None, None)
         try:

@@ -46,17 +46,17 @@ def read_options(reader: NodeReader, fields: Entries, key: str) -> RoleOptions:
         source_identity = reader.string(node, f"{key}.source_identity", SOURCE_IDENTITY,
                                         "expected 2 to 64 of letters, digits and _+=,.@-")
     tags = _tags(reader, reader.optional(fields, "tags", key), f"{key}.tags")
-    transitive = ()
+    transitive: tuple[str, ...] = ()
     node = reader.optional(fields, "transitive_tags", key)
     if node is not None:
         transitive = _names(reader, node, f"{key}.transitive_tags", "a list of keys of `tags`, like [team]")
         known = {name for name, _ in tags}
-        for item, name in zip(node.value, transitive):
+        for item, name in zip(node.value, transitive, strict=True):
             if name not in known:
                 raise reader.error(item, f"{key}.transitive_tags",
                                    f"{shown(name)} is not a key of this profile's `tags`; add it there "
                                    "(tags: {" + name + ": VALUE}) or remove it here")
-    arns = ()
+    arns: tuple[str, ...] = ()
     node = reader.optional(fields, "policy_arns", key)
     if node is not None:
         arns = _names(reader, node, f"{key}.policy_arns",
@@ -64,10 +64,10 @@ def read_options(reader: NodeReader, fields: Entries, key: str) -> RoleOptions:
         if len(arns) > MAX_POLICY_ARNS:
             raise reader.error(node, f"{key}.policy_arns",
                                f"has {len(arns)} ARNs; AssumeRole takes at most {MAX_POLICY_ARNS}")
-        for item, arn in zip(node.value, arns):
+        for item, arn in zip(node.value, arns, strict=True):
             if not POLICY_ARN.fullmatch(arn):
-                raise reader.error(item, f"{key}.policy_arns",
-                                   f"expected a policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess, got {shown(arn)}")
+                raise reader.error(item, f"{key}.policy_arns", "expected a policy ARN like "
+                                   f"arn:aws:iam::aws:policy/ReadOnlyAccess, got {shown(arn)}")
     policy = _policy(reader, reader.optional(fields, "policy", key), f"{key}.policy")
     return RoleOptions(source_identity, tags, transitive, arns, policy)
 

@@ -37,7 +37,7 @@ def test_a_three_deep_chain_refreshes_in_order_inside_the_hour_with_one_session(
     rig = sts_rig(session_profile=False)
     chained(rig)
     engine = rig.engine()
-    for round_ in range(3):
+    for _ in range(3):
         result = engine.refresh(SOURCE)
         assert result.ok and {n for n, p in result.profiles.items() if p.renewed} == {"link-0", "link-1", "link-2"}
         creds = {name: result.profiles[name].credentials for name in ("link-0", "link-1", "link-2")}
@@ -146,12 +146,14 @@ def test_every_option_is_read_and_the_policy_sent_packed():
     audit = config.profiles["audit"]
     assert audit.source_identity == "alice" and audit.tags == (("team", "platform"), ("cost", "42"))
     assert audit.transitive_tags == ("team",) and audit.policy_arns == ("arn:aws:iam::aws:policy/ReadOnlyAccess",)
-    assert audit.policy == '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:Get*","Resource":"*"}]}'
+    assert audit.policy == ('{"Version":"2012-10-17",'
+                            '"Statement":[{"Effect":"Allow","Action":"s3:Get*","Resource":"*"}]}')
     as_text = parse(HEAD + "    policy: '{\"Version\": \"2012-10-17\", \"Statement\": []}'\n").profiles["admin"]
     assert as_text.policy == '{"Version":"2012-10-17","Statement":[]}'
 
 
-BIG_POLICY = '{"Statement": [' + ", ".join(['{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}'] * 40) + "]}"
+STATEMENT = '{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}'
+BIG_POLICY = '{"Statement": [' + ", ".join([STATEMENT] * 40) + "]}"
 
 BAD = [
     ("missing link", HEAD + role("audit", "amdin"), 8,
@@ -226,7 +228,7 @@ def test_the_daemon_serves_a_chained_profile_to_the_aws_cli(daemon, live_sts):
     assert result.returncode == 0, result.stderr
     assert ":assumed-role/Audit/" in json.loads(result.stdout)["Arn"], row
     (session_key, _, _), = live_sts.issued
-    admin, audit = ([r for r in live_sts.of("AssumeRole") if r.params["RoleArn"] == arn][0]
+    admin, audit = (next(r for r in live_sts.of("AssumeRole") if r.params["RoleArn"] == arn)
                     for arn in (ROLE_ARN, AUDIT_ARN))
     assert admin.key_id == session_key and audit.key_id not in (session_key, None)  # signed with Admin's key
     assert live_sts.requests.index(admin) < live_sts.requests.index(audit)
