@@ -88,6 +88,16 @@ def test_a_failed_link_fails_the_links_below_it_and_says_which(sts_rig, sts_fron
     assert [arn for arn, _ in callers(sts_front)] == [role_arn(0), role_arn(1)]  # none sent for link-2
 
 
+def test_a_role_chained_to_the_session_profile_is_assumed_with_the_session(sts_rig, sts_front):
+    rig = sts_rig()  # with alice-session, the source's session itself
+    rig.config = replace(rig.config, profiles={**rig.config.profiles, "r": Profile(
+        "r", SOURCE, role_arn(5), f"credd-{SOURCE}", None, 3600, True, "us-east-1", "alice-session")})
+    result = rig.engine().refresh(SOURCE)
+    assert result.ok and result.profiles["r"].renewed
+    (session_key, _, _), = sts_front.issued
+    assert callers(sts_front) == [(role_arn(5), session_key)]
+
+
 def test_every_assume_role_option_reaches_sts(sts_rig, sts_front):
     rig = sts_rig(session_profile=False)
     policy = json.dumps({"Version": "2012-10-17",
