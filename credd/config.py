@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict, cast
 
@@ -21,6 +22,7 @@ from credd.commandline import credd_command
 from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
 from credd.model import CHAINED_ROLE_MAX, Config, MfaMethod, Profile, Source
+from credd.roleoptions import OPTION_KEYS, read_options
 from credd.sts_endpoint import is_loopback_host
 from credd.yamlnodes import Entries, NodeReader, error_at, shown
 
@@ -64,7 +66,8 @@ ENDPOINT = re.compile(r"(https?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::([0-9]{
 
 TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles")
 SOURCE_KEYS = ("mfa_serial", "mfa", "mfa_command", "duration", "region", "sts_endpoint")
-PROFILE_KEYS = ("source", "role_arn", "role_session_name", "external_id", "duration", "write", "region")
+PROFILE_KEYS = ("source", "source_profile", "role_arn", "role_session_name", "external_id", "duration", "write",
+                "region", *OPTION_KEYS)
 # Where each level's keys go, as a hint names it: `{source}` is filled in where the source is known.
 LEVELS = ((TOP_KEYS, "at the top level"),
           (SOURCE_KEYS, "under sources.{source} (the source it is for)"),
@@ -224,8 +227,38 @@ def _profiles(reader: _Reader, top: Entries, sources: dict[str, Source]) -> dict
     if "profiles" not in top:
         return {}
     entries = reader.mapping(top["profiles"][1], "profiles", allow_empty_value=True)
-    return {name: _profile(reader, name, key_node, value, sources)
-            for name, (key_node, value) in reader.named(entries, "profiles")}
+    profiles = {name: _profile(reader, name, key_node, value, sources)
+                for name, (key_node, value) in reader.named(entries, "profiles")}
+    return _resolve_chains(reader, profiles, sources)
+
+
+def _resolve_chains(reader: _Reader, profiles: dict[str, Profile], sources: dict[str, Source]) -> dict[str, Profile]:
+    """Give each chained profile (`source_profile:`) its root's source, and its region when it sets none.
+
+    A missing link is an error at the `source_profile:` line naming it; a cycle, at the line that closes it.
+    """
+    resolved = {}
+    for name, profile in profiles.items():
+        chain = [name]
+        link = profile
+        while link.source_profile is not None:
+            key = f"profiles.{chain[-1]}.source_profile"
+            parent = profiles.get(link.source_profile)
+            if parent is None:
+                hint = _did_you_mean(link.source_profile, profiles)
+                raise error_at(reader.label, reader.lines.get(key), key,
+                               f"no profile named {link.source_profile!r}{hint}; a chained role is assumed with "
+                               "the credentials of a profile under `profiles:`")
+            if link.source_profile in chain:
+                loop = " -> ".join([*chain[chain.index(link.source_profile):], link.source_profile])
+                raise error_at(reader.label, reader.lines.get(key), key,
+                               f"the chain goes round in a circle ({loop}); one of these profiles must take "
+                               "`source: SOURCE` instead of `source_profile:`")
+            chain.append(link.source_profile)
+            link = parent
+        root = link.source
+        resolved[name] = replace(profile, source=root, region=profile.region or sources[root].region)
+    return resolved
 
 
 def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, sources: dict[str, Source]) -> Profile:
@@ -233,12 +266,26 @@ def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, 
     fields = reader.mapping(node, key, allow_empty_value=True)
     reader.only_known(fields, PROFILE_KEYS, key, source=_named_source(fields))
 
-    source_node = reader.required(fields, "source", key, "name the source (under `sources:`) this profile uses",
-                                  name_node)
-    source = reader.string(source_node, f"{key}.source", NAME, "expected a source name")
-    if source not in sources:
-        hint = _did_you_mean(source, sources)
-        raise reader.error(source_node, f"{key}.source", f"no source named {source!r}{hint}")
+    source_profile = None
+    if "source_profile" in fields:
+        if "source" in fields:
+            raise reader.error(fields["source_profile"][0], f"{key}.source_profile",
+                               "a profile takes either `source:` (a source's session) or `source_profile:` "
+                               "(another profile's credentials), not both; remove one")
+        source_profile = reader.string(reader.required(fields, "source_profile", key, "name a profile"),
+                                       f"{key}.source_profile", NAME, "expected a profile name")
+        if "role_arn" not in fields:
+            raise reader.error(fields["source_profile"][0], f"{key}.source_profile",
+                               "role chaining needs role_arn: the role assumed with that profile's credentials")
+        source = ""  # the chain's root's source: set by _resolve_chains once every profile is read
+    else:
+        source_node = reader.required(fields, "source", key, "name the source (under `sources:`) this profile uses, "
+                                      "or the profile whose credentials assume its role (`source_profile:`)",
+                                      name_node)
+        source = reader.string(source_node, f"{key}.source", NAME, "expected a source name")
+        if source not in sources:
+            hint = _did_you_mean(source, sources)
+            raise reader.error(source_node, f"{key}.source", f"no source named {source!r}{hint}")
 
     role_node = reader.optional(fields, "role_arn", key)
     role_arn = None
@@ -246,13 +293,13 @@ def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, 
         role_arn = reader.string(role_node, f"{key}.role_arn", ROLE_ARN,
                                  "expected a role ARN like arn:aws:iam::222222222222:role/Admin")
     else:
-        for role_only in ("role_session_name", "external_id", "duration"):
+        for role_only in ("role_session_name", "external_id", "duration", *OPTION_KEYS):
             if role_only in fields:
                 raise reader.error(fields[role_only][0], f"{key}.{role_only}",
                                    f"only applies to a role (set role_arn); a session profile lasts as long as "
                                    f"the session (sources.{source}.duration)")
 
-    session_name = f"credd-{source}"[:64]
+    session_name = f"credd-{source or name}"[:64]
     if "role_session_name" in fields:
         session_name = reader.string(fields["role_session_name"][1], f"{key}.role_session_name", ROLE_SESSION_NAME,
                                      "expected 2 to 64 of letters, digits and _+=,.@-")
@@ -264,8 +311,11 @@ def _profile(reader: _Reader, name: str, name_node: yaml.Node, node: yaml.Node, 
     write = True
     if "write" in fields:
         write = reader.boolean(fields["write"][1], f"{key}.write")
-    region = _region(reader, fields, key) or sources[source].region
-    return Profile(name, source, role_arn, session_name, external_id, duration, write, region)
+    region = _region(reader, fields, key) or (sources[source].region if source else None)
+    options = read_options(reader, fields, key)
+    return Profile(name, source, role_arn, session_name, external_id, duration, write, region, source_profile,
+                   options.source_identity, options.tags, options.transitive_tags, options.policy_arns,
+                   options.policy)
 
 
 def _region(reader: _Reader, fields: Entries, key: str) -> str | None:

@@ -34,6 +34,7 @@ from credd.model import Config, Credentials, Failure, FailureKind, Profile, Sour
 from credd.refresh import Backoff, Trouble
 from credd.sources.base import Effects, Session, about
 from credd.sources.cache import CachedSessions
+from credd.sources.chain import chain_due
 from credd.sources.keys import KeySessions
 from credd.sources.roles import WORKERS, Roles
 from credd.sources.skew import ClockSkews
@@ -202,6 +203,8 @@ class Engine:
     def _refresh(self, source: Source, targets: list[Profile], force: bool, new_session: bool) -> SourceResult:
         now = self.clock()
         due = [p for p in targets if force or new_session or not self._fresh(self._served.get(p.name), now)]
+        due = chain_due(due, self.config.profiles, lambda p: self._fresh(self._served.get(p.name), now))
+        targets = [*targets, *(p for p in due if p not in targets)]
         if not due:
             return self._result(source.name, targets, {}, None, None)
         try:
@@ -230,7 +233,15 @@ class Engine:
     def _profiles(self, source: Source, session: Credentials, due: list[Profile]) -> dict[str, Credentials | Failure]:
         """A session profile is served the session itself; a role profile what AssumeRole gives with it."""
         outcomes: dict[str, Credentials | Failure] = {p.name: session for p in due if not p.is_role}
-        outcomes.update(self._roles.assume(source, session, [p for p in due if p.is_role]))
+        now = self.clock()
+        # What a chained role not renewed with its parent is assumed with: the parent's valid credentials.
+        parents: dict[str, Credentials] = {}
+        for profile in self.config.profiles.values():
+            if profile.source == source.name:
+                valid = session if not profile.is_role else self._valid(profile.name, now)
+                if valid is not None:
+                    parents[profile.name] = valid
+        outcomes.update(self._roles.assume(source, session, [p for p in due if p.is_role], parents))
         return outcomes
 
     def _fresh(self, credentials: Credentials | None, now: datetime) -> bool:

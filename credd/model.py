@@ -112,6 +112,15 @@ class Profile:
     # For the SDKs (wired into ~/.aws/config, exported by env/exec); the config loader sets it, from the
     # source's region when the profile names none. None only in a Profile built by hand: see Config.region_of.
     region: str | None = None
+    # Role chaining: the profile whose credentials assume this role; None: the source's session does.
+    # `source` is then the chain's root's source, whose session (one MFA code) serves the whole chain.
+    source_profile: str | None = None
+    # AssumeRole's other options, passed as set (None or empty: not sent).
+    source_identity: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    transitive_tags: tuple[str, ...] = ()
+    policy_arns: tuple[str, ...] = ()
+    policy: str | None = None  # an inline session policy, as packed JSON
 
     @property
     def is_role(self) -> bool:

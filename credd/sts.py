@@ -254,6 +254,16 @@ def assume_role(client: StsClient, profile: Profile, duration: int, now: datetim
     }
     if profile.external_id is not None:
         params["ExternalId"] = profile.external_id
+    if profile.source_identity is not None:
+        params["SourceIdentity"] = profile.source_identity
+    if profile.tags:
+        params["Tags"] = [{"Key": key, "Value": value} for key, value in profile.tags]
+    if profile.transitive_tags:
+        params["TransitiveTagKeys"] = list(profile.transitive_tags)
+    if profile.policy_arns:
+        params["PolicyArns"] = [{"arn": arn} for arn in profile.policy_arns]
+    if profile.policy is not None:
+        params["Policy"] = profile.policy
     call = Call("AssumeRole", profile.source, profile.name, hint_config=hint_config)
     return parse_credentials(_send(client, call, params, now, skew), now, call, duration)
 

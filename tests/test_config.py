@@ -283,7 +283,8 @@ BAD = [
     ("endpoint not a url", "sources:\n  a:\n    sts_endpoint: sts.amazonaws.com\n" + OK_TAIL, 3,
      "sources.a.sts_endpoint: expected a URL like https://sts.us-east-1.amazonaws.com, got 'sts.amazonaws.com'"),
     ("missing profile source", "sources: {a: {}}\nprofiles:\n  p:\n    write: true\n", 3,
-     "profiles.p.source: is required: name the source (under `sources:`) this profile uses"),
+     "profiles.p.source: is required: name the source (under `sources:`) this profile uses, or the profile whose "
+     "credentials assume its role (`source_profile:`)"),
     ("profile names a missing source", "sources:\n  alice: {}\nprofiles:\n  prod-admin:\n    source: alcie\n", 5,
      "profiles.prod-admin.source: no source named 'alcie' (did you mean 'alice'?)"),
     ("bad role arn", "sources: {a: {}}\nprofiles:\n  p:\n    source: a\n    role_arn: Admin\n", 5,

@@ -1,18 +1,21 @@
 """The role layer: AssumeRole for the due role profiles of a source, all with one session of it, concurrently.
 
-One session (one MFA code) serves every role. AWS caps a role assumed with
+One session (one MFA code) serves every role. A chained role (`source_profile:`)
+is assumed with its parent profile's credentials, so roles go level by level:
+first those assumed with the session, then those assumed with a role of the
+level before (new in this refresh, else the parent's still valid ones). AWS caps a role assumed with
 session credentials at one hour, so a longer `duration` is asked for as one
 hour (`Profile.role_duration`), and said once per profile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from credd import sts
 from credd.errors import RefreshError, StsError
-from credd.model import CHAINED_ROLE_MAX, Credentials, Failure, Profile, Source
+from credd.model import CHAINED_ROLE_MAX, Credentials, Failure, FailureKind, Profile, Source
 from credd.sources.base import Effects, about, unless_stopping
 
 WORKERS = 8  # concurrent AssumeRole calls per source
@@ -27,15 +30,40 @@ class Roles:
         self.workers = workers
         self._clamp_logged: set[str] = set()
 
-    def assume(self, source: Source, session: Credentials,
-               roles: Sequence[Profile]) -> dict[str, Credentials | Failure]:
-        """Each role profile's new credentials, or why it has none."""
-        if not roles:
-            return {}
-        for profile in roles:
-            self._log_clamp(profile)
+    def assume(self, source: Source, session: Credentials, roles: Sequence[Profile],
+               parents: Mapping[str, Credentials] | None = None) -> dict[str, Credentials | Failure]:
+        """Each role profile's new credentials, or why it has none.
+
+        `parents`: the still valid credentials of profiles a chained role may be
+        assumed with when they are not renewed in this refresh.
+        """
+        held: dict[str, Credentials | Failure] = dict(parents or {})
+        outcomes: dict[str, Credentials | Failure] = {}
+        for level in chain_levels(roles):
+            for profile in level:
+                self._log_clamp(profile)
+            by_parent: dict[str | None, list[Profile]] = {}
+            for profile in level:
+                by_parent.setdefault(profile.source_profile, []).append(profile)
+            for parent, children in by_parent.items():
+                done = self._assume_with(source, session if parent is None else held.get(parent), parent, children)
+                outcomes.update(done)
+                held.update(done)
+        return outcomes
+
+    def _assume_with(self, source: Source, credentials: Credentials | Failure | None, parent: str | None,
+                     roles: Sequence[Profile]) -> dict[str, Credentials | Failure]:
+        """`roles` assumed concurrently with `credentials` (the session's, or the parent profile's)."""
+        if not isinstance(credentials, Credentials):
+            why = credentials.message if isinstance(credentials, Failure) else "it has no valid credentials"
+            failure = Failure(credentials.kind if isinstance(credentials, Failure) else FailureKind.OTHER,
+                              f"profile {parent!r}, whose credentials assume this role, failed: {why}",
+                              retryable=credentials.retryable if isinstance(credentials, Failure) else True)
+            for profile in roles:
+                self.effects.log.warning("%s", about("profile", profile.name, failure.message))
+            return {p.name: failure for p in roles}
         try:
-            client = self.effects.clients.for_session(source, session)
+            client = self.effects.clients.for_session(source, credentials)
         except StsError as e:
             self.effects.log.warning("%s", about("source", source.name, e.failure.message))
             return {p.name: e.failure for p in roles}
@@ -61,3 +89,27 @@ class Roles:
             self.effects.log.warning("profile %s: duration %d s capped at %d s: AWS limits a role assumed with "
                                      "session credentials to one hour", profile.name, profile.duration,
                                      CHAINED_ROLE_MAX)
+
+
+def chain_levels(roles: Sequence[Profile]) -> list[list[Profile]]:
+    """`roles` in levels: a role comes after the role it is assumed with, when that one is in `roles` too.
+
+    The config refuses cycles, so every role finds its level.
+    """
+    names = {p.name for p in roles}
+    depth: dict[str, int] = {}
+    by_name = {p.name: p for p in roles}
+
+    def level_of(profile: Profile) -> int:
+        if profile.name not in depth:
+            parent = profile.source_profile
+            depth[profile.name] = 0 if parent is None or parent not in names else level_of(by_name[parent]) + 1
+        return depth[profile.name]
+
+    levels: list[list[Profile]] = []
+    for profile in roles:
+        level = level_of(profile)
+        while len(levels) <= level:
+            levels.append([])
+        levels[level].append(profile)
+    return levels
