@@ -95,7 +95,8 @@ def _env() -> Handler[EnvArgs]:
 
 def _exec() -> Handler[ExecArgs]:
     from credd.commands.env import exec_command
-    return exec_command
+    from credd.commands.exec_server import exec_server
+    return lambda ctx, args: (exec_server if args.server else exec_command)(ctx, args)
 
 
 def _init() -> Handler[InitArgs]:
@@ -224,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="as `aws configure export-credentials --format` prints them (fish, json: credd's own); "
                           "default: export lines that also unset AWS_PROFILE")
     run = _command(commands, "exec", "run CMD with PROFILE's credentials in its environment")
+    run.add_argument("--server", action="store_true",
+                     help="no keys in CMD's environment: a token for the daemon's container endpoint, revoked when "
+                          "CMD exits (needs `endpoints: {container: ...}` in the config)")
     run.add_argument("profile", metavar="PROFILE")
     run.add_argument("command", metavar="-- CMD", nargs=argparse.REMAINDER)
 

@@ -59,6 +59,7 @@ class EnvArgs:
 class ExecArgs:
     profile: str
     command: list[str]  # what follows PROFILE, a leading `--` included when given
+    server: bool = False  # through the container endpoint: a token in CMD's environment, no keys
 
 
 @dataclass(frozen=True)

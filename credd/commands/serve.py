@@ -142,7 +142,7 @@ class Runtime:
         if self.container is None:
             return protocol.error_reply("failed", f"the container endpoint is off: add `endpoints: {{container: "
                                         f"127.0.0.1:0}}` to {daemon.config.path}, then restart the daemon "
-                                        f"(`{self.ctx.command('service', 'restart')}`)")
+                                        "(`systemctl --user restart credd`, or stop and start `credd serve`)")
         unknown = [name for name in profiles if name not in daemon.config.profiles]
         if unknown:
             return protocol.error_reply("unknown-profile", f"profile {unknown[0]!r} is not in {daemon.config.path}")
