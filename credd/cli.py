@@ -95,8 +95,7 @@ def _env() -> Handler[EnvArgs]:
 
 def _exec() -> Handler[ExecArgs]:
     from credd.commands.env import exec_command
-    from credd.commands.exec_server import exec_server
-    return lambda ctx, args: (exec_server if args.server else exec_command)(ctx, args)
+    return exec_command
 
 
 def _init() -> Handler[InitArgs]:
