@@ -171,7 +171,8 @@ def _container(reader: _Reader, top: Entries) -> tuple[str, int] | None:
     if host not in LOOPBACK:
         raise reader.error(setting, "endpoints.container",
                            f"{shown(value)} is not a loopback address: the container endpoint serves this machine "
-                           "only; write `container: 127.0.0.1:PORT` or `container: '[::1]:PORT'` (PORT 0: any free one)")
+                           "only; write `container: 127.0.0.1:PORT` or `container: '[::1]:PORT'` "
+                           "(PORT 0: any free one)")
     if not (port.isascii() and port.isdigit() and int(port) <= 65535):
         raise reader.error(setting, "endpoints.container",
                            f"{shown(value)} has no port from 0 to 65535; write `container: 127.0.0.1:PORT`")

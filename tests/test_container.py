@@ -1,4 +1,4 @@
-"""The container credentials endpoint, in a real `credd serve`, asked by the AWS CLI v2, botocore and hostile clients."""
+"""The container credentials endpoint in a real `credd serve`, asked by the AWS CLI v2, botocore and hostile clients."""
 
 from __future__ import annotations
 

@@ -81,12 +81,13 @@ class Runtime:
         config = self.daemon.config
         # Refuses a second daemon before anything else starts.
         listener = Listener(config.socket, self.ctx.uid, self.ctx.hint_config)
+        # Lambdas, not bound methods: a reload replaces self.daemon, and each request must reach the current one.
         server = SocketServer(listener, self._handle, self.ctx.uid,
-                              quick=lambda request: self.daemon.quick_reply(request))
+                              quick=lambda request: self.daemon.quick_reply(request))  # noqa: PLW0108
         if config.container is not None:
             host, port = config.container
             self.container = ContainerServer(host, port, lambda: self.daemon, self.tokens,
-                                             clock=lambda: self.daemon.clock())
+                                             clock=lambda: self.daemon.clock())  # noqa: PLW0108
             try:
                 await self.container.start()
             except OSError as e:
