@@ -178,6 +178,27 @@ def test_slow_and_idle_clients_are_cut_off_and_a_flood_is_refused_at_accept(serv
     assert get(address, "/v1/credentials/prod-admin", token)[0] == 200  # and then served again
 
 
+def test_token_issue_prints_the_variables_and_revoke_ends_it(served):
+    daemon, address = served
+    issued = daemon.credd("token", "issue", "prod-admin", "--ttl", "8h")
+    assert issued.returncode == 0, issued.stderr
+    variables = dict(line.removeprefix("export ").split("=", 1) for line in issued.stdout.splitlines())
+    url = variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+    assert url == f"http://127.0.0.1:{address[1]}/v1/credentials/prod-admin"
+    token = variables["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+    assert get(address, "/v1/credentials/prod-admin", token)[0] == 200
+    (live,) = daemon.ask({"op": "status"})["endpoints"]["container"]["tokens"]
+    assert live["profiles"] == ["prod-admin"] and f"token {live['id']} grants profile prod-admin" in issued.stderr
+    shown = daemon.credd("status")
+    assert f"live tokens: {live['id']} (prod-admin, until {live['expires']})" in shown.stdout
+    assert token not in shown.stdout + daemon.credd("status", "--json").stdout
+    assert daemon.credd("token", "revoke", live["id"]).returncode == 0
+    assert get(address, "/v1/credentials/prod-admin", token)[0] == 401
+    again = daemon.credd("token", "revoke", live["id"])
+    assert again.returncode == 1 and f"no live token '{live['id']}'" in again.stderr
+    assert daemon.credd("token", "issue", "prod-admin", "--ttl", "30d").returncode == 2
+
+
 def test_issuing_is_refused_when_the_endpoint_is_off(daemon):
     daemon.start()
     reply = daemon.ask({"op": "token-issue", "profiles": ["prod-admin"], "ttl": 60})

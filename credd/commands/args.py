@@ -102,3 +102,14 @@ class ServiceChangeArgs:
 class ServiceStatusArgs:
     platform: str | None  # None: this machine's
     json: bool
+
+
+@dataclass(frozen=True)
+class TokenIssueArgs:
+    profile: str
+    ttl: str  # a duration as written (`8h`)
+
+
+@dataclass(frozen=True)
+class TokenRevokeArgs:
+    id: str
