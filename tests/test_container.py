@@ -108,6 +108,16 @@ def test_exec_server_forwards_a_signal_and_revokes(served, tmp_path):
     assert daemon.ask({"op": "status"})["endpoints"]["container"]["tokens"] == []
 
 
+def test_a_daemon_gone_before_cmd_exits_costs_a_warning_not_the_exit_status(served):
+    daemon, _ = served
+    script = (f"import os, signal, time\nos.kill({daemon.process.pid}, signal.SIGTERM)\n"
+              f"while os.path.exists({str(daemon.socket)!r}): time.sleep(0.05)\nexit(5)\n")  # the daemon is gone
+    result = subprocess.run([sys.executable, "-m", "credd", "exec", "--server", "prod-admin", "--", sys.executable,
+                             "-c", script], capture_output=True, text=True, env=caller_env(daemon), timeout=60)
+    assert result.returncode == 5, result.stderr
+    assert "was not revoked" in result.stderr and "the credd daemon is not running" in result.stderr
+
+
 def test_a_token_answers_its_profile_only_and_not_once_revoked(served):
     daemon, address = served
     token = issue(daemon, "prod-admin")

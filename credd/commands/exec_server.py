@@ -60,10 +60,18 @@ def exec_server(ctx: Context, args: ExecArgs) -> int:
     try:
         return _run(ctx, command, environment)
     finally:
+        _revoke(ctx, path, issued)
+
+
+def _revoke(ctx: Context, path: str, issued: dict) -> None:
+    """Revoke CMD's token; a daemon gone meanwhile costs a warning, never CMD's exit status."""
+    try:
         revoked = client.ask(path, {"op": "token-revoke", "id": issued["id"]}, ASK_TIMEOUT, ctx.hint_config)
-        if not revoked.get("ok"):
-            ctx.warn(f"token {issued['id']} was not revoked: {revoked.get('message')}; it expires at "
-                     f"{issued['expires']}")
+    except ClientError as e:
+        revoked = {"ok": False, "message": str(e)}
+    if not revoked.get("ok"):
+        ctx.warn(f"token {issued['id']} was not revoked ({revoked.get('message')}); it expires at "
+                 f"{issued['expires']}, or with the daemon")
 
 
 def _run(ctx: Context, command: list[str], environment: dict[str, str]) -> int:
