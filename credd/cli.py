@@ -33,6 +33,8 @@ from credd.commands.args import (
     ServiceChangeArgs,
     ServiceStatusArgs,
     SourceArgs,
+    TokenIssueArgs,
+    TokenRevokeArgs,
 )
 from credd.context import Context
 from credd.errors import CreddError
@@ -163,6 +165,16 @@ def _service_status() -> Handler[ServiceStatusArgs]:
     return status
 
 
+def _token_issue() -> Handler[TokenIssueArgs]:
+    from credd.commands.token import issue
+    return issue
+
+
+def _token_revoke() -> Handler[TokenRevokeArgs]:
+    from credd.commands.token import revoke
+    return revoke
+
+
 # Every command, by the words that run it; build_parser gives each its options and help.
 COMMANDS: dict[str, Command[Any]] = {
     "process": Command(ProcessArgs, _process),
@@ -185,6 +197,8 @@ COMMANDS: dict[str, Command[Any]] = {
     "service install": Command(ServiceChangeArgs, _service_install),
     "service uninstall": Command(ServiceChangeArgs, _service_uninstall),
     "service status": Command(ServiceStatusArgs, _service_status),
+    "token issue": Command(TokenIssueArgs, _token_issue),
+    "token revoke": Command(TokenRevokeArgs, _token_revoke),
 }
 
 
@@ -224,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="as `aws configure export-credentials --format` prints them (fish, json: credd's own); "
                           "default: export lines that also unset AWS_PROFILE")
     run = _command(commands, "exec", "run CMD with PROFILE's credentials in its environment")
+    run.add_argument("--server", action="store_true",
+                     help="no keys in CMD's environment: a token for the daemon's container endpoint, revoked when "
+                          "CMD exits (needs `endpoints: {container: ...}` in the config)")
     run.add_argument("profile", metavar="PROFILE")
     run.add_argument("command", metavar="-- CMD", nargs=argparse.REMAINDER)
 
@@ -247,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "into the credentials file")
     init.add_argument("--wire-aws-config", action="store_true",
                       help="with --hook: add `credential_process = credd process PROFILE` for them to ~/.aws/config")
+
+    token = _group(commands, "token", "tokens for the container credentials endpoint")
+    token_issue = _command(token, "token issue", "a token that grants PROFILE, printed as the two variables SDKs read")
+    token_issue.add_argument("profile", metavar="PROFILE")
+    token_issue.add_argument("--ttl", metavar="DURATION", default="8h",
+                             help="how long it lives (default 8h; at most 7d)")
+    token_revoke = _command(token, "token revoke", "revoke a token now, by the id `token issue` and `status` show")
+    token_revoke.add_argument("id", metavar="ID")
 
     config = _group(commands, "config", "the config file")
     _command(config, "config check", "validate the config")

@@ -64,7 +64,10 @@ REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", re.ASCII)
 KEYRING_SERVICE = re.compile(r"[\w.@+:/-]{1,128}", re.ASCII)
 ENDPOINT = re.compile(r"(https?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?(/[^\s]*)?")
 
-TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles")
+TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles",
+            "endpoints")
+ENDPOINT_KEYS = ("container",)
+LOOPBACK = ("127.0.0.1", "::1")  # the container endpoint serves this machine only
 SOURCE_KEYS = ("mfa_serial", "mfa", "mfa_command", "duration", "region", "sts_endpoint")
 PROFILE_KEYS = ("source", "source_profile", "role_arn", "role_session_name", "external_id", "duration", "write",
                 "region", *OPTION_KEYS)
@@ -151,7 +154,32 @@ def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], plat
         sources=sources,
         profiles=profiles,
         warnings=tuple(_warnings(reader, top, sources, profiles, refresh_before)),
+        container=_container(reader, top),
     )
+
+
+def _container(reader: _Reader, top: Entries) -> tuple[str, int] | None:
+    """`endpoints: {container: 127.0.0.1:PORT}` as (host, port); None when the endpoint is off (the default)."""
+    node = reader.optional(top, "endpoints", "")
+    if node is None:
+        return None
+    entries = reader.mapping(node, "endpoints")
+    reader.only_known(entries, ENDPOINT_KEYS, "endpoints")
+    setting = reader.optional(entries, "container", "endpoints")
+    if setting is None:
+        return None
+    value = str(reader.scalar(setting, "endpoints.container"))
+    host, _, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host not in LOOPBACK:
+        raise reader.error(setting, "endpoints.container",
+                           f"{shown(value)} is not a loopback address: the container endpoint serves this machine "
+                           "only; write `container: 127.0.0.1:PORT` or `container: '[::1]:PORT'` "
+                           "(PORT 0: any free one)")
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise reader.error(setting, "endpoints.container",
+                           f"{shown(value)} has no port from 0 to 65535; write `container: 127.0.0.1:PORT`")
+    return host, int(port)
 
 
 def _is_not_one(value: object) -> bool:

@@ -145,6 +145,7 @@ class Config:
     sources: dict[str, Source]
     profiles: dict[str, Profile]
     warnings: tuple[str, ...] = field(default=())
+    container: tuple[str, int] | None = None  # the container endpoint's loopback host and port (0: any); None: off
 
     @property
     def refresh_margin(self) -> timedelta:

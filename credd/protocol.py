@@ -8,6 +8,7 @@ call and reads the common reply without json.
 Requests:  {"op": "credentials", "profile": NAME}
            {"op": "status"} | {"op": "refresh", "profiles": [NAME, ...]}
            {"op": "mfa", "source": NAME, "code": "123456"} | {"op": "ping"}
+           {"op": "token-issue", "profiles": [NAME, ...], "ttl": SECONDS} | {"op": "token-revoke", "id": ID}
 Replies:   {"ok": true, ...} or {"ok": false, "error": KIND, "message": TEXT}
 
 Since protocol 2, a successful credentials reply is written in one exact form
@@ -35,14 +36,15 @@ READY_PREFIX = b'{"ok":true,"credentials":'  # a protocol-2 credentials reply: t
 CLIENT_TIMEOUT = 45.0  # long enough for an MFA command (a YubiKey touch) and STS; short enough not to hang a script
 MAX_REQUEST = 16 * 1024  # bytes in one request line; anything longer is hostile
 MAX_REPLY = 4 * 1024 * 1024  # a status reply for many profiles stays far below this
-OPS = ("credentials", "status", "refresh", "mfa", "ping")
+OPS = ("credentials", "status", "refresh", "mfa", "ping", "token-issue", "token-revoke")
 MAX_NAME = 64  # a profile or source name; the config allows no longer ones
 MAX_CODE = 16  # an MFA code (6 digits; some room for spaces around it)
 # Each op's fields and their types; every name must also pass `_is_name`, so replies that quote one stay short.
 FIELDS: dict[str, dict[str, type]] = {
     "credentials": {"profile": str}, "mfa": {"source": str, "code": str}, "refresh": {"profiles": list},
+    "token-issue": {"profiles": list, "ttl": int}, "token-revoke": {"id": str},
 }
-NAME_FIELDS = {"credentials": "profile", "mfa": "source"}
+NAME_FIELDS = {"credentials": "profile", "mfa": "source", "token-revoke": "id"}
 
 
 class ProtocolError(Exception):
@@ -93,8 +95,10 @@ def decode_request(line: bytes) -> dict:
             raise ProtocolError(f"{op} needs {name!r} ({kind.__name__})")
     if op in NAME_FIELDS and not _is_name(message[NAME_FIELDS[op]]):
         raise ProtocolError(f"{op} needs {NAME_FIELDS[op]!r} as a name of 1 to {MAX_NAME} printable characters")
-    if op == "refresh" and not all(_is_name(p) for p in message["profiles"]):
-        raise ProtocolError(f"refresh needs 'profiles' as a list of names (1 to {MAX_NAME} printable characters)")
+    if op in ("refresh", "token-issue") and not all(_is_name(p) for p in message["profiles"]):
+        raise ProtocolError(f"{op} needs 'profiles' as a list of names (1 to {MAX_NAME} printable characters)")
+    if op == "token-issue" and (not message["profiles"] or isinstance(message["ttl"], bool) or message["ttl"] <= 0):
+        raise ProtocolError("token-issue needs at least one profile and a ttl of at least 1 second")
     if op == "mfa" and len(message["code"]) > MAX_CODE:
         raise ProtocolError("an MFA code has 6 digits")
     return message

@@ -57,6 +57,8 @@ COMMANDS: dict[str, list[str]] = {
     "service install": ["service", "install", "--dry-run"],
     "service uninstall": ["service", "uninstall", "--dry-run"],
     "service status": ["service", "status"],
+    "token issue": ["token", "issue", "alice-session"],
+    "token revoke": ["token", "revoke", "0123abcd"],
     "init": ["init", "--source", "bob"],  # last: where the path is merely missing, it writes a good config there
 }
 NOT_RUN = {"demo": "its own throw-away home and environment; tests/test_demo.py"}

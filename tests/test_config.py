@@ -195,7 +195,7 @@ BAD = [
      "profile: unknown key (did you mean 'profiles'?)"),
     ("unknown key, no close match", "sources: {a: {}}\nzzz: 1\n", 2,
      "zzz: unknown key (known keys: version, credentials_file, socket, keyring_service, refresh_before, sources, "
-     "profiles)"),
+     "profiles, endpoints)"),
     ("duplicate top key", "sources: {a: {}}\nsources: {b: {}}\n", 2,
      "sources: duplicate key (first defined on line 1)"),
     ("duplicate profile", "sources: {a: {}}\nprofiles:\n  p: {source: a}\n  p: {source: a}\n", 4,
@@ -316,7 +316,7 @@ BAD = [
      "'tag:yaml.org,2002:python/name:os.system')"),
     ("merge key", "base: &b {region: us-east-1}\nsources:\n  a:\n    <<: *b\n", 1,
      "base: unknown key (known keys: version, credentials_file, socket, keyring_service, refresh_before, sources, "
-     "profiles)"),
+     "profiles, endpoints)"),
     ("non-string key", "sources: {a: {}}\n1: x\n", 2, "(top level): keys must be names, got 1"),
     ("keyring service", "keyring_service: ''\nsources: {a: {}}\n", 1, "keyring_service: not a valid value, got ''"),
 ]

@@ -62,4 +62,4 @@ def test_a_broken_property_fails_the_run(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script, str(crash)], capture_output=True, text=True,
                             timeout=60, cwd=ROOT, check=False)
     output = result.stdout + result.stderr  # atheris prints the exception on stdout
-    assert result.returncode != 0 and "AssertionError: 249 characters" in output, output[-2000:]
+    assert result.returncode != 0 and "AssertionError: 260 characters" in output, output[-2000:]

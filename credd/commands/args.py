@@ -59,6 +59,7 @@ class EnvArgs:
 class ExecArgs:
     profile: str
     command: list[str]  # what follows PROFILE, a leading `--` included when given
+    server: bool = False  # through the container endpoint: a token in CMD's environment, no keys
 
 
 @dataclass(frozen=True)
@@ -101,3 +102,14 @@ class ServiceChangeArgs:
 class ServiceStatusArgs:
     platform: str | None  # None: this machine's
     json: bool
+
+
+@dataclass(frozen=True)
+class TokenIssueArgs:
+    profile: str
+    ttl: str  # a duration as written (`8h`)
+
+
+@dataclass(frozen=True)
+class TokenRevokeArgs:
+    id: str

@@ -68,6 +68,11 @@ def status(ctx: Context, args: JsonArgs) -> int:
     for row in rows:  # the last column, LAST ERROR, is not padded
         padded = "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
         ctx.say((padded + "  " + row[5]).rstrip())
+    container = (reply.get("endpoints") or {}).get("container")  # an older daemon sends none
+    if container:
+        tokens = ", ".join(f"{t['id']} ({', '.join(t['profiles'])}, until {t['expires']})" for t in container["tokens"])
+        ctx.say(f"container endpoint: http://{container['address']}/v1/credentials/PROFILE; live tokens: "
+                f"{tokens or 'none'}")
     for name, source in sorted(reply.get("sources", {}).items()):  # an older daemon sends none
         if source.get("clock_warning"):
             ctx.say(f"warning: source {name}: {source['clock_warning']}")

@@ -99,6 +99,10 @@ def env(ctx: Context, args: EnvArgs) -> int:
 
 
 def exec_command(ctx: Context, args: ExecArgs) -> int:
+    if args.server:  # no keys in CMD's environment: a token for the container endpoint
+        from credd.commands.exec_server import exec_server
+
+        return exec_server(ctx, args)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise UsageError("nothing to run: credd exec PROFILE -- COMMAND [ARG ...]")

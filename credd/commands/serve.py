@@ -14,12 +14,14 @@ import os
 import signal
 import threading
 from dataclasses import replace
+from datetime import timedelta
 from typing import IO
 
-from credd import coredump, mfa, paths, sts
+from credd import coredump, mfa, paths, protocol, sts
 from credd.commands.args import NoArgs
 from credd.context import Context
 from credd.daemon import Daemon
+from credd.endpoints.container import MAX_TTL, ContainerServer, Tokens
 from credd.endpoints.unix_socket import Listener, SocketServer
 from credd.engine import Engine
 from credd.errors import CreddError
@@ -28,6 +30,7 @@ from credd.model import Config
 from credd.scheduler import Scheduler
 from credd.store import Store
 from credd.systemd import notify
+from credd.timefmt import utc_text
 
 log = logging.getLogger("credd.serve")
 
@@ -59,6 +62,8 @@ class Runtime:
         # memory, the windows an unwritable state dir kept it from saving (a code is never used twice).
         self.windows = mfa.UsedWindows(mfa.state_file(paths.state_dir(ctx.env)), uid=ctx.uid)
         self.daemon = self._build(config)
+        self.tokens = Tokens()  # the container endpoint's: they outlive a reload, as the endpoint does
+        self.container: ContainerServer | None = None
 
     def _build(self, config: Config) -> Daemon:
         # The daemon's hints name commands with the --config it was started with: one value, for every
@@ -76,7 +81,19 @@ class Runtime:
         config = self.daemon.config
         # Refuses a second daemon before anything else starts.
         listener = Listener(config.socket, self.ctx.uid, self.ctx.hint_config)
-        server = SocketServer.answering(listener, lambda: self.daemon, self.ctx.uid)
+        # Lambdas, not bound methods: a reload replaces self.daemon, and each request must reach the current one.
+        server = SocketServer(listener, self._handle, self.ctx.uid,
+                              quick=lambda request: self.daemon.quick_reply(request))  # noqa: PLW0108
+        if config.container is not None:
+            host, port = config.container
+            self.container = ContainerServer(host, port, lambda: self.daemon, self.tokens,
+                                             clock=lambda: self.daemon.clock())  # noqa: PLW0108
+            try:
+                await self.container.start()
+            except OSError as e:
+                listener.close()
+                raise CreddError(f"{config.path}: endpoints.container: cannot listen on {host}:{port} "
+                                 f"({e.strerror or e}); choose another port (0: any free one)") from None
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -86,6 +103,8 @@ class Runtime:
         self.scheduler.start()
         log.info("credd serving %d profile(s) of %d source(s) on %s (config %s)", len(config.profiles),
                  len(config.sources), config.socket, config.path)
+        if self.container is not None:
+            log.info("container credentials endpoint on http://%s%s", self.container.address, "/v1/credentials/")
         notify("READY=1")
         initial = loop.run_in_executor(None, self._start)
         await stop.wait()
@@ -93,11 +112,46 @@ class Runtime:
         log.info("stopping: no new requests; abandoning refreshes that have not reached STS")
         notify("STOPPING=1")
         await server.close()
+        if self.container is not None:
+            await self.container.close()
         self.scheduler.shutdown()
         await initial
         self.daemon.files.finish()  # a write in flight has finished
         log.info("stopped")
         return 0
+
+    def _handle(self, request: dict) -> dict:
+        """A socket request: the container endpoint's tokens are the runtime's (they outlive a reload), the rest the
+        daemon's; `status` gains the endpoint and its live tokens (ids only)."""
+        op = request["op"]
+        if op == "token-issue":
+            return self._issue(request["profiles"], request["ttl"])
+        if op == "token-revoke":
+            if self.tokens.revoke(request["id"]):
+                log.info("container endpoint: token %s revoked", request["id"])
+                return {"ok": True, "message": f"token {request['id']} revoked"}
+            return protocol.error_reply("unknown-token", f"no live token {request['id']!r} (expired, revoked, or "
+                                        f"never issued); `{self.ctx.command('status')}` lists the live ones")
+        reply = self.daemon.handle(request)
+        if op == "status" and reply.get("ok"):
+            reply["endpoints"] = {"container": None if self.container is None else {
+                "address": self.container.address, "tokens": self.tokens.live(self.daemon.clock())}}
+        return reply
+
+    def _issue(self, profiles: list[str], ttl: int) -> dict:
+        daemon = self.daemon
+        if self.container is None:
+            return protocol.error_reply("failed", f"the container endpoint is off: add `endpoints: {{container: "
+                                        f"127.0.0.1:0}}` to {daemon.config.path}, then restart the daemon "
+                                        "(`systemctl --user restart credd`, or stop and start `credd serve`)")
+        unknown = [name for name in profiles if name not in daemon.config.profiles]
+        if unknown:
+            return protocol.error_reply("unknown-profile", f"profile {unknown[0]!r} is not in {daemon.config.path}")
+        seconds = min(ttl, int(MAX_TTL.total_seconds()))
+        token = self.tokens.issue(profiles, timedelta(seconds=seconds), daemon.clock())
+        log.info("container endpoint: token %s issued for %s, for %d s", token.id, ", ".join(profiles), seconds)
+        return {"ok": True, "id": token.id, "token": token.value, "expires": utc_text(token.expires),
+                "url": f"http://{self.container.address}/v1/credentials/"}
 
     def reload(self) -> None:
         notify("RELOADING=1")
