@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from credd.errors import AwsVaultError, KeyringError, SecretFormatError
 from credd.model import AccessKey
 from credd.secret_formats import parse_access_key
-from credd.store import advice
 
 SECRET_SERVICE = "secret-service"
 BACKEND_ENV = "AWS_VAULT_BACKEND"  # aws-vault's --backend
@@ -52,12 +51,8 @@ def aws_vault_backend(env: Mapping[str, str], platform: str) -> tuple[str, str]:
     return default, "aws-vault's default here"
 
 
-def read_long_term_key(profile: str, env: Mapping[str, str], platform: str, set_command: str,
-                       hint_config: str | None = None) -> AccessKey:
-    """The long-term key aws-vault holds for `profile`.
-
-    `set_command`: the `credd keys set` to suggest instead; `hint_config`: the user's --config, for keyring advice.
-    """
+def read_long_term_key(profile: str, env: Mapping[str, str], platform: str, set_command: str) -> AccessKey:
+    """The long-term key aws-vault holds for `profile`; `set_command` is the `credd keys set` to suggest instead."""
     backend, how = aws_vault_backend(env, platform)
     if backend != SECRET_SERVICE:
         reason = UNREADABLE.get(backend, "credd knows no such aws-vault backend")
@@ -66,11 +61,10 @@ def read_long_term_key(profile: str, env: Mapping[str, str], platform: str, set_
             f"backend. Print the key with `aws-vault export --no-session --format=ini {profile}` (for a profile "
             f"without role_arn that is its long-term key) and store it with `{set_command}`")
     collection = env.get(COLLECTION_ENV, "").strip() or DEFAULT_COLLECTION
-    return parse_item(profile, collection, read_secret_service_item(profile, collection, hint_config),
-                      set_command)
+    return parse_item(profile, collection, read_secret_service_item(profile, collection), set_command)
 
 
-def read_secret_service_item(profile: str, collection_name: str, hint_config: str | None = None) -> bytes:
+def read_secret_service_item(profile: str, collection_name: str) -> bytes:
     """The secret of aws-vault's item for `profile` in its Secret Service collection, as aws-vault finds it."""
     try:
         import secretstorage
@@ -79,9 +73,10 @@ def read_secret_service_item(profile: str, collection_name: str, hint_config: st
     where = f"aws-vault's Secret Service collection {collection_name!r}"
     try:
         connection = secretstorage.dbus_init()
-    except Exception as e:  # noqa: BLE001  no bus, no daemon: keyring's advice fits
-        raise KeyringError(f"cannot reach the Secret Service to read {where}: {type(e).__name__}: {e} "
-                           f"{advice(e, hint_config)}") from None
+    except Exception as e:  # noqa: BLE001  no bus, no daemon, a bad address: each its own class
+        raise KeyringError(f"cannot reach the Secret Service to read {where}: {type(e).__name__}: {e}. Start the "
+                           "Secret Service aws-vault uses (gnome-keyring, KeePassXC) in this login session and check "
+                           "that $DBUS_SESSION_BUS_ADDRESS names its D-Bus") from None
     try:
         collection = next((c for c in secretstorage.get_all_collections(connection)
                            if decode_path(c.collection_path) == COLLECTION_PATH + collection_name), None)
@@ -102,8 +97,9 @@ def read_secret_service_item(profile: str, collection_name: str, hint_config: st
     except AwsVaultError:
         raise
     except Exception as e:  # noqa: BLE001  D-Bus and secretstorage errors; their text holds no secret
-        raise KeyringError(f"cannot read profile {profile!r} from {where}: {type(e).__name__}: {e} "
-                           f"{advice(e, hint_config)}") from None
+        raise KeyringError(f"cannot read profile {profile!r} from {where}: {type(e).__name__}: {e}. Check that "
+                           "the collection is unlocked (`aws-vault list` asks to unlock it) and run this again"
+                           ) from None
     finally:
         connection.close()
 

@@ -43,8 +43,7 @@ def import_from_aws_vault(ctx: Context, config: Config, source: str, profile: st
     aws-vault's item stays: it is aws-vault's to remove, and the user may still run aws-vault.
     """
     store = ctx.open_store(config)  # first: no reading a secret for a keyring that is not there
-    key = awsvault.read_long_term_key(profile, ctx.env, ctx.platform, ctx.command("keys", "set", source),
-                                      ctx.hint_config)
+    key = awsvault.read_long_term_key(profile, ctx.env, ctx.platform, ctx.command("keys", "set", source))
     _store_verified(store, source, key, replace, "aws-vault's item was left as it was")
     ctx.say(f"imported access key {mask_key_id(key.key_id)} for source {source} from aws-vault profile {profile} "
             f"into the keyring ({backend_name(store.backend)}); aws-vault still holds it "

@@ -61,8 +61,8 @@ def _create_collection(connection, label: str):
     from secretstorage.util import DBusAddressWrapper, format_secret, open_session
 
     session = open_session(connection)
-    service = DBusAddressWrapper("/org/freedesktop/secrets", "org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface",
-                                 connection)
+    gnome_keyring = "org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface"
+    service = DBusAddressWrapper("/org/freedesktop/secrets", gnome_keyring, connection)
     (path,) = service.call("CreateWithMasterPassword", "a{sv}(oayays)",
                            {"org.freedesktop.Secret.Collection.Label": ("s", label)},
                            format_secret(session, b"", "text/plain"))

@@ -92,9 +92,10 @@ def test_does_not_replace_another_key_unless_asked(vault_home: Home) -> None:
 
 
 @pytest.mark.parametrize("item, profile, message", [
-    (None, "alice", "aws-vault's Secret Service collection 'awsvault' does not exist, so aws-vault holds no key "
-                    "here; `aws-vault list` shows the profiles it holds keys for (if aws-vault keeps them elsewhere, set "
-                    "$AWS_VAULT_BACKEND or $AWS_VAULT_SECRET_SERVICE_COLLECTION_NAME here as you set it for aws-vault)"),
+    (None, "alice",
+     "aws-vault's Secret Service collection 'awsvault' does not exist, so aws-vault holds no key here; `aws-vault "
+     "list` shows the profiles it holds keys for (if aws-vault keeps them elsewhere, set $AWS_VAULT_BACKEND or "
+     "$AWS_VAULT_SECRET_SERVICE_COLLECTION_NAME here as you set it for aws-vault)"),
     (aws_credentials_json(TEST_KEY_ID, TEST_SECRET_KEY), "carol",
      "aws-vault's Secret Service collection 'awsvault' holds no key for profile 'carol'; `aws-vault list` shows "
      "the profiles it holds keys for"),
@@ -132,6 +133,17 @@ def test_says_which_aws_vault_backends_it_cannot_read(vault_home: Home, tmp_path
         f"(for a profile without role_arn that is its long-term key) and store it with "
         f"`credd --config '{config}' keys set alice`\n")
     assert credd_entry() is None
+
+
+def test_says_when_the_secret_service_cannot_be_reached(plaintext_keyring: Home, tmp_path) -> None:
+    plaintext_keyring.write_config(SOURCE_CONFIG)
+    result = import_key(plaintext_keyring, env={"DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("credd: error: cannot reach the Secret Service to read aws-vault's Secret "
+                                    "Service collection 'awsvault': ")
+    assert result.stderr.endswith(". Start the Secret Service aws-vault uses (gnome-keyring, KeePassXC) in this "
+                                  "login session and check that $DBUS_SESSION_BUS_ADDRESS names its D-Bus\n")
+    assert "Traceback" not in result.stderr
 
 
 def test_the_two_origins_exclude_each_other(vault_home: Home) -> None:
