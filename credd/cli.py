@@ -280,10 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     keys_set = _command(keys, "keys set", "store SOURCE's long-term key (prompts, or two lines of stdin)")
     keys_set.add_argument("source", metavar="SOURCE")
     keys_import = _command(keys, "keys import",
-                           "move SOURCE's long-term key from a credentials-file section into the keyring")
+                           "move SOURCE's long-term key from a credentials-file section, or copy it from aws-vault, "
+                           "into the keyring")
     keys_import.add_argument("source", metavar="SOURCE")
-    keys_import.add_argument("--from-profile", metavar="NAME", required=True,
-                             help="the section of the shared credentials file that holds the key")
+    key_origin = keys_import.add_mutually_exclusive_group(required=True)
+    key_origin.add_argument("--from-profile", metavar="NAME",
+                            help="the section of the shared credentials file that holds the key")
+    key_origin.add_argument("--from-aws-vault", metavar="PROFILE",
+                            help="the profile aws-vault holds the key for (its Secret Service backend)")
     keys_import.add_argument("--replace", action="store_true",
                              help="replace another key the keyring already holds for SOURCE")
     keys_rm = _command(keys, "keys rm", "remove SOURCE's key, TOTP seed and cached session")

@@ -76,6 +76,10 @@ class NoSecureKeyringError(KeyringError):
     """Only a plain-text keyring, or none at all, is available."""
 
 
+class AwsVaultError(CreddError):
+    """aws-vault holds no usable long-term key for a profile, or keeps it where credd cannot read it."""
+
+
 class RefreshError(CreddError):
     """Credentials could not be refreshed; `failure` keeps the kind and the advice for `status`."""
 

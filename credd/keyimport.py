@@ -1,13 +1,14 @@
-"""Moving a long-term key from a credentials-file section into the keyring: `credd keys import` and `credd init`.
+"""Moving a long-term key into the keyring: `credd keys import` (from a credentials-file section or from
+aws-vault) and `credd init`.
 
-Both come here, so the two cannot drift apart. The file changes only after
+All come here, so they cannot drift apart. The file changes only after
 the keyring has returned the key intact, so a failure at any step leaves the
 key in at least one place.
 """
 
 from __future__ import annotations
 
-from credd import credfile
+from credd import awsvault, credfile
 from credd.atomicfile import read_text, update_file
 from credd.commandline import credd_command
 from credd.context import Context
@@ -27,7 +28,7 @@ def import_from_profile(ctx: Context, config: Config, source: str, section: str,
                                                     f"store the key with `{ctx.command('keys', 'set', source)}`")
     found = credfile.read_long_term_key(text, section, str(path))
     key = parse_access_key(found.key_id, found.secret.reveal())
-    _store_verified(store, source, key, replace)
+    _store_verified(store, source, key, replace, "the credentials file was left as it was")
     removed = update_file(path, lambda current: credfile.remove_long_term_key(current, section, found, str(path)),
                           hint_config=ctx.hint_config)
     where = f"removed it from [{section}] in {path}" if removed else f"[{section}] in {path} no longer held it"
@@ -36,7 +37,21 @@ def import_from_profile(ctx: Context, config: Config, source: str, section: str,
     warn_if_plaintext(ctx, store)
 
 
-def _store_verified(store: Store, source: str, key: AccessKey, replace: bool) -> None:
+def import_from_aws_vault(ctx: Context, config: Config, source: str, profile: str, replace: bool = False) -> None:
+    """Copy the long-term key aws-vault holds for `profile` into the keyring for `source`.
+
+    aws-vault's item stays: it is aws-vault's to remove, and the user may still run aws-vault.
+    """
+    store = ctx.open_store(config)  # first: no reading a secret for a keyring that is not there
+    key = awsvault.read_long_term_key(profile, ctx.env, ctx.platform, ctx.command("keys", "set", source))
+    _store_verified(store, source, key, replace, "aws-vault's item was left as it was")
+    ctx.say(f"imported access key {mask_key_id(key.key_id)} for source {source} from aws-vault profile {profile} "
+            f"into the keyring ({backend_name(store.backend)}); aws-vault still holds it "
+            f"(`aws-vault remove {profile}` removes it there)")
+    warn_if_plaintext(ctx, store)
+
+
+def _store_verified(store: Store, source: str, key: AccessKey, replace: bool, untouched: str) -> None:
     """Store `key` for `source` and read it back; never drop a different key the keyring holds unasked."""
     existing = store.get_access_key(source)
     if existing is not None and existing != key and not replace:
@@ -47,7 +62,7 @@ def _store_verified(store: Store, source: str, key: AccessKey, replace: bool) ->
     if store.get_access_key(source) != key:
         doctor = credd_command(store.hint_config, "doctor")
         raise KeyringError(f"the keyring ({backend_name(store.backend)}) did not return the access key of source "
-                           f"{source!r} as stored; the credentials file was left as it was. "
+                           f"{source!r} as stored; {untouched}. "
                            f"Check that the keyring is unlocked and writable (`{doctor}`)")
     if existing != key:
         # A session made with the previous key must not outlive its replacement.

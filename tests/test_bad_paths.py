@@ -61,6 +61,10 @@ COMMANDS: dict[str, list[str]] = {
     "token revoke": ["token", "revoke", "0123abcd"],
     "init": ["init", "--source", "bob"],  # last: where the path is merely missing, it writes a good config there
 }
+# A command's other forms that read more than its fewest arguments do: run with every case as well.
+FORMS: dict[str, list[str]] = {
+    "keys import --from-aws-vault": ["keys", "import", "alice", "--from-aws-vault", "alice"],  # D-Bus, $AWS_VAULT_*
+}
 NOT_RUN = {"demo": "its own throw-away home and environment; tests/test_demo.py"}
 STARTS = {"serve"}  # runs only where it cannot start, in a subprocess with a deadline
 # They read no config, so a bad one is no error to them; `init` writes one where none is.
@@ -195,6 +199,11 @@ BAD_ENVIRONMENTS: dict[str, Callable[[Path], dict[str, str | None]]] = {
         "AWS_SHARED_CREDENTIALS_FILE": os.fsdecode(bytes(root) + b"/\xff")},
     "AWS_CONFIG_FILE unset variable": lambda root: {"AWS_CONFIG_FILE": "$NOPE/config"},
     "AWS_CONFIG_FILE through a file": lambda root: {"AWS_CONFIG_FILE": f"{a_file(root)}/config"},
+    "AWS_VAULT_BACKEND unknown": lambda root: {"AWS_VAULT_BACKEND": "nope"},
+    "AWS_VAULT_SECRET_SERVICE_COLLECTION_NAME a path": lambda root: {
+        "AWS_VAULT_SECRET_SERVICE_COLLECTION_NAME": "../../x\x1b"},
+    "DBUS_SESSION_BUS_ADDRESS nowhere": lambda root: {"DBUS_SESSION_BUS_ADDRESS": f"unix:path={root}/no-bus"},
+    "DBUS_SESSION_BUS_ADDRESS garbage": lambda root: {"DBUS_SESSION_BUS_ADDRESS": "not an address"},
 }
 # Cases that end in a good config after all: `config check` passes there. Root reads a file of mode 000.
 GOOD_CONFIGS = {"non-UTF-8 bytes", *(["unreadable"] if os.geteuid() == 0 else [])}
@@ -253,7 +262,7 @@ def test_bad_config_path(user: Home, capsys, monkeypatch, tmp_path: Path, case: 
         env["CREDD_CONFIG"] = config
         monkeypatch.setenv("CREDD_CONFIG", config)
     problems = []
-    for name, args in COMMANDS.items():
+    for name, args in {**COMMANDS, **FORMS}.items():
         argv = ["--config", config, *args] if how == "--config" else args
         if name in STARTS:
             status, output = serve_with_deadline(argv, env)
@@ -277,7 +286,7 @@ def test_bad_environment(user: Home, capsys, monkeypatch, tmp_path: Path, case: 
     # What the user's machine would hold outside the test's home stays out of reach.
     env.setdefault("AWS_CONFIG_FILE", str(user.root / ".aws" / "config"))
     problems = []
-    for name, args in COMMANDS.items():
+    for name, args in {**COMMANDS, **FORMS}.items():
         if name in STARTS:
             if case in SERVE_CANNOT_START:
                 status, output = serve_with_deadline(args, env)

@@ -81,7 +81,8 @@ class InitArgs:
 @dataclass(frozen=True)
 class KeysImportArgs:
     source: str
-    from_profile: str
+    from_profile: str | None  # exactly one of these two: the parser makes them exclusive and requires one
+    from_aws_vault: str | None
     replace: bool
 
 

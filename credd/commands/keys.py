@@ -6,7 +6,7 @@ from credd.commands.args import JsonArgs, KeysImportArgs, SourceArgs
 from credd.config import NAME
 from credd.context import Context
 from credd.errors import UsageError
-from credd.keyimport import import_from_profile, warn_if_plaintext
+from credd.keyimport import import_from_aws_vault, import_from_profile, warn_if_plaintext
 from credd.model import AccessKey, Config, mask_key_id
 from credd.secret_formats import parse_access_key, parse_key_id, parse_secret_key
 from credd.store import KINDS, SESSION, TOTP_SEED, Store, backend_name
@@ -46,7 +46,12 @@ def set_key(ctx: Context, args: SourceArgs) -> int:
 
 def import_key(ctx: Context, args: KeysImportArgs) -> int:
     config = ctx.load_config()
-    import_from_profile(ctx, config, known_source(config, args.source), args.from_profile, args.replace)
+    source = known_source(config, args.source)
+    if args.from_aws_vault is not None:
+        import_from_aws_vault(ctx, config, source, args.from_aws_vault, args.replace)
+    else:
+        assert args.from_profile is not None  # the parser requires one of the two
+        import_from_profile(ctx, config, source, args.from_profile, args.replace)
     return 0
 
 
