@@ -101,3 +101,10 @@ class ServiceChangeArgs:
 class ServiceStatusArgs:
     platform: str | None  # None: this machine's
     json: bool
+
+
+@dataclass(frozen=True)
+class ConfigImportArgs:
+    from_path: str | None  # None: $AWS_CONFIG_FILE, else ~/.aws/config
+    profile: list[str]  # empty: every profile
+    dry_run: bool
