@@ -92,6 +92,7 @@ def plan_import(config_text: str, config_path: str, credentials_text: str | None
     plan = Plan(lines={name: section.header + 1 for name, section in sections.items()})
     order = list(wanted) or list(sections)
     done: dict[str, str | None] = {}  # profile -> its root source; None: could not be taken
+    why: dict[str, str] = {}  # profile -> why it could not be taken
 
     def take(name: str, seen: tuple[str, ...]) -> str:
         """`name`'s root source, once it is planned; a _Cannot saying why not (also noted in plan.skipped)."""
@@ -104,10 +105,11 @@ def plan_import(config_text: str, config_path: str, credentials_text: str | None
                 done[name] = _take_one(name, seen)
             except _Cannot as e:
                 done[name] = None
+                why[name] = str(e)
                 plan.skipped.append(Skipped(name, plan.lines[name], str(e)))
         root = done[name]
         if root is None:
-            raise _Cannot(f"it needs profile {name}, which is left alone (see above)")
+            raise _Cannot(f"it needs profile {name}, which is left alone: {why[name]}")
         return root
 
     def _take_one(name: str, seen: tuple[str, ...]) -> str:
@@ -210,7 +212,7 @@ def render_entries(entries: dict[str, dict[str, object]], indent: str) -> str:
 
     if not entries:
         return ""
-    text = yaml.safe_dump(entries, sort_keys=False, default_flow_style=None, allow_unicode=True, width=1 << 16)
+    text = yaml.safe_dump(entries, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 16)
     return "".join(indent + line for line in text.splitlines(keepends=True))
 
 
