@@ -7,6 +7,8 @@ the command runs as users run it (the real `credd`, a keyrings.alt keyring).
 
 from __future__ import annotations
 
+import json
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from credd import awsimport
 from credd.config import parse_config
-from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, Home, run_credd
+from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, Home, run_credd
 
 KEY = f"aws_access_key_id = {TEST_KEY_ID}\naws_secret_access_key = {TEST_SECRET_KEY}\n"
 MFA = "arn:aws:iam::111111111111:mfa/alice"
@@ -275,3 +277,42 @@ def test_an_unknown_picked_profile_is_named(plaintext_keyring: Home) -> None:
     result = run_credd(["config", "import", "--profile", "nope", "--dry-run"], plaintext_keyring)
     assert result.returncode == 2
     assert "has no profile named 'nope' (profiles: admin, audit, base, deep)" in result.stderr
+
+
+def test_imported_chain_is_served_to_the_aws_cli_with_one_session(plaintext_keyring: Home, live_sts, sock_path: Path,
+                                                                  tmp_path: Path) -> None:
+    from tests.fixtures_daemon import DaemonProcess
+    from tests.fixtures_sts import SERIAL
+    from tests.test_serve import require_aws_v2
+
+    aws = require_aws_v2()
+    home = plaintext_keyring
+    write_private(home.root / ".aws" / "config",
+                  f"[profile base]\nregion = us-east-1\nmfa_serial = {SERIAL}\n"
+                  f"[profile admin]\nsource_profile = base\nrole_arn = {ADMIN}\n"
+                  f"[profile audit]\nsource_profile = admin\nrole_arn = {AUDIT}\n")
+    write_private(home.credentials, f"[base]\n{KEY}")
+    result = run_credd(["config", "import"], home)
+    assert result.returncode == 0, result.stderr
+    # ~/.aws/config cannot say where credd's STS is: point the imported source at the local one, with a TOTP seed.
+    text = home.config.read_text()
+    assert "    mfa: prompt\n" in text
+    home.config.write_text(text.replace("    mfa: prompt\n", f"    mfa: totp\n    sts_endpoint: {live_sts.url}\n"))
+    assert run_credd(["totp", "set", "base"], home, input=TEST_TOTP_SEED + "\n").returncode == 0
+    daemon = DaemonProcess(home, sock_path, tmp_path)
+    try:
+        daemon.start()
+        daemon.wait_state("audit", "fresh")
+        # The original ~/.aws/config still has the role lines, which botocore would use before the credentials
+        # file (issue 15 item 2 rewires them): the CLI here reads a config with the regions only.
+        plain = write_private(tmp_path / "aws-config", "[profile audit]\nregion = us-east-1\n")
+        env = dict(daemon.env, AWS_CONFIG_FILE=str(plain), AWS_EC2_METADATA_DISABLED="true", AWS_PAGER="")
+        called = subprocess.run([aws, "sts", "get-caller-identity", "--profile", "audit", "--endpoint-url",
+                                 live_sts.url, "--output", "json"], capture_output=True, text=True, env=env,
+                                timeout=120)
+        assert called.returncode == 0, called.stderr
+        assert ":assumed-role/Audit/" in json.loads(called.stdout)["Arn"]
+        assert live_sts.calls["GetSessionToken"] == 1
+        assert live_sts.calls["AssumeRole"] == 2
+    finally:
+        daemon.finish()
