@@ -11,6 +11,7 @@ asks for one MFA code per source and assumes every role with that session.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -155,10 +156,8 @@ def plan_import(config_text: str, config_path: str, credentials_text: str | None
         return root
 
     for name in order:
-        try:
+        with contextlib.suppress(_Cannot):  # noted in plan.skipped where it happened
             take(name, ())
-        except _Cannot:
-            pass  # noted in plan.skipped where it happened
     return plan
 
 

@@ -250,8 +250,8 @@ def test_a_clash_names_both_places_and_writes_nothing(plaintext_keyring: Home) -
     assert result.returncode == 2
     config = plaintext_keyring.config
     assert result.stderr == (f"credd: error: {config}:7: profiles.admin: already defined here, differently from "
-                             f"what profile admin gives in {plaintext_keyring.root}/.aws/config:4; rename one of them, or import "
-                             "the others only with --profile NAME\n")
+                             f"what profile admin gives in {plaintext_keyring.root}/.aws/config:4; rename one of "
+                             "them, or import the others only with --profile NAME\n")
     assert snapshot(plaintext_keyring) == before
 
 
@@ -279,8 +279,8 @@ def test_an_unknown_picked_profile_is_named(plaintext_keyring: Home) -> None:
     assert "has no profile named 'nope' (profiles: admin, audit, base, deep)" in result.stderr
 
 
-def test_imported_chain_is_served_to_the_aws_cli_with_one_session(plaintext_keyring: Home, live_sts, sock_path: Path,
-                                                                  tmp_path: Path) -> None:
+def test_imported_chain_is_served_to_the_aws_cli_with_one_session(plaintext_keyring: Home, live_sts,
+                                                                  sock_path: Path, tmp_path: Path) -> None:
     from tests.fixtures_daemon import DaemonProcess
     from tests.fixtures_sts import SERIAL
     from tests.test_serve import require_aws_v2

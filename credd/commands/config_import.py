@@ -11,6 +11,7 @@ both files, and nothing is written.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -47,7 +48,7 @@ def run(ctx: Context, args: ConfigImportArgs) -> int:
     new_profiles = _new(plan.profiles, imported.profiles, existing.profiles if existing else {}, "profiles", path,
                         old_text, aws_path, plan)
     text = merge(old_text, new_sources, new_profiles) if existing else awsimport.render_config(plan)
-    moves = [move for move in plan.keys]
+    moves = list(plan.keys)
     if text == old_text and not moves:
         ctx.say(f"{path} already has every profile {aws_path} gives; nothing changed")
         return 0
@@ -89,7 +90,7 @@ def _move_keys(ctx: Context, config: Config, moves: list[awsimport.KeyMove]) -> 
         import_from_profile(ctx, config, move.source, move.section)
 
 
-def _new(planned: dict[str, dict[str, object]], imported: dict[str, object], existing: dict[str, object],
+def _new(planned: dict[str, dict[str, object]], imported: Mapping[str, object], existing: Mapping[str, object],
          level: str, path: Path, old_text: str, aws_path: Path, plan: awsimport.Plan) -> dict[str, dict[str, object]]:
     """The planned entries credd's config lacks; one it has with another meaning is a clash, named in both files."""
     new = {}
@@ -108,7 +109,7 @@ def _new(planned: dict[str, dict[str, object]], imported: dict[str, object], exi
 
 def _line_of(text: str, level: str, name: str) -> int | None:
     root = yaml.compose(text, Loader=yaml.SafeLoader)
-    for key, value in getattr(root, "value", []):
+    for key, value in getattr(root, "value", None) or []:
         if key.value == level and isinstance(value, yaml.MappingNode):
             for inner, _ in value.value:
                 if inner.value == name:
@@ -126,7 +127,8 @@ def merge(text: str, sources: dict[str, dict[str, object]], profiles: dict[str, 
 
 def _add_entries(text: str, level: str, entries: dict[str, dict[str, object]]) -> str:
     root = yaml.compose(text, Loader=yaml.SafeLoader)
-    node = next((value for key, value in root.value if key.value == level), None)
+    top = root.value if isinstance(root, yaml.MappingNode) else []  # the loader took it: a mapping
+    node = next((value for key, value in top if key.value == level), None)
     if not text.endswith("\n"):
         text += "\n"
     if node is None or (isinstance(node, yaml.ScalarNode) and node.value in ("", None)):
