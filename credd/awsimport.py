@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from credd import credfile
 from credd.durations import format_duration
+from credd.errors import one_line
 
 # Values of `credential_source` (botocore), and why credd cannot serve a role assumed with them.
 CREDENTIAL_SOURCES = {
@@ -125,29 +126,33 @@ def plan_import(config_text: str, config_path: str, credentials_text: str | None
             raise _Cannot("a web identity profile: its token file is its credentials, not a key credd keeps")
         source_kind = str(got.get("credential_source", "")).lower()
         if source_kind:
-            why = CREDENTIAL_SOURCES.get(source_kind, "credd knows no such credential_source")
-            raise _Cannot(f"credential_source = {got['credential_source']}: {why}")
+            reason = CREDENTIAL_SOURCES.get(source_kind, "credd knows no such credential_source")
+            raise _Cannot(f"credential_source = {got['credential_source']}: {reason}")
         role = got.get("role_arn")
         parent = str(got.get("source_profile") or "")
-        if not role or parent == name:
+        if not role:
             return _take_base(name, got, keys, known_sources, plan, credentials_path)
-        if not parent:
-            raise _Cannot("role_arn without source_profile or credential_source: no credentials to assume it with")
-        root = take(parent, (*seen, name))
         entry: dict[str, object] = {}
-        if "role_arn" in plan.profiles[parent]:
-            entry["source_profile"] = parent  # a chain: assumed with the parent role's credentials
+        if parent == name:  # its own key assumes its own role, as botocore reads a self-referencing profile
+            root = _take_base(name, got, keys, known_sources, plan, credentials_path)
+            entry["source"] = root
+        elif not parent:
+            raise _Cannot("role_arn without source_profile or credential_source: no credentials to assume it with")
         else:
-            entry["source"] = root  # assumed with the source's session, as the parent's key gave it
+            root = take(parent, (*seen, name))
+            if "role_arn" in plan.profiles[parent]:
+                entry["source_profile"] = parent  # a chain: assumed with the parent role's credentials
+            else:
+                entry["source"] = root  # assumed with the source's session, as the parent's key gave it
         entry["role_arn"] = str(role)
         for key in ("role_session_name", "external_id"):
             if got.get(key):
                 entry[key] = str(got[key])
         if got.get("duration_seconds"):
-            try:
-                entry["duration"] = format_duration(int(str(got["duration_seconds"])))
-            except ValueError:
-                raise _Cannot(f"duration_seconds = {got['duration_seconds']} is not a number of seconds") from None
+            text = str(got["duration_seconds"]).strip()
+            if not (text.isascii() and text.isdigit() and 900 <= int(text) <= 43200):
+                raise _Cannot(f"duration_seconds = {one_line(text)} is not AssumeRole's 900 to 43200 seconds")
+            entry["duration"] = format_duration(int(text))
         if got.get("region"):
             entry["region"] = str(got["region"])
         if got.get("mfa_serial"):

@@ -133,7 +133,13 @@ CORPUS: dict[str, Shape] = {
         f"[profile ops]\nsource_profile = ops\nrole_arn = {ADMIN}\n[profile ops-audit]\nsource_profile = ops\n"
         f"role_arn = {AUDIT}\n",
         f"[ops]\n{KEY}",
-        {"ops": {}}, {"ops": {"role_arn": None}, "ops-audit": {"source": "ops", "role_arn": AUDIT}}, keys=("ops",)),
+        {"ops": {}}, {"ops": {"source": "ops", "role_arn": ADMIN},
+                      "ops-audit": {"source": "ops", "source_profile": "ops", "role_arn": AUDIT}}, keys=("ops",)),
+    "duration_seconds out of AssumeRole's range": Shape(
+        f"[profile base]\n[profile long]\nsource_profile = base\nrole_arn = {ADMIN}\nduration_seconds = 86400\n"
+        f"[profile odd]\nsource_profile = base\nrole_arn = {ADMIN}\nduration_seconds = 1h\n",
+        f"[base]\n{KEY}",
+        {"base": {}}, {"base": {}}, skipped={"long": "900 to 43200 seconds", "odd": "1h is not"}, keys=("base",)),
 }
 
 
