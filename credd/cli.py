@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeAlias, TypeVar
 from credd import __version__, protocol
 from credd.commands.args import (
     CompletionArgs,
+    ConfigImportArgs,
     EnvArgs,
     ExecArgs,
     InitArgs,
@@ -110,6 +111,11 @@ def _config_check() -> Handler[NoArgs]:
     return run
 
 
+def _config_import() -> Handler[ConfigImportArgs]:
+    from credd.commands.config_import import run
+    return run
+
+
 def _keys_set() -> Handler[SourceArgs]:
     from credd.commands.keys import set_key
     return set_key
@@ -186,6 +192,7 @@ COMMANDS: dict[str, Command[Any]] = {
     "exec": Command(ExecArgs, _exec),
     "init": Command(InitArgs, _init),
     "config check": Command(NoArgs, _config_check),
+    "config import": Command(ConfigImportArgs, _config_import),
     "keys set": Command(SourceArgs, _keys_set),
     "keys import": Command(KeysImportArgs, _keys_import),
     "keys rm": Command(SourceArgs, _keys_rm),
@@ -275,6 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = _group(commands, "config", "the config file")
     _command(config, "config check", "validate the config")
+    config_import = _command(config, "config import",
+                             "take the profiles of ~/.aws/config into the config, their long-term keys into the "
+                             "keyring")
+    config_import.add_argument("--from", dest="from_path", metavar="PATH",
+                               help="the AWS config file (default: $AWS_CONFIG_FILE, else ~/.aws/config)")
+    config_import.add_argument("--profile", metavar="NAME", nargs="+", default=[],
+                               help="only these profiles (and those their source_profile chains need)")
+    config_import.add_argument("--dry-run", action="store_true",
+                               help="print the resulting config and what would move; change nothing")
 
     keys = _group(commands, "keys", "long-term access keys in the keyring")
     keys_set = _command(keys, "keys set", "store SOURCE's long-term key (prompts, or two lines of stdin)")

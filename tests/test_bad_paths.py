@@ -47,6 +47,7 @@ COMMANDS: dict[str, list[str]] = {
     "env": ["env", "alice-session"],
     "exec": ["exec", "alice-session", "--", "true"],
     "config check": ["config", "check"],
+    "config import": ["config", "import", "--dry-run"],
     "keys set": ["keys", "set", "alice"],
     "keys import": ["keys", "import", "alice", "--from-profile", "old"],
     "keys rm": ["keys", "rm", "alice"],

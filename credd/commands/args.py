@@ -114,3 +114,10 @@ class TokenIssueArgs:
 @dataclass(frozen=True)
 class TokenRevokeArgs:
     id: str
+
+
+@dataclass(frozen=True)
+class ConfigImportArgs:
+    from_path: str | None  # None: $AWS_CONFIG_FILE, else ~/.aws/config
+    profile: list[str]  # empty: every profile
+    dry_run: bool
