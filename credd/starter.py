@@ -26,10 +26,13 @@ def _quote(text: str) -> str:
     return json.dumps(text)
 
 
-def render(answers: Answers) -> str:
+def render(answers: Answers, check_command: str = "credd config check") -> str:
+    """The starter config; `check_command` is the command its comment suggests (with the user's --config)."""
+    if "\n" in check_command or "\r" in check_command:  # a path with a line break would end the YAML comment
+        check_command = "credd --config PATH config check"
     lines = [
         "# credd configuration (see `credd --help` and the README).",
-        "# Check it with `credd config check` after every edit.",
+        f"# Check it with `{check_command}` after every edit.",
         "version: 1",
         "",
         "# credentials_file: ~/.aws/credentials   # default: $AWS_SHARED_CREDENTIALS_FILE, else this",

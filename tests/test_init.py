@@ -29,6 +29,18 @@ def test_init_from_flags_writes_a_valid_private_config(home: Home):
     assert run_credd(["config", "check"], home).returncode == 0
 
 
+def test_init_with_config_names_it_in_every_next_step(home: Home):
+    """The steps init prints and the comment atop the file it writes carry the user's own --config."""
+    config = home.root / "my configs" / "credd.yaml"
+    result = run_credd(["--config", str(config), "init", "--source", "alice"], home)
+    assert result.returncode == 0, result.stderr
+    quoted = f"'{config}'"
+    assert f"credd --config {quoted} service install" in result.stdout
+    assert f"credd --config {quoted} serve" in result.stdout
+    assert f"# Check it with `credd --config {quoted} config check` after every edit." in config.read_text()
+    assert run_credd(["--config", str(config), "config", "check"], home).returncode == 0
+
+
 def test_init_without_roles_makes_a_session_profile(home: Home):
     assert run_credd(["init", "--source", "bob"], home).returncode == 0
     config = load(home)

@@ -63,7 +63,7 @@ def run(ctx: Context, args: InitArgs) -> int:
         answers = _by_asking(ctx, args.hook)
     else:
         raise UsageError("not a terminal: pass at least --source NAME (see `credd init --help`)")
-    text = render(answers)
+    text = render(answers, _credd(ctx, "config", "check"))
     # Never write a config that credd itself would refuse.
     config = parse_config(text, f"{path} (as credd init would write it)", path, ctx.env, ctx.platform, ctx.uid)
     if args.import_from_profile:
@@ -78,7 +78,8 @@ def run(ctx: Context, args: InitArgs) -> int:
     if answers.mfa == "totp":
         report.steps.append((_credd(ctx, "totp", "set", answers.source), "store the TOTP seed"))
     _wiring_step(ctx, config, args.wire_aws_config, asking, report)
-    report.steps.append((_credd(ctx, "service", "install"), "run the daemon as a service (or `credd serve`)"))
+    serve = _credd(ctx, "serve")
+    report.steps.append((_credd(ctx, "service", "install"), f"run the daemon as a service (or `{serve}`)"))
     _say_steps(ctx, report.steps)
     if report.problems:
         raise CreddError(f"{path} is written, but " + "; and ".join(report.problems))
