@@ -64,9 +64,12 @@ def credentials(path: str, profile: str, timeout: float, config: str | None = No
     """
     reply = first_reply if first_reply is not None else ask(path, {"op": "credentials", "profile": profile},
                                                             timeout, config)
-    if not reply.get("ok") and reply.get("error") == "mfa-required":
+    notice = used = None
+    for _ in range(PROMPT_ATTEMPTS):  # a code AWS already took is asked for again, as a typo is
+        if reply.get("ok") or reply.get("error") != "mfa-required":
+            break
         source = str(reply.get("source", ""))
-        code = _prompt_tty(f"credd: MFA code for {source} (profile {profile}): ")
+        code = _prompt_tty(f"credd: MFA code for {source} (profile {profile}): ", notice)
         if code is None:
             raise ClientError(f"profile {profile} needs an MFA code for source {source}: run "
                               f"`{credd_command(config, 'mfa', source)}` in a terminal, then try again")
@@ -74,9 +77,18 @@ def credentials(path: str, profile: str, timeout: float, config: str | None = No
             raise ClientError(f"no 6-digit MFA code in {PROMPT_ATTEMPTS} tries; run "
                               f"`{credd_command(config, 'mfa', source)}` in a terminal, then try again")
         handed = ask(path, {"op": "mfa", "source": source, "code": code}, timeout, config)
-        if not handed.get("ok"):
+        if not handed.get("ok") and handed.get("error") != "mfa-code-used":
             raise ClientError(str(handed.get("message", "the MFA code was not accepted")))
+        if handed.get("ok"):
+            notice = used = None
+        else:
+            # Another prompt (a second `aws` call) may have handed in this very code: then the session is
+            # there now and the question below gets credentials; else the next code is asked for.
+            notice = "credd: that code was already sent to AWS, which takes each code once; type the next one"
+            used = str(handed.get("message"))
         reply = ask(path, {"op": "credentials", "profile": profile}, timeout, config)
+    if not reply.get("ok") and reply.get("error") == "mfa-required" and used is not None:
+        raise ClientError(used)  # the last code tried was one AWS had taken already: say so, not "needs a code"
     if not reply.get("ok"):
         raise ClientError(str(reply.get("message", "the daemon refused without saying why")))
     return _checked(reply.get("credentials"), config)
@@ -93,18 +105,21 @@ def _checked(credentials: object, config: str | None) -> dict:
     return result
 
 
-def _prompt_tty(prompt: str) -> str | None:
+def _prompt_tty(prompt: str, notice: str | None = None) -> str | None:
     """A code from the controlling terminal (the AWS CLI owns stdin and stdout), or None without one.
 
     Not echoed, as `credd mfa` and the AWS CLI's own MFA prompt do not. A typo
     is asked again, up to PROMPT_ATTEMPTS times, rather than failing the
     user's `aws` call; what comes back after the last try may still be one.
+    `notice`: a line to show first (why the code is asked for again).
     """
     try:
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         return None
     try:
+        if notice is not None:
+            os.write(fd, f"{notice}\n".encode())
         answer = None
         for _ in range(PROMPT_ATTEMPTS):
             answer = _read_hidden(fd, prompt)

@@ -22,7 +22,7 @@ from credd import __version__, credfile, protocol, refresh, shadow
 from credd.commandline import credd_command
 from credd.durations import format_duration
 from credd.engine import Engine, ProfileResult, SourceResult
-from credd.errors import CreddError
+from credd.errors import CreddError, MfaCodeUsedError
 from credd.filesync import FileSync, Writer
 from credd.mfa import CodeInbox
 from credd.model import Config, Credentials, Failure, FailureKind
@@ -231,7 +231,10 @@ class Daemon:
             return protocol.error_reply("unknown-source", f"no source named {source!r} (sources: {names})")
         if self.config.sources[source].mfa_serial is None:
             return protocol.error_reply("failed", f"source {source} has no mfa_serial, so it needs no MFA code")
-        self.inbox.put(source, code, serial=self.config.sources[source].mfa_serial)
+        try:
+            self.inbox.put(source, code, serial=self.config.sources[source].mfa_serial)
+        except MfaCodeUsedError as e:  # its own kind: the hook then asks for the next code
+            return protocol.error_reply("mfa-code-used", str(e))
         result = self.refresh_source(source, new_session=True)
         failures = [o.failure for o in result.profiles.values() if o.failure is not None]
         if result.failure is not None or failures:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import Home, run_credd
+from tests.conftest import Home, run_credd, wait_for
 from tests.socket_helpers import RunningServer
 
 CREDENTIALS = {
@@ -142,13 +142,65 @@ def test_mfa_prompt_gives_up_after_three_typos(home, daemon, sock_path, terminal
     script = daemon({"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"})
     terminal.env["CREDD_SOCKET"] = str(sock_path)
     terminal.start([sys.executable, "-m", "credd", "process", "prod-admin"])
-    for typo in ("1", "12345", "1234567"):
-        terminal.wait_for("credd: MFA code for alice (profile prod-admin):")
+    for asked, typo in enumerate(("1", "12345", "1234567"), start=1):
+        wait_for_prompt(terminal, asked)
         terminal.type(typo)
     assert terminal.exit_status() == 1
     assert ("credd: no 6-digit MFA code in 3 tries; run `credd mfa alice` in a terminal, then try again"
             in terminal.screen().replace("\n", ""))
     assert len(script.requests) == 1  # no code was handed in
+
+
+def wait_for_prompt(terminal, times: int) -> None:
+    """Until the prompt has been shown `times` times: typing sooner would go to a terminal not yet hidden."""
+    prompt = "credd: MFA code for alice (profile prod-admin):"
+    wait_for(f"prompt number {times}", lambda: terminal.screen().count(prompt) >= times, log=terminal.screen)
+
+
+USED = {"ok": False, "error": "mfa-code-used", "message": "source alice: that MFA code was already sent to AWS for "
+        "arn:aws:iam::111111111111:mfa/alice 12 s ago, and AWS accepts each code only once; wait for your device "
+        "to show the next code, then run `credd mfa alice` with it"}
+NEEDS_CODE = {"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"}
+
+
+def test_mfa_prompt_asks_for_the_next_code_after_one_aws_took_already(home, daemon, sock_path, terminal):
+    script = daemon(NEEDS_CODE, USED, NEEDS_CODE, {"ok": True}, {"ok": True, "credentials": CREDENTIALS})
+    terminal.env["CREDD_SOCKET"] = str(sock_path)
+    terminal.start(["sh", "-c", f"{sys.executable} -m credd process prod-admin | cat > {home.root}/out.json"])
+    terminal.wait_for("credd: MFA code for alice (profile prod-admin):")
+    terminal.type("123456")
+    terminal.wait_for("credd: that code was already sent to AWS, which takes each code once; type the next one")
+    terminal.type("654321")
+    assert terminal.exit_status() == 0
+    assert json.loads((home.root / "out.json").read_text()) == CREDENTIALS
+    assert [r.get("code") for r in script.requests if r["op"] == "mfa"] == ["123456", "654321"]
+    assert "654321" not in terminal.screen()
+
+
+def test_a_used_code_handed_in_by_another_prompt_still_gets_credentials(home, daemon, sock_path, terminal):
+    """Two `aws` calls prompted at once and the same code typed in both: the second finds the session made."""
+    script = daemon(NEEDS_CODE, USED, {"ok": True, "credentials": CREDENTIALS})
+    terminal.env["CREDD_SOCKET"] = str(sock_path)
+    terminal.start(["sh", "-c", f"{sys.executable} -m credd process prod-admin | cat > {home.root}/out.json"])
+    terminal.wait_for("credd: MFA code for alice (profile prod-admin):")
+    terminal.type("123456")
+    assert terminal.exit_status() == 0
+    assert json.loads((home.root / "out.json").read_text()) == CREDENTIALS
+    assert len(script.requests) == 3  # no second prompt, no second code
+
+
+def test_used_codes_three_times_end_with_what_the_daemon_said(home, daemon, sock_path, terminal):
+    script = daemon(NEEDS_CODE, USED, NEEDS_CODE, USED, NEEDS_CODE, USED, NEEDS_CODE)
+    terminal.env["CREDD_SOCKET"] = str(sock_path)
+    terminal.start([sys.executable, "-m", "credd", "process", "prod-admin"])
+    for asked, code in enumerate(("111111", "222222", "333333"), start=1):
+        wait_for_prompt(terminal, asked)
+        terminal.type(code)
+    assert terminal.exit_status() == 1
+    assert [r.get("code") for r in script.requests if r["op"] == "mfa"] == ["111111", "222222", "333333"]
+    assert terminal.screen().count("credd: MFA code for alice (profile prod-admin):") == 3
+    wanted = "AWS accepts each code only once; wait for your device to show the next code, then run `credd mfa alice`"
+    assert "".join(wanted.split()) in "".join(terminal.screen().split())  # the terminal wraps at any column
 
 
 def test_socket_from_the_config_file(home, daemon, sock_path):

@@ -180,6 +180,8 @@ def test_the_same_code_twice_goes_to_sts_once_and_another_code_still_goes(daemon
                                  "next code, then run `credd mfa alice` with it\n")
     assert code not in again.stderr
     assert live_sts.calls["GetSessionToken"] == 1  # refused here: STS never saw it again
+    reply = daemon.ask({"op": "mfa", "source": SOURCE, "code": code})  # the kind the hook asks again on
+    assert (reply["ok"], reply["error"]) == (False, "mfa-code-used")
     other = "000000" if code != "000000" else "111111"
     daemon.credd("mfa", SOURCE, other)  # a different code in the same window goes to STS (which may refuse it)
     assert live_sts.calls["GetSessionToken"] == 2
