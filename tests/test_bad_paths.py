@@ -12,6 +12,7 @@ reads none of the user's; tests/test_demo.py runs it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import socket
@@ -23,9 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from credd import client
 from credd.cli import build_parser, main
 from credd.context import Context
-from tests.conftest import Home, run_credd
+from credd.errors import CreddError
+from tests.conftest import Home, run_credd, wait_for
 
 CONFIG = """\
 version: 1
@@ -245,13 +248,34 @@ def judged(name: str, status: int, output: str, allowed: set[int]) -> list[str]:
 
 
 def serve_with_deadline(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """`credd serve` in a subprocess: it must refuse to start, so a run still going after 20 s is a failure."""
+    """`credd serve` in a subprocess, with a deadline of 20 s: its exit status and output if it refused to start;
+    0 and "serve started" once its socket takes a connection (then it is stopped), or when the deadline passes."""
+    config = args[args.index("--config") + 1] if "--config" in args else None
     try:
-        result = subprocess.run([sys.executable, "-m", "credd", *args], env=env, capture_output=True, text=True,
-                                timeout=20, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        sock: str | None = client.socket_path(env, config)
+    except CreddError:
+        sock = None  # serve must refuse such a socket: the deadline is the judge
+    process = subprocess.Popen([sys.executable, "-m", "credd", *args], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    with contextlib.suppress(AssertionError):  # the deadline passed: judged below as a start
+        wait_for("serve to refuse or start", lambda: process.poll() is not None or _answers(sock), timeout=20)
+    if process.poll() is None:
+        process.terminate()
+        process.communicate(timeout=20)
         return 0, "serve started instead of refusing"
-    return result.returncode, result.stdout + result.stderr
+    output, _ = process.communicate()
+    return process.returncode, output
+
+
+def _answers(sock: str | None) -> bool:
+    if sock is None:
+        return False
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(sock)
+        except OSError:
+            return False
+    return True
 
 
 @pytest.mark.parametrize("how", ["--config", "CREDD_CONFIG"])
