@@ -568,7 +568,10 @@ def test_sigkill_during_import_leaves_old_or_new_files_that_a_rerun_completes_or
             now = (home.root / file).read_bytes() if (home.root / file).exists() else None
             assert now in (before.get(file), after[file]), (point, file)
         if then == "again":
-            assert run_credd(["config", "import"], home).returncode == 0
+            again = run_credd(["config", "import"], home)
+            assert again.returncode == 0, again.stderr
+            assert "an earlier `credd config import` stopped half-way" in again.stdout
+            assert "this run completes it" in again.stdout
             assert {file: (home.root / file).read_bytes() for file in map(str, files)} == after
         undone = run_credd(["config", "import", "--undo"], home)
         assert undone.returncode == 0, undone.stderr

@@ -75,6 +75,11 @@ def run(ctx: Context, args: ConfigImportArgs) -> int:
         new_credentials = credfile.remove_long_term_key(new_credentials or "", move.section, keys[move.source],
                                                         str(credentials))
     if text == old_text and new_aws == aws_text and not plan.keys:
+        record = None if args.dry_run else _read_record(ctx, _record_path(ctx))
+        if record is not None and not record.done:  # killed after its last write: only the record says so
+            record.done = True
+            importundo.write_record(_record_path(ctx), record)
+            ctx.say("an earlier `credd config import` stopped half-way, after its last change; this run completes it")
         ctx.say(f"{path} already has every profile {aws_path} gives, and {aws_path} uses them; nothing changed")
         return 0
     if args.dry_run:
@@ -146,6 +151,9 @@ def _journal(ctx: Context, at: Path, changes: list[importundo.FileChange]) -> No
     takes back every import since the last undo. One changed since by hand starts again from now.
     """
     record = _read_record(ctx, at) or importundo.Record()
+    if not record.done:
+        ctx.say(f"an earlier `credd config import` stopped half-way; this run completes it "
+                f"(`{ctx.command('config', 'import', '--undo')}` would take it back instead)")
     for change in changes:
         if change.before == change.after:
             continue
