@@ -9,13 +9,16 @@ reply. Everything else goes to the full hook or the full command line, with
 what was already received: a daemon error, an MFA prompt, an older daemon, an
 unusual name, any other command.
 
-Imports: this module, `credd`, `credd.coredump`, `credd.paths`, `credd.protocol`, and
-`_socket`, `resource`, `os`, `sys`, `time` (all but `_socket` already loaded when Python starts).
-The `credd` script may run under `python -I -S`, where site-packages is not on
-`sys.path`: `ensure_site` puts it back before anything beyond this path runs.
-"""
+Once the document is written, the script's call ends the process at once
+(`os._exit`): there is nothing left to flush or close, and tearing the
+interpreter down would cost about as much as the hook's own work.
 
-from __future__ import annotations
+Imports: this module, `credd`, `credd.coredump`, `credd.paths`, `credd.protocol`, and
+`_socket`, `resource`, `os`, `sys`, `time`. The `credd` script may run under
+`python -I -S` (the form `credd init` writes), where site-packages is not on
+`sys.path`: `ensure_site` puts it back before anything beyond this path runs.
+No `from __future__ import annotations` on this path: it is one more module to load.
+"""
 
 import os
 import sys
@@ -27,8 +30,12 @@ PLAIN_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 FIELDS = (b"AccessKeyId", b"SecretAccessKey", b"SessionToken", b"Expiration")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The `credd` script's entry: the fast path for `process PROFILE`, else the full command."""
+def main(argv: list[str] | None = None, *, exit_when_served: bool = False) -> int:
+    """The `credd` script's entry: the fast path for `process PROFILE`, else the full command.
+
+    `exit_when_served`: the script's own call, which ends the process as soon as the fast path has
+    written the document; the full path returns its status as ever.
+    """
     args = sys.argv[1:] if argv is None else argv
     coredump.no_core_files()  # as entry.main does for every command: what this process receives is a secret
     if len(args) != 2 or args[0] != "process" or not is_plain_name(args[1]):
@@ -44,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if document is None:
         return _full(args, reply)
     _write_all(1, document)
+    if exit_when_served:
+        os._exit(0)  # written with os.write, nothing buffered: skip the interpreter's teardown
     return 0
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from credd import hook, protocol, quickhook
 from credd.endpoints.unix_socket import Listener
-from tests.conftest import Home, run_credd
+from tests.conftest import Home, require_tool, run_credd
 from tests.socket_helpers import RunningServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,8 +153,10 @@ def installed(tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("plain-install")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    shutil.copytree(REPO / "credd", venv / "lib" / version / "site-packages" / "credd",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    package = venv / "lib" / version / "site-packages" / "credd"
+    shutil.copytree(REPO / "credd", package, ignore=shutil.ignore_patterns("__pycache__"))
+    # Byte-compiled as pip and pipx do at install: the tests' PYTHONDONTWRITEBYTECODE keeps a run from doing it.
+    subprocess.run([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(package)], check=True)
     script = venv / "bin" / "credd"
     script.write_text((REPO / "scripts" / "credd").read_text().replace("#!python", f"#!{venv}/bin/python", 1))
     script.chmod(0o755)
@@ -226,3 +228,29 @@ def test_no_daemon_and_other_commands_go_the_full_way(home, sock_path, installed
     version = script(installed, home, sock_path, "--version", flags=("-I", "-S"))
     assert version.returncode == 0 and version.stdout.startswith("credd ")
     assert run_credd(["--version"], home).stdout == version.stdout
+
+
+def instructions(argv: list[str], env: dict[str, str]) -> int:
+    """The instructions a command executes (valgrind's callgrind): a cost the machine's load does not change."""
+    valgrind = require_tool("valgrind")
+    result = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], env=env,
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return int(result.stderr.split("Collected : ")[1].split()[0])
+
+
+@pytest.mark.parametrize("flags", [(), ("-I", "-S")], ids=["plain", "isolated-no-site"])
+def test_the_hook_executes_fewer_instructions_than_python_c_pass(daemon, installed, flags):
+    """Issue 17's floor, counted rather than timed: the fast path's imports and its exchange with the daemon
+    cost less than the interpreter's teardown, which it skips (os._exit once the document is written)."""
+    daemon.start()
+    env = dict(daemon.home.env, CREDD_SOCKET=str(daemon.socket))
+    python = str(installed / "python")
+    argv = [python, *flags, str(installed / "credd"), "process", "prod-admin"]
+    warm = subprocess.run(argv, env=env, capture_output=True, timeout=60)  # the daemon's own first reply, say
+    assert warm.returncode == 0, warm.stderr
+    hook = instructions(argv, env)
+    bare = instructions([python, "-c", "pass"], env)
+    print(f"\nhook {' '.join(flags) or '(plain)'}: {hook:,} instructions, python -c pass: {bare:,}: "
+          f"{hook / bare:.2f}x")
+    assert hook <= bare
