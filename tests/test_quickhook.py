@@ -173,7 +173,7 @@ def script(bin_dir: Path, home: Home, sock_path: Path, *args: str,
 # credd's five modules, _socket and resource (core files off, as for every command); `os` and what it
 # imports, which `python -I -S -c pass` has not loaded.
 ALLOWED = {"credd", "credd.quickhook", "credd.coredump", "credd.configfile", "credd.paths", "credd.protocol",
-           "_socket", "resource", "__future__",
+           "_socket", "resource",
            "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc"}
 
 
