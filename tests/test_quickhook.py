@@ -170,11 +170,17 @@ def script(bin_dir: Path, home: Home, sock_path: Path, *args: str,
                           text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
 
 
-# credd's five modules, _socket and resource (core files off, as for every command); `os` and what it
-# imports, which `python -I -S -c pass` has not loaded.
+# credd's five modules (and configfile, where the config's `socket:` line is read), _socket and resource (core
+# files off, as for every command); `os` and what it imports, which `python -I -S -c pass` has not loaded.
 ALLOWED = {"credd", "credd.quickhook", "credd.coredump", "credd.configfile", "credd.paths", "credd.protocol",
            "_socket", "resource",
            "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc"}
+
+
+def bare_start(bin_dir: Path, home: Home, flags: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    """`python -X importtime FLAGS -c pass` of that install."""
+    return subprocess.run([str(bin_dir / "python"), "-X", "importtime", *flags, "-c", "pass"], capture_output=True,
+                          text=True, env=home.env, check=True)
 
 
 def imported(result: subprocess.CompletedProcess[str]) -> set[str]:
@@ -188,9 +194,7 @@ def test_the_script_serves_a_real_daemon_without_json_or_re(daemon, installed, f
     assert full.returncode == 0, full.stderr
     fast = script(installed, daemon.home, daemon.socket, "process", "prod-admin", flags=("-X", "importtime", *flags))
     assert fast.returncode == 0 and fast.stdout == full.stdout
-    bare = subprocess.run([str(installed / "python"), "-X", "importtime", *flags, "-c", "pass"], capture_output=True,
-                          text=True, env=daemon.home.env, check=True)
-    added = imported(fast) - imported(bare)  # what the hook costs beyond the interpreter's own start
+    added = imported(fast) - imported(bare_start(installed, daemon.home, flags))  # beyond the interpreter's own start
     assert "credd.quickhook" in added
     assert added <= ALLOWED, sorted(added - ALLOWED)
 
@@ -254,3 +258,48 @@ def test_the_hook_executes_fewer_instructions_than_python_c_pass(daemon, install
     print(f"\nhook {' '.join(flags) or '(plain)'}: {hook:,} instructions, python -c pass: {bare:,}: "
           f"{hook / bare:.2f}x")
     assert hook <= bare
+
+
+def written_form(bin_dir: Path, cwd: Path) -> list[str]:
+    """What `credd init` puts before `process PROFILE`, run from the install in `bin_dir` (`service.hook_command`)."""
+    result = subprocess.run([str(bin_dir / "python"), "-c", "import json; from credd.service import hook_command; "
+                             "print(json.dumps(hook_command({})))"], capture_output=True, text=True, cwd=cwd,
+                            check=True)  # not run from the checkout, whose credd would come first on sys.path
+    return json.loads(result.stdout)
+
+
+def test_credd_writes_the_fast_form_for_a_venv_install_and_it_serves(daemon, installed, tmp_path):
+    daemon.start()
+    words = written_form(installed, tmp_path)
+    assert words == [str(installed / "python"), "-I", "-S", str(installed / "credd")]
+    full = daemon.credd("process", "prod-admin")
+    hooked = subprocess.run([*words, "process", "prod-admin"], capture_output=True, text=True, timeout=60,
+                            env=dict(daemon.home.env, CREDD_SOCKET=str(daemon.socket)), stdin=subprocess.DEVNULL)
+    assert (hooked.returncode, hooked.stdout, hooked.stderr) == (0, full.stdout, "")
+
+
+def test_pip_console_script_or_a_package_elsewhere_keeps_the_plain_form(installed, tmp_path):
+    from credd.service import find_credd, hook_command
+
+    # this checkout's .venv: an editable install, so credd is not in the venv's site-packages and -I -S would miss it
+    assert hook_command(os.environ) == find_credd(os.environ)
+    assert "-I" not in hook_command(os.environ)
+    # pip's console-script wrapper, which imports credd.entry with no way to find site-packages under -S
+    venv = tmp_path / "venv"
+    shutil.copytree(installed.parent, venv, symlinks=True)
+    wrapper = venv / "bin" / "credd"
+    wrapper.write_text(f"#!{venv}/bin/python\nimport sys\nfrom credd.entry import main\nsys.exit(main())\n")
+    assert written_form(venv / "bin", tmp_path) == [str(wrapper)]
+
+
+def test_a_line_with_config_takes_the_fast_path_too(daemon, installed):
+    daemon.start()
+    config = str(daemon.home.config)
+    full = daemon.credd("--config", config, "process", "prod-admin")
+    assert full.returncode == 0, full.stderr
+    fast = script(installed, daemon.home, daemon.socket, "--config", config, "process", "prod-admin",
+                  flags=("-I", "-S", "-X", "importtime"))
+    assert fast.returncode == 0 and fast.stdout == full.stdout
+    added = imported(fast)
+    assert "credd.commandline" in added  # to read the line as the full hook does; nothing more
+    assert added - imported(bare_start(installed, daemon.home, ("-I", "-S"))) <= ALLOWED | {"credd.commandline"}
