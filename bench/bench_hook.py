@@ -122,8 +122,8 @@ def import_table(bin_dir: Path, env: dict[str, str], runs: int) -> tuple[str, li
     flags = line[1:-1] if line[0] == python else []  # `-I -S` when the line runs the script with them
     bare = [python, "-X", "importtime", *flags, "-c", "pass"]
     samples = added([python, "-X", "importtime", *flags, line[-1], "process", PROFILE], bare, env, runs)
-    re_chain = set(added([python, "-X", "importtime", "-c", "import re"], bare, env, 1))
-    json_chain = set(added([python, "-X", "importtime", "-c", "import json"], bare, env, 1)) - re_chain
+    re_chain = set(added([python, "-X", "importtime", *flags, "-c", "import re"], bare, env, 1))
+    json_chain = set(added([python, "-X", "importtime", *flags, "-c", "import json"], bare, env, 1)) - re_chain
 
     def group(module: str) -> str:
         if kind(module) == "OTHER":
