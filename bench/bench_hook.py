@@ -114,15 +114,16 @@ def import_table(bin_dir: Path, env: dict[str, str], runs: int) -> tuple[str, li
     """The imports of the line credd writes beyond `python -c pass`'s (same flags), grouped, as a table; and the
     modules neither stdlib nor credd.
 
-    The groups are measured, not listed by hand: `re` is what `python -c "import re"`
-    adds in this venv, `json` what `python -c "import json"` adds beyond that.
+    The groups are measured, not listed by hand: `os` is what `python -c "import os"` adds (with the
+    line's flags), `re` what `python -c "import re"` adds beyond that, `json` what `import json` adds beyond `re`.
     """
     python = str(bin_dir / "python")
     line = written_line(bin_dir)
     flags = line[1:-1] if line[0] == python else []  # `-I -S` when the line runs the script with them
     bare = [python, "-X", "importtime", *flags, "-c", "pass"]
     samples = added([python, "-X", "importtime", *flags, line[-1], "process", PROFILE], bare, env, runs)
-    re_chain = set(added([python, "-X", "importtime", *flags, "-c", "import re"], bare, env, 1))
+    os_chain = set(added([python, "-X", "importtime", *flags, "-c", "import os"], bare, env, 1))  # -S: not loaded
+    re_chain = set(added([python, "-X", "importtime", *flags, "-c", "import re"], bare, env, 1)) - os_chain
     json_chain = set(added([python, "-X", "importtime", *flags, "-c", "import json"], bare, env, 1)) - re_chain
 
     def group(module: str) -> str:
@@ -130,6 +131,8 @@ def import_table(bin_dir: Path, env: dict[str, str], runs: int) -> tuple[str, li
             return "NOT the standard library"
         if kind(module) == "credd":
             return "credd"
+        if module in os_chain:
+            return "`os` and what it imports (`site` loads them; `-S` does not)"
         if module in re_chain:
             return "`re` and what it imports"
         return "`json`" if module in json_chain else "other standard library"
