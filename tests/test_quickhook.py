@@ -143,6 +143,17 @@ def test_names_that_need_escaping_take_the_full_path(name):
     assert not quickhook.is_plain_name(name)
 
 
+@settings(max_examples=500, deadline=None)
+@given(args=st.lists(st.one_of(st.sampled_from(["process", "--config", "--config=c.yaml", "c.yaml", "p", "-p", "",
+                                                "prod-admin", "a b", "--version"]), st.text(max_size=8)), max_size=5))
+def test_the_fast_path_reads_a_command_line_as_the_full_hook_does_or_hands_it_over(args):
+    from credd.commandline import process_args
+
+    request = quickhook.credentials_request(args)
+    if request is not None:
+        assert request == process_args(args) and quickhook.is_plain_name(request[1])
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """credd as a wheel lays it out (not editable): a venv with the package in site-packages and the script in bin.
