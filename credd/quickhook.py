@@ -1,11 +1,11 @@
 """`credd process PROFILE` at the interpreter's floor: the common reply printed without json, re or site.
 
-The `credd` script runs `main` first. For `credd [--config PATH] process PROFILE`
-it sends the request, and when the daemon's reply is a protocol-2 credentials reply whose
-values are plain printable ASCII (every real one: key ids, base64 secrets and
-tokens, an ISO time), it prints the credential_process document the daemon
-wrote, byte for byte what the full hook (`credd.hook`) would print for that
-reply. Everything else goes to the full hook or the full command line, with
+The `credd` script runs `main` first. For `credd [--config PATH] process
+PROFILE` it sends the request, and when the daemon's reply is a protocol-2
+credentials reply whose values are plain printable ASCII (every real one: key
+ids, base64 secrets and tokens, an ISO time), it prints the credential_process
+document the daemon wrote, byte for byte what the full hook (`credd.hook`)
+would print for that reply. Everything else goes to the full hook or the full command line, with
 what was already received: a daemon error, an MFA prompt, an older daemon, an
 unusual name, any other command.
 
@@ -13,12 +13,14 @@ Once the document is written, the script's call ends the process at once
 (`os._exit`): there is nothing left to flush or close, and tearing the
 interpreter down would cost about as much as the hook's own work.
 
-Imports: this module, `credd`, `credd.coredump`, `credd.paths`, `credd.protocol`
-(and `credd.commandline` for a line with `--config`, `credd.configfile` where the
-config's `socket:` line is read), `_socket`, `resource`, `os`, `sys`, `time`. The `credd` script may run under
-`python -I -S` (the form `credd init` writes), where site-packages is not on
-`sys.path`: `ensure_site` puts it back before anything beyond this path runs.
-No `from __future__ import annotations` on this path: it is one more module to load.
+Imports: this module, `credd`, `credd.coredump`, `credd.paths`,
+`credd.protocol` (and `credd.commandline` for a line with `--config`,
+`credd.configfile` where the config's `socket:` line is read), `_socket`,
+`resource`, `os`, `sys`, `time`. The `credd` script may run under `python -I
+-S` (the form `credd init` writes), where site-packages is not on `sys.path`
+and `os` is not loaded yet: `ensure_site` puts site-packages back before
+anything beyond this path runs. No `from __future__ import annotations` on
+this path: it is one more module to load.
 """
 
 import os
