@@ -86,6 +86,11 @@ def install_pipx_wheel() -> Path:
                                timeout=900, check=False)
     if installed.returncode != 0:
         raise SystemExit(f"pipx install {wheel} failed: {installed.stderr[-400:]}")
+    # Over an earlier install of the same version, pip keeps the old files ("already satisfied"): put this build's in.
+    replaced = subprocess.run([pipx, "runpip", CREDD, "install", "--quiet", "--no-deps", "--force-reinstall",
+                               str(wheel)], env=env, capture_output=True, text=True, timeout=900, check=False)
+    if replaced.returncode != 0:
+        raise SystemExit(f"pipx runpip {CREDD} install {wheel} failed: {replaced.stderr[-400:]}")
     return PEERS_DIR / "pipx" / "venvs" / CREDD / "bin"
 
 

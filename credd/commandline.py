@@ -7,8 +7,6 @@ Standard library only, and `shlex` only when a hint is made: the hook uses
 this on its error path.
 """
 
-from __future__ import annotations
-
 
 def credd_command(config: str | None, *words: str) -> str:
     """`credd [--config CONFIG] WORDS...`, shell-quoted; `config` None: the user gave no --config."""

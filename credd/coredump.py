@@ -19,8 +19,6 @@ Two measures, of different cost:
 (`restore_user_limit`); the dumpable flag needs nothing: execve resets it.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

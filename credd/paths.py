@@ -5,8 +5,6 @@ can ask "where would this go on macOS?" on Linux. Strings and `os.path` only,
 no pathlib or re at import: `credd process` uses this on every AWS CLI call.
 """
 
-from __future__ import annotations
-
 import os.path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
@@ -17,7 +15,7 @@ if TYPE_CHECKING:  # collections.abc pulls in collections: a millisecond the hoo
 SOCKET_PATH_MAX = {"linux": 107, "darwin": 103}
 
 
-def home_of(env: Mapping[str, str]) -> str:
+def home_of(env: "Mapping[str, str]") -> str:
     """`$HOME`, unless it is unset or relative: then the home the password database gives the user.
 
     A relative `$HOME` would put every default path wherever the process
@@ -31,7 +29,7 @@ def home_of(env: Mapping[str, str]) -> str:
     return pwd.getpwuid(os.getuid()).pw_dir
 
 
-def expand(path: str, env: Mapping[str, str]) -> str:
+def expand(path: str, env: "Mapping[str, str]") -> str:
     """Expand a leading `~` and `$VAR`/`${VAR}` from `env`; refuse unset variables."""
     if "$" not in path:  # the common case, without importing re (the hook's fast path comes here)
         return home_of(env) + path[1:] if path == "~" or path.startswith("~/") else path
@@ -49,7 +47,7 @@ def expand(path: str, env: Mapping[str, str]) -> str:
     return text
 
 
-def config_file(env: Mapping[str, str], explicit: str | None = None) -> str:
+def config_file(env: "Mapping[str, str]", explicit: str | None = None) -> str:
     """`--config`, else `$CREDD_CONFIG`, else `$XDG_CONFIG_HOME/credd/config.yaml`."""
     if explicit:
         return expand(explicit, env)
@@ -58,7 +56,7 @@ def config_file(env: Mapping[str, str], explicit: str | None = None) -> str:
     return os.path.join(_xdg(env, "XDG_CONFIG_HOME", ".config"), "credd", "config.yaml")
 
 
-def credentials_file(env: Mapping[str, str]) -> str:
+def credentials_file(env: "Mapping[str, str]") -> str:
     """Where the AWS SDKs look: `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
 
     A relative `$AWS_SHARED_CREDENTIALS_FILE` is refused (ValueError), as a
@@ -73,13 +71,13 @@ def credentials_file(env: Mapping[str, str]) -> str:
     return os.path.join(home_of(env), ".aws", "credentials")
 
 
-def aws_config_file(env: Mapping[str, str]) -> str:
+def aws_config_file(env: "Mapping[str, str]") -> str:
     if env.get("AWS_CONFIG_FILE"):
         return expand(env["AWS_CONFIG_FILE"], env)
     return os.path.join(home_of(env), ".aws", "config")
 
 
-def default_socket(env: Mapping[str, str], platform: str, uid: int) -> str:
+def default_socket(env: "Mapping[str, str]", platform: str, uid: int) -> str:
     """The socket path when neither `$CREDD_SOCKET` nor the config names one.
 
     Linux: the per-user runtime dir systemd makes (`/run/user/UID`), else a
@@ -95,7 +93,7 @@ def default_socket(env: Mapping[str, str], platform: str, uid: int) -> str:
     return f"/tmp/credd-{uid}/credd.sock"
 
 
-def socket_file(env: Mapping[str, str], config: str | None, platform: str, uid: int) -> str:
+def socket_file(env: "Mapping[str, str]", config: str | None, platform: str, uid: int) -> str:
     """The daemon's socket as every client finds it, without reading YAML (the hook runs this on every call).
 
     `$CREDD_SOCKET`, else the config file's `socket:` line (`socket_setting`),
@@ -161,7 +159,7 @@ def socket_misread(text: str, written: str | None) -> tuple[int | None, str] | N
                   f"{one_line(repr(written), 200)}; {fix}")
 
 
-def _socket_line(env: Mapping[str, str], config: str | None) -> str | None:
+def _socket_line(env: "Mapping[str, str]", config: str | None) -> str | None:
     """The value of the config file's top-level `socket:` line, if it has one."""
     from credd import configfile
 
@@ -173,12 +171,12 @@ def _socket_line(env: Mapping[str, str], config: str | None) -> str | None:
     return found[0] if found is not None else None
 
 
-def state_dir(env: Mapping[str, str]) -> str:
+def state_dir(env: "Mapping[str, str]") -> str:
     """`$XDG_STATE_HOME/credd`: small non-secret state such as the last MFA window used."""
     return os.path.join(_xdg(env, "XDG_STATE_HOME", os.path.join(".local", "state")), "credd")
 
 
-def _xdg(env: Mapping[str, str], variable: str, fallback: str) -> str:
+def _xdg(env: "Mapping[str, str]", variable: str, fallback: str) -> str:
     value = env.get(variable)
     # The XDG spec says relative values are invalid and must be ignored.
     if value and os.path.isabs(value):

@@ -17,8 +17,6 @@ as `json.dumps` writes it (the hook's own output, byte for byte) + `}`. It is
 still the same JSON, so clients of protocol 1 read it as before.
 """
 
-from __future__ import annotations
-
 # The C module, not `socket`: socket.py pulls in enum and selectors, a few milliseconds
 # of start-up on every AWS CLI call for classes the client never uses.
 import _socket
@@ -109,7 +107,7 @@ def _is_name(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_NAME and value.isprintable()
 
 
-def client_timeout(env: Mapping[str, str]) -> float:
+def client_timeout(env: "Mapping[str, str]") -> float:
     """How long a client waits for the daemon: `$CREDD_PROCESS_TIMEOUT` seconds (at least 1), else CLIENT_TIMEOUT."""
     try:
         return max(1.0, float(env.get("CREDD_PROCESS_TIMEOUT", CLIENT_TIMEOUT)))

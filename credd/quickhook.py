@@ -1,21 +1,27 @@
 """`credd process PROFILE` at the interpreter's floor: the common reply printed without json, re or site.
 
-The `credd` script runs `main` first. For `credd process PROFILE` it sends the
-request, and when the daemon's reply is a protocol-2 credentials reply whose
-values are plain printable ASCII (every real one: key ids, base64 secrets and
-tokens, an ISO time), it prints the credential_process document the daemon
-wrote, byte for byte what the full hook (`credd.hook`) would print for that
-reply. Everything else goes to the full hook or the full command line, with
+The `credd` script runs `main` first. For `credd [--config PATH] process
+PROFILE` it sends the request, and when the daemon's reply is a protocol-2
+credentials reply whose values are plain printable ASCII (every real one: key
+ids, base64 secrets and tokens, an ISO time), it prints the credential_process
+document the daemon wrote, byte for byte what the full hook (`credd.hook`)
+would print for that reply. Everything else goes to the full hook or the full command line, with
 what was already received: a daemon error, an MFA prompt, an older daemon, an
 unusual name, any other command.
 
-Imports: this module, `credd`, `credd.coredump`, `credd.paths`, `credd.protocol`, and
-`_socket`, `resource`, `os`, `sys`, `time` (all but `_socket` already loaded when Python starts).
-The `credd` script may run under `python -I -S`, where site-packages is not on
-`sys.path`: `ensure_site` puts it back before anything beyond this path runs.
-"""
+Once the document is written, the script's call ends the process at once
+(`os._exit`): there is nothing left to flush or close, and tearing the
+interpreter down would cost about as much as the hook's own work.
 
-from __future__ import annotations
+Imports: this module, `credd`, `credd.coredump`, `credd.paths`,
+`credd.protocol` (and `credd.commandline` for a line with `--config`,
+`credd.configfile` where the config's `socket:` line is read), `_socket`,
+`resource`, `os`, `sys`, `time`. The `credd` script may run under `python -I
+-S` (the form `credd init` writes), where site-packages is not on `sys.path`
+and `os` is not loaded yet: `ensure_site` puts site-packages back before
+anything beyond this path runs. No `from __future__ import annotations` on
+this path: it is one more module to load.
+"""
 
 import os
 import sys
@@ -27,24 +33,46 @@ PLAIN_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 FIELDS = (b"AccessKeyId", b"SecretAccessKey", b"SessionToken", b"Expiration")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The `credd` script's entry: the fast path for `process PROFILE`, else the full command."""
+def main(argv: list[str] | None = None, *, exit_when_served: bool = False) -> int:
+    """The `credd` script's entry: the fast path for `[--config PATH] process PROFILE`, else the full command.
+
+    `exit_when_served`: the script's own call, which ends the process as soon as the fast path has
+    written the document; the full path returns its status as ever.
+    """
     args = sys.argv[1:] if argv is None else argv
     coredump.no_core_files()  # as entry.main does for every command: what this process receives is a secret
-    if len(args) != 2 or args[0] != "process" or not is_plain_name(args[1]):
+    request = credentials_request(args)
+    if request is None:
         return _full(args)
-    profile = args[1]
+    config, profile = request
     try:
-        path = paths.socket_file(os.environ, None, sys.platform, os.getuid())
+        path = paths.socket_file(os.environ, config, sys.platform, os.getuid())
         reply = protocol.exchange(path, b'{"op":"credentials","profile":"' + profile.encode() + b'"}\n',
                                   protocol.client_timeout(os.environ))
     except Exception:  # noqa: BLE001  every failure has its message in the full hook, which asks again
         return _full(args)
     document = ready_document(reply)
     if document is None:
-        return _full(args, reply)
+        return _full(args, reply, request)
     _write_all(1, document)
+    if exit_when_served:
+        os._exit(0)  # written with os.write, nothing buffered: skip the interpreter's teardown
     return 0
+
+
+def credentials_request(args: list[str]) -> tuple[str | None, str] | None:
+    """(the `--config` given or None, the profile) for a hook's command line with a plain name; None for any other.
+
+    `process PROFILE` is read here; a line with `--config` (what `credd init --config PATH` writes) is read by
+    `commandline.process_args`, as the full hook reads it, imported only then.
+    """
+    if len(args) == 2 and args[0] == "process":
+        request: tuple[str | None, str] | None = (None, args[1])
+    else:
+        from credd.commandline import process_args
+
+        request = process_args(args)
+    return request if request is not None and is_plain_name(request[1]) else None
 
 
 def is_plain_name(name: str) -> bool:
@@ -82,7 +110,7 @@ def ensure_site() -> None:
         site.main()
 
 
-def _full(args: list[str], reply: bytes | None = None) -> int:
+def _full(args: list[str], reply: bytes | None = None, request: tuple[str | None, str] | None = None) -> int:
     """The full hook, handed the reply already received (no second request), or the full command line."""
     ensure_site()
     if reply is not None:
@@ -93,7 +121,8 @@ def _full(args: list[str], reply: bytes | None = None) -> int:
             first = protocol.decode_reply(reply)
         except protocol.ProtocolError:
             first = None  # the full hook asks again and reports what it gets
-        return hook.run(None, args[1], os.environ, first_reply=first)
+        config, profile = request or (None, args[1])
+        return hook.run(config, profile, os.environ, first_reply=first)
     from credd import entry
 
     return entry.main(args)

@@ -85,6 +85,49 @@ def find_credd(env: Mapping[str, str], executable: str = sys.executable) -> list
     return [os.path.abspath(executable), "-m", "credd"]
 
 
+def hook_command(env: Mapping[str, str], executable: str = sys.executable) -> list[str]:
+    """The words that run credd in a `credential_process` line (`process PROFILE` follows): the fastest correct form.
+
+    `PYTHON -I -S SCRIPT` when this Python is a venv's (pipx's too) with credd's plain script beside it and
+    credd in that venv's own site-packages, where the script finds it without `site` (`scripts/credd`): every
+    AWS CLI call then starts Python without `site`, `.pth` files and sitecustomize (BENCHMARKS.md, section 1).
+    The flags cannot ride in the script's shebang: pip rewrites `#!python` to `#!/abs/python` and drops what
+    follows. Those paths stay the same across `pipx upgrade` and `pip install -U`. Anything else (a system or
+    `--user` install, where `-I` would hide the package; pip's console-script wrapper): `find_credd`'s.
+    """
+    found = find_credd(env, executable)
+    if not executable:
+        return found
+    python = os.path.abspath(executable)
+    script = os.path.join(os.path.dirname(python), "credd")
+    if found == [script] and _is_plain_script(script) and _in_venv_site_packages(python):
+        return [python, "-I", "-S", script]
+    return found
+
+
+def _is_plain_script(path: str) -> bool:
+    """credd's own script (`scripts/credd`), which finds the package under `-I -S`; not pip's wrapper."""
+    try:
+        with open(path, "rb") as script:
+            return b"from credd.quickhook import main" in script.read(8192)
+    except OSError:
+        return False
+
+
+def _in_venv_site_packages(python: str) -> bool:
+    """Whether the running credd is the package in `VENV/lib/pythonX.Y/site-packages`, `python` being
+    `VENV/bin/python`: the one directory `scripts/credd` adds to `sys.path` when run with `-S`."""
+    import credd
+
+    venv = os.path.dirname(os.path.dirname(python))
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    expected = os.path.join(venv, "lib", version, "site-packages", "credd")
+    try:
+        return os.path.samefile(expected, os.path.dirname(os.path.abspath(credd.__file__)))
+    except OSError:
+        return False
+
+
 def daemon_command(credd: Sequence[str], config: str | None = None) -> tuple[str, ...]:
     """`credd [--config ABSOLUTE] serve`: the config path is made absolute, as the daemon runs from /."""
     options = ("--config", os.path.abspath(config)) if config else ()

@@ -382,6 +382,9 @@ def test_the_daemons_clock_warning_without_a_size_or_a_known_source():
     ("credd process prod", "prod"),
     ("/usr/local/bin/credd --config /a/b.yaml process prod", "prod"),
     ("/venv/bin/python3 -m credd process --config x.yaml prod", "prod"),
+    # the form `credd init` writes from a venv or pipx install (service.hook_command)
+    ("/home/u/.local/pipx/venvs/credd/bin/python -I -S /home/u/.local/pipx/venvs/credd/bin/credd process prod", "prod"),
+    ("'/home/u/my venv/bin/python' -I -S '/home/u/my venv/bin/credd' --config /a/b.yaml process prod", "prod"),
     ("credd status", None),
 ])
 def test_wiring_reads_every_way_to_run_the_hook(command, target):

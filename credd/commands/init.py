@@ -36,7 +36,7 @@ from credd.errors import CreddError, UsageError
 from credd.keyimport import import_from_profile
 from credd.model import Config, mask_key_id
 from credd.secret_formats import parse_access_key
-from credd.service import find_credd
+from credd.service import hook_command
 from credd.starter import Answers, render
 from credd.terminal import ask, is_interactive
 
@@ -303,9 +303,10 @@ def _wiring_step(ctx: Context, config: Config, wire: bool, asking: bool, report:
 
 
 def _hook_command(ctx: Context) -> list[str]:
-    """The absolute `credd` (the one running), with the config when it is not where the hook looks by default."""
+    """The absolute `credd` (the one running; `python -I -S credd` from a venv), with the config when it is not
+    where the hook looks by default."""
     options = ["--config", os.path.abspath(ctx.config_path)] if ctx.config_arg else []
-    return [*find_credd(ctx.env), *options]
+    return [*hook_command(ctx.env), *options]
 
 
 def _say_wiring(ctx: Context, outcome: awsconfig.Wiring, shown: str, wanted: str) -> None:
