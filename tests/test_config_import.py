@@ -140,6 +140,17 @@ CORPUS: dict[str, Shape] = {
         f"[profile odd]\nsource_profile = base\nrole_arn = {ADMIN}\nduration_seconds = 1h\n",
         f"[base]\n{KEY}",
         {"base": {}}, {"base": {}}, skipped={"long": "900 to 43200 seconds", "odd": "1h is not"}, keys=("base",)),
+    "aws-vault's layout: the device on every role, nested s3 settings, [services], a key-less [default]": Shape(
+        "[default]\nregion = us-east-1\noutput = json\n\n"
+        f"[profile jon]\ns3 =\n  max_concurrent_requests = 20\n  multipart_threshold = 64MB\nmfa_serial = {MFA}\n\n"
+        f"[profile dev]\nsource_profile = jon\nrole_arn = {ADMIN}\nmfa_serial = {MFA}\n\n"
+        f"[profile prod]\nsource_profile = jon\nrole_arn = {AUDIT}\nmfa_serial = {MFA}\n\n"
+        "[services local]\nsts =\n  endpoint_url = http://localhost:4566\n",
+        f"[jon]\n{KEY}",
+        {"jon": {"mfa_serial": MFA, "mfa": "prompt"}},
+        {"jon": {"source": "jon", "role_arn": None}, "dev": {"source": "jon", "role_arn": ADMIN},
+         "prod": {"source": "jon", "role_arn": AUDIT}},
+        skipped={"default": "no long-term key"}, keys=("jon",)),
 }
 
 
