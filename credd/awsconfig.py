@@ -23,7 +23,16 @@ CREDENTIAL_PROCESS = "credential_process"
 REGION = "region"
 # Keys with which botocore takes another way before it runs credential_process: its provider
 # chain tries assume-role, web identity and SSO first.
-SHADOWING = ("role_arn", "web_identity_token_file", "sso_start_url", "sso_session")
+# (`source_profile` and `credential_source` only count with a `role_arn`, but they are that role's lines.)
+SHADOWING = ("role_arn", "source_profile", "credential_source", "web_identity_token_file", "sso_start_url",
+             "sso_session", "sso_account_id", "sso_role_name")
+# What `credd config import` moves out of botocore's sight in each section it imports: the role and how to
+# assume it (botocore's), and aws-vault's own keys for it, which credd's config now holds.
+ROLE_KEYS = ("role_arn", "source_profile", "credential_source", "mfa_serial", "external_id", "role_session_name",
+             "duration_seconds", "source_identity", "include_profile", "mfa_process", "parent_profile",
+             "session_tags", "transitive_session_tags")
+# The mark before each line import turned into a comment: the line as it was follows it, byte for byte.
+IMPORT_MARK = "# credd-import: "
 WiringState = Literal["added", "wired", "other", "none"]
 
 
@@ -121,6 +130,66 @@ def section_of(doc: credfile.Document, profile: str) -> str:
 def new_section(profile: str) -> str:
     """The name of the section ~/.aws/config keeps `profile` in: `default`, else `profile NAME`."""
     return "default" if profile == "default" else f"profile {profile}"
+
+
+# What `credd config import` does to ~/.aws/config -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rewired:
+    """One imported profile's section after `rewire_text`."""
+
+    profile: str
+    section: str
+    moved: tuple[str, ...]  # the keys now behind IMPORT_MARK (empty: none were left)
+    wired: WiringState | None  # of its credential_process line (write: false); None: the credentials file serves it
+
+
+def rewire_text(text: str, profiles: Mapping[str, bool], command: Sequence[str], path: str) -> tuple[str, list[Rewired]]:
+    """Point each of `profiles` (name -> credd writes it into the credentials file) at what credd serves; pure.
+
+    botocore assumes a profile's `role_arn` itself (and runs SSO, web identity) before it reads the
+    credentials file or runs `credential_process`, so those lines (ROLE_KEYS) become comments behind
+    IMPORT_MARK, and a `write: false` profile gets credd's `credential_process` line in their place.
+    `region` and every other line stay. Running it again changes nothing.
+    """
+    outcomes = []
+    for name, write in profiles.items():
+        doc = credfile.parse(text, path)
+        section = section_of(doc, name)
+        existing = doc.sections.get(section)
+        moved = tuple(key for key in ROLE_KEYS if existing is not None and key in existing.keys)
+        if moved:
+            text = credfile.comment_keys(text, section, moved, IMPORT_MARK, path)
+        wired: WiringState | None = None
+        if not write:
+            text, found = wire_text(text, [name], command, path)
+            wired = found[0].state
+        outcomes.append(Rewired(name, section, moved, wired))
+    return text, outcomes
+
+
+def original_view(text: str, path: str) -> str:
+    """`text` as it was before `credd config import` rewired it: what a later import plans from; pure.
+
+    Marked lines read as they were, and in a section with marked lines a `credential_process` that runs
+    credd is the one import added (an imported profile had none: import leaves such profiles alone), so it
+    reads as a blank line. Line numbers stay those of `text`.
+    """
+    if IMPORT_MARK not in text:
+        return text
+    lines = credfile.split_lines(text)
+    restored = {index for index, line in enumerate(lines) if line.startswith(IMPORT_MARK)}
+    lines = [line[len(IMPORT_MARK):] if index in restored else line for index, line in enumerate(lines)]
+    doc = credfile.parse("".join(lines), path)
+    for section in doc.sections.values():
+        key = section.keys.get(CREDENTIAL_PROCESS)
+        if key is None or _credd_args(key.value) is None:
+            continue
+        if any(section.header < index <= section.last for index in restored):
+            for index in key.lines:
+                lines[index] = lines[index][len(lines[index].rstrip("\r\n")):]
+    return "".join(lines)
 
 
 # Which profiles run credd ---------------------------------------------------------------------------------------

@@ -290,7 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     config_import.add_argument("--profile", metavar="NAME", nargs="+", default=[],
                                help="only these profiles (and those their source_profile chains need)")
     config_import.add_argument("--dry-run", action="store_true",
-                               help="print the resulting config and what would move; change nothing")
+                               help="print the resulting config, the ~/.aws/config diff and what would move; "
+                                    "change nothing")
+    config_import.add_argument("--undo", action="store_true",
+                               help="give back every byte of the files the imports since the last undo changed")
 
     keys = _group(commands, "keys", "long-term access keys in the keyring")
     keys_set = _command(keys, "keys set", "store SOURCE's long-term key (prompts, or two lines of stdin)")

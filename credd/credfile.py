@@ -144,6 +144,11 @@ def parse(text: str, path: str = LABEL) -> Document:
     return doc
 
 
+def split_lines(text: str) -> list[str]:
+    """The file's lines, each with its ending, split as botocore's text-mode read splits them."""
+    return _LINE.findall(text)
+
+
 def read_profiles(text: str, path: str = LABEL) -> dict[str, dict[str, object]]:
     """What `botocore.configloader.raw_config_parse` returns for this file: section -> key -> value.
 
@@ -441,6 +446,27 @@ def set_keys(text: str, section: str, values: Mapping[str, str], path: str = LAB
     edits = _Edits()
     expected = {section: _set_keys(doc, section, values, edits, stale=())}
     return _apply(doc, edits, expected, path)
+
+
+def comment_keys(text: str, section: str, names: Collection[str], mark: str, path: str = LABEL) -> str:
+    """Turn `names` of `section` (each with its continuation lines) into comment lines `MARK + the line as it was`.
+
+    The line endings stay and so does every other byte, so removing `mark` from those lines gives the
+    file back as it was; a key the section lacks, or a section the file lacks, is no change.
+    `mark` must start with `#` or `;`, so botocore reads the line as a comment.
+    """
+    if not mark.startswith(COMMENT_PREFIXES):
+        raise ValueError("the mark must start a comment line")
+    doc = parse(text, path)
+    found = doc.sections.get(section)
+    if found is None:
+        return text
+    edits = _Edits()
+    for name in names:
+        for index in found.keys[name].lines if name in found.keys else ():
+            edits.replaced[index] = mark + doc.lines[index].rstrip("\r\n")
+    kept = {name: value for name, value in found.values().items() if name not in names}
+    return _apply(doc, edits, {section: kept}, path)
 
 
 def _check_writable(doc: Document, name: str, values: Mapping[str, str], path: str) -> None:

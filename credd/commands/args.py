@@ -121,3 +121,4 @@ class ConfigImportArgs:
     from_path: str | None  # None: $AWS_CONFIG_FILE, else ~/.aws/config
     profile: list[str]  # empty: every profile
     dry_run: bool
+    undo: bool = False  # give back every byte the imports since the last undo changed
