@@ -111,15 +111,16 @@ CORPUS: dict[str, Shape] = {
         f"[profile work]\nmfa_serial = {MFA}\n[profile home]\nmfa_serial = arn:aws:iam::999999999999:mfa/me\n"
         f"[profile work-admin]\nsource_profile = work\nrole_arn = {ADMIN}\n"
         f"[profile home-admin]\nsource_profile = home\nrole_arn = arn:aws:iam::999999999999:role/Admin\n",
-        f"[work]\n{KEY}[home]\naws_access_key_id = AKIAHOME000000000000\naws_secret_access_key = h\n",
+        f"[work]\n{KEY}[home]\naws_access_key_id = AKIAHOME000000000000\n"
+        "aws_secret_access_key = hOmE/sEcReT+kEy0fTh3s3c0ndUs3r0000000000\n",
         {"work": {"mfa_serial": MFA}, "home": {"mfa_serial": "arn:aws:iam::999999999999:mfa/me"}},
         {"work-admin": {"source": "work"}, "home-admin": {"source": "home"}}, keys=("work", "home")),
     "a cycle, a missing link, a role without credentials, a key-less base": Shape(
         f"[profile a]\nsource_profile = b\nrole_arn = {ADMIN}\n[profile b]\nsource_profile = a\nrole_arn = {AUDIT}\n"
         f"[profile lost]\nsource_profile = nowhere\nrole_arn = {ADMIN}\n[profile bare]\nrole_arn = {ADMIN}\n"
         "[profile empty]\nregion = us-east-2\n[profile base]\n",
-        f"[base]\n{KEY}[empty]\naws_access_key_id = ASIATEMP000000000000\naws_secret_access_key = t\n"
-        "aws_session_token = t\n",
+        f"[base]\n{KEY}[empty]\naws_access_key_id = ASIATEMP000000000000\n"
+        "aws_secret_access_key = tEmPoRaRy/sEcReT+0fAnOlDsEsSi0n000000000\naws_session_token = FwoGtEmPoRaRyT0kEn00\n",
         {"base": {}}, {"base": {}},
         skipped={"a": "circle", "b": "circle", "lost": "'nowhere' is not a profile", "bare": "role_arn without",
                  "empty": "no long-term key"},
