@@ -145,7 +145,8 @@ class Rewired:
     wired: WiringState | None  # of its credential_process line (write: false); None: the credentials file serves it
 
 
-def rewire_text(text: str, profiles: Mapping[str, bool], command: Sequence[str], path: str) -> tuple[str, list[Rewired]]:
+def rewire_text(text: str, profiles: Mapping[str, bool], command: Sequence[str],
+                path: str) -> tuple[str, list[Rewired]]:
     """Point each of `profiles` (name -> credd writes it into the credentials file) at what credd serves; pure.
 
     botocore assumes a profile's `role_arn` itself (and runs SSO, web identity) before it reads the

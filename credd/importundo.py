@@ -175,6 +175,17 @@ def as_written(current: str, change: FileChange) -> str | None:
     return text if digest(text) == change.after else None
 
 
+def moved_sources(record: Record) -> list[str]:
+    """The sources whose long-term keys import moved out of a file the record gives back."""
+    found: set[str] = set()
+    for change in record.files.values():
+        for step in change.recipe:
+            pieces = step[1] if step[0] == "put" else []
+            assert isinstance(pieces, list)
+            found.update(str(piece["source"]) for piece in pieces if isinstance(piece, dict))
+    return sorted(found)
+
+
 # I/O ---------------------------------------------------------------------------------------------------------------
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from credd import awsimport
+from credd import awsconfig, awsimport, credfile
 from credd.config import parse_config
+from credd.model import Credentials, Secret
 from tests.conftest import TEST_KEY_ID, TEST_SECRET_KEY, TEST_TOTP_SEED, Home, run_credd
 
 KEY = f"aws_access_key_id = {TEST_KEY_ID}\naws_secret_access_key = {TEST_SECRET_KEY}\n"
@@ -23,6 +26,7 @@ MFA = "arn:aws:iam::111111111111:mfa/alice"
 ADMIN = "arn:aws:iam::222222222222:role/Admin"
 AUDIT = "arn:aws:iam::333333333333:role/Audit"
 DEEP = "arn:aws:iam::444444444444:role/Deep"
+HOME_SECRET = "homeSecretKey/0000000000000000000000000000"  # a second IAM user's (a well-formed fake)
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,7 @@ CORPUS: dict[str, Shape] = {
         f"[profile work]\nmfa_serial = {MFA}\n[profile home]\nmfa_serial = arn:aws:iam::999999999999:mfa/me\n"
         f"[profile work-admin]\nsource_profile = work\nrole_arn = {ADMIN}\n"
         f"[profile home-admin]\nsource_profile = home\nrole_arn = arn:aws:iam::999999999999:role/Admin\n",
-        f"[work]\n{KEY}[home]\naws_access_key_id = AKIAHOME000000000000\n"
-        "aws_secret_access_key = hOmE/sEcReT+kEy0fTh3s3c0ndUs3r0000000000\n",
+        f"[work]\n{KEY}[home]\naws_access_key_id = AKIAHOME000000000000\naws_secret_access_key = {HOME_SECRET}\n",
         {"work": {"mfa_serial": MFA}, "home": {"mfa_serial": "arn:aws:iam::999999999999:mfa/me"}},
         {"work-admin": {"source": "work"}, "home-admin": {"source": "home"}}, keys=("work", "home")),
     "a cycle, a missing link, a role without credentials, a key-less base": Shape(
@@ -206,8 +209,16 @@ def aws_files(home: Home, name: str = "chain of three, MFA at the base") -> tupl
             write_private(home.credentials, shape.credentials))
 
 
-def snapshot(home: Home) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for p in sorted(home.root.rglob("*")) if p.is_file()}
+def snapshot(home: Home) -> dict[str, tuple[bytes | None, int]]:
+    """Every file and directory under the home: its bytes and its mtime (a file rewritten as it was shows)."""
+    return {str(p): (p.read_bytes() if p.is_file() else None, p.lstat().st_mtime_ns)
+            for p in sorted(home.root.rglob("*"))}
+
+
+def contents(home: Home) -> dict[str, bytes]:
+    """Every file under the home but the keyring's, and its bytes."""
+    return {str(p.relative_to(home.root)): p.read_bytes() for p in sorted(home.root.rglob("*"))
+            if p.is_file() and "keyring" not in p.name and not p.name.endswith(".lock")}
 
 
 def test_dry_run_prints_the_config_and_changes_no_byte(plaintext_keyring: Home) -> None:
@@ -218,6 +229,11 @@ def test_dry_run_prints_the_config_and_changes_no_byte(plaintext_keyring: Home) 
     assert f"role_arn: {AUDIT}" in result.stdout
     assert "source_profile: admin" in result.stdout
     assert "would move the long-term key in [base]" in result.stdout
+    aws = plaintext_keyring.root / ".aws" / "config"
+    assert (f"--- {aws}\n+++ {aws} (rewired)\n@@ -1,12 +1,12 @@\n [profile base]\n region = eu-west-1\n"
+            f"-mfa_serial = {MFA}\n+# credd-import: mfa_serial = {MFA}\n [profile admin]\n-source_profile = base\n"
+            f"-role_arn = {ADMIN}\n+# credd-import: source_profile = base\n+# credd-import: role_arn = {ADMIN}\n"
+            in result.stdout)
     assert "dry run: nothing was changed" in result.stdout
     assert snapshot(plaintext_keyring) == before
 
@@ -321,16 +337,253 @@ def test_imported_chain_is_served_to_the_aws_cli_with_one_session(plaintext_keyr
     try:
         daemon.start()
         daemon.wait_state("audit", "fresh")
-        # The original ~/.aws/config still has the role lines, which botocore would use before the credentials
-        # file (issue 15 item 2 rewires them): the CLI here reads a config with the regions only.
-        plain = write_private(tmp_path / "aws-config", "[profile audit]\nregion = us-east-1\n")
-        env = dict(daemon.env, AWS_CONFIG_FILE=str(plain), AWS_EC2_METADATA_DISABLED="true", AWS_PAGER="")
+        # The CLI reads ~/.aws/config as import rewired it: its role lines are comments now (audit names no region
+        # there, before or after: botocore does not take one from a source_profile).
+        assert f"# credd-import: role_arn = {AUDIT}" in (home.root / ".aws" / "config").read_text()
+        env = dict(daemon.env, AWS_CONFIG_FILE=str(home.root / ".aws" / "config"),
+                   AWS_EC2_METADATA_DISABLED="true", AWS_PAGER="")
         called = subprocess.run([aws, "sts", "get-caller-identity", "--profile", "audit", "--endpoint-url",
-                                 live_sts.url, "--output", "json"], capture_output=True, text=True, env=env,
-                                timeout=120)
+                                 live_sts.url, "--region", "us-east-1", "--output", "json"], capture_output=True,
+                                text=True, env=env, timeout=120)
         assert called.returncode == 0, called.stderr
         assert ":assumed-role/Audit/" in json.loads(called.stdout)["Arn"]
         assert live_sts.calls["GetSessionToken"] == 1
         assert live_sts.calls["AssumeRole"] == 2
     finally:
         daemon.finish()
+
+
+# ~/.aws/config rewired: the SDKs use what credd serves ---------------------------------------------------------------
+
+EXPIRES = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+def credd_hook() -> list[str]:
+    """The real `credd` beside this Python (the plain script a venv install has)."""
+    return [str(Path(sys.executable).parent / "credd")]
+
+
+def served_by_credd(shape: Shape, tmp_path: Path, write_false: bool) -> tuple[awsimport.Plan, str, str, dict]:
+    """A shape imported: the plan, ~/.aws/config rewired, and the credentials file as credd's daemon then writes it
+    (keys moved out, a section per `write: true` profile); `write_false`: roles go through credential_process."""
+    plan, config = load_plan(shape, tmp_path)
+    served = {name: config.profiles[name].write and not (write_false and config.profiles[name].is_role)
+              for name in plan.profiles}
+    rewired, _ = awsconfig.rewire_text(shape.config, served, credd_hook(), "aws-config")
+    credentials = shape.credentials
+    for move in plan.keys:
+        key = credfile.read_long_term_key(credentials, move.section)
+        credentials = credfile.remove_long_term_key(credentials, move.section, key)
+    written = {name: Credentials(f"ASIACREDD{index:011d}", Secret(f"secret-{name}"), Secret(f"token-{name}"),
+                                 EXPIRES) for index, name in enumerate(plan.profiles) if served[name]}
+    return plan, rewired, credfile.update(credentials, written), served
+
+
+def botocore_credentials(config_text: str, credentials_text: str, profile: str, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch):
+    """What botocore (in this process) resolves `profile` to with these two files."""
+    import botocore.session
+
+    config, credentials = tmp_path / "aws-config-for-botocore", tmp_path / "credentials-for-botocore"
+    config.write_bytes(config_text.encode())
+    credentials.write_bytes(credentials_text.encode())
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("CREDD_SOCKET", str(tmp_path / "no-daemon.sock"))
+    return botocore.session.Session(profile=profile).get_credentials()
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_each_shape_is_rewired_so_botocore_takes_credds_credentials(name: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    shape = CORPUS[name]
+    plan, rewired, credentials, _ = served_by_credd(shape, tmp_path, write_false=False)
+    assert awsconfig.rewire_text(rewired, dict.fromkeys(plan.profiles, True), credd_hook(), "x")[0] == rewired
+    assert awsconfig.original_view(rewired, "x") == shape.config  # what a second import plans from
+    again = awsimport.plan_import(awsconfig.original_view(rewired, "x"), "aws-config", credentials, "credentials",
+                                  known_sources=plan.sources)
+    assert (again.sources, again.profiles, again.keys) == (plan.sources, plan.profiles, [])
+    before = credfile.read_profiles(shape.config)
+    after = credfile.read_profiles(rewired)
+    imported = {awsconfig.new_section(profile) for profile in plan.profiles}
+    for section, values in before.items():  # region, every key it does not move, every other profile stay
+        moved = awsconfig.ROLE_KEYS if section in imported else ()
+        assert {k: v for k, v in values.items() if k not in moved} == after[section], section
+    for index, profile in enumerate(plan.profiles):
+        if plan.profiles[profile].get("role_arn"):  # the original: botocore assumes the role itself
+            original = botocore_credentials(shape.config, shape.credentials, profile, tmp_path, monkeypatch)
+            assert original.method == "assume-role", profile
+        got = botocore_credentials(rewired, credentials, profile, tmp_path, monkeypatch)
+        assert (got.method, got.access_key) == ("shared-credentials-file", f"ASIACREDD{index:011d}"), profile
+
+
+@pytest.mark.parametrize("name", ["chain of three, MFA at the base", "comments, indentation and [default]",
+                                  "CRLF line endings", "no final newline",
+                                  "a self-referencing profile: its own key assumes its role"])
+def test_a_write_false_role_is_handed_to_credds_credential_process(name: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import CredentialRetrievalError
+
+    shape = CORPUS[name]
+    _, rewired, credentials, served = served_by_credd(shape, tmp_path, write_false=True)
+    hooked = [profile for profile, write in served.items() if not write]
+    assert hooked
+    assert awsconfig.rewire_text(rewired, served, credd_hook(), "x")[0] == rewired
+    for profile in hooked:
+        # No daemon runs: botocore ran credd's hook (not AssumeRole), and says what credd's hook said.
+        with pytest.raises(CredentialRetrievalError) as failed:
+            botocore_credentials(rewired, credentials, profile, tmp_path, monkeypatch)
+        assert failed.value.kwargs["provider"] == "custom-process", profile
+        assert "credd" in failed.value.kwargs["error_msg"], profile
+
+
+# --undo, and a crash half-way ---------------------------------------------------------------------------------------
+
+
+def imported_home(home: Home, name: str) -> dict[str, bytes]:
+    """The shape's files in the home; what they hold before import."""
+    aws_files(home, name)
+    return contents(home)
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_undo_gives_back_every_byte_of_each_shape(name: str, plaintext_keyring: Home) -> None:
+    home = plaintext_keyring
+    before = imported_home(home, name)
+    result = run_credd(["config", "import"], home)
+    assert result.returncode == 0, result.stderr
+    assert contents(home) != before
+    undone = run_credd(["config", "import", "--undo"], home)
+    assert undone.returncode == 0, undone.stderr
+    assert contents(home) == before
+    assert "gave back" in undone.stdout and "keys rm" in undone.stdout
+
+
+def test_import_rewires_aws_config_and_says_how_to_undo(plaintext_keyring: Home) -> None:
+    home = plaintext_keyring
+    aws, _ = aws_files(home)
+    result = run_credd(["config", "import"], home)
+    assert result.returncode == 0, result.stderr
+    assert aws.read_text() == (
+        f"[profile base]\nregion = eu-west-1\n# credd-import: mfa_serial = {MFA}\n"
+        f"[profile admin]\n# credd-import: source_profile = base\n# credd-import: role_arn = {ADMIN}\n"
+        f"[profile audit]\n# credd-import: source_profile = admin\n# credd-import: role_arn = {AUDIT}\n"
+        f"[profile deep]\n# credd-import: source_profile = audit\n# credd-import: role_arn = {DEEP}\n")
+    assert f"admin: role_arn, source_profile in [profile admin] in {aws} now behind `# credd-import:`" in result.stdout
+    record = home.root / ".local" / "state" / "credd" / "config-import-undo.json"
+    assert f"`credd config import --undo` puts back every byte this changed (what it needs is in {record})" \
+        in result.stdout
+    assert record.stat().st_mode & 0o777 == 0o600
+    assert TEST_SECRET_KEY not in record.read_text()  # the moved key is named by its source, never written
+
+
+def test_a_write_false_profile_gets_credds_hook_line(plaintext_keyring: Home) -> None:
+    home = plaintext_keyring
+    aws, _ = aws_files(home, "CRLF line endings")
+    home.write_config("version: 1\nsources:\n  base:\n    region: eu-west-2\nprofiles:\n  admin:\n    source: base\n"
+                      f"    role_arn: {ADMIN}\n    write: false\n")
+    result = run_credd(["config", "import"], home)
+    assert result.returncode == 0, result.stderr
+    hook = awsconfig.hook_line(credd_hook(), "admin")
+    assert aws.read_bytes() == (f"[profile base]\r\nregion = eu-west-2\r\n[profile admin]\r\n"
+                                f"credential_process = {hook}\r\n# credd-import: source_profile = base\r\n"
+                                f"# credd-import: role_arn = {ADMIN}\r\n").encode()
+    before = snapshot(home)
+    again = run_credd(["config", "import"], home)
+    assert again.returncode == 0 and "nothing changed" in again.stdout, again.stderr
+    assert snapshot(home) == before
+
+
+def test_undo_drops_the_sections_the_daemon_wrote_since(plaintext_keyring: Home) -> None:
+    from credd.atomicfile import update_file
+
+    home = plaintext_keyring
+    before = imported_home(home, "chain of three, MFA at the base")
+    assert run_credd(["config", "import"], home).returncode == 0
+    session = Credentials("ASIACREDD00000000001", Secret("s"), Secret("t"), EXPIRES)
+    update_file(home.credentials, lambda text: credfile.update(text, {"base": session, "audit": session}))
+    undone = run_credd(["config", "import", "--undo"], home)
+    assert undone.returncode == 0, undone.stderr
+    assert contents(home) == before
+
+
+def test_undo_refuses_to_lose_an_edit_made_after_import(plaintext_keyring: Home) -> None:
+    home = plaintext_keyring
+    aws, _ = aws_files(home)
+    assert run_credd(["config", "import"], home).returncode == 0
+    with aws.open("a") as edited:
+        edited.write("[profile mine]\nregion = us-east-2\n")
+    before = snapshot(home)
+    undone = run_credd(["config", "import", "--undo"], home)
+    assert undone.returncode == 1
+    assert undone.stderr == (
+        f"credd: error: nothing was undone:\n  {aws} (AWS config) changed since import wrote it, and undo would lose "
+        "that change; to take import's changes back by hand, delete `# credd-import: ` where a line starts with it "
+        "and the `credential_process` lines it added, or undo your change and run `credd config import --undo` "
+        "again\n")
+    assert snapshot(home) == before
+
+
+def test_undo_takes_back_two_imports_at_once(plaintext_keyring: Home) -> None:
+    home = plaintext_keyring
+    before = imported_home(home, "two IAM users, one MFA each")
+    assert run_credd(["config", "import", "--profile", "work-admin"], home).returncode == 0
+    assert run_credd(["config", "import"], home).returncode == 0
+    assert "home-admin:" in home.config.read_text()
+    assert run_credd(["config", "import", "--undo"], home).returncode == 0
+    assert contents(home) == before
+
+
+def test_undo_with_nothing_to_undo_says_so(plaintext_keyring: Home) -> None:
+    undone = run_credd(["config", "import", "--undo"], plaintext_keyring)
+    assert undone.returncode == 2
+    record = plaintext_keyring.root / ".local" / "state" / "credd" / "config-import-undo.json"
+    assert undone.stderr == (f"credd: error: no `credd config import` to undo: {record} does not exist (import "
+                             "writes it; undo removes it)\n")
+
+
+def test_a_malformed_key_is_refused_before_anything_changes(plaintext_keyring: Home) -> None:
+    home = plaintext_keyring
+    aws_files(home, "two IAM users, one MFA each")
+    home.credentials.write_text(home.credentials.read_text().replace(HOME_SECRET, "h"))
+    before = snapshot(home)
+    result = run_credd(["config", "import"], home)
+    assert result.returncode == 2
+    assert "that is not a secret access key" in result.stderr
+    assert snapshot(home) == before
+
+
+def other_home(home: Home, root: Path) -> Home:
+    """A second throw-away home like `home`, at `root`."""
+    root.mkdir()
+    return Home(root, {name: value.replace(str(home.root), str(root)) for name, value in home.env.items()})
+
+
+@pytest.mark.parametrize("point", ["journal", "config", "aws-config", "keys"])
+def test_sigkill_during_import_leaves_old_or_new_files_that_a_rerun_completes_or_undo_restores(
+        point: str, plaintext_keyring: Home, tmp_path: Path) -> None:
+    name = "aws-vault include_profile and mfa_process"
+    reference = other_home(plaintext_keyring, tmp_path / "reference")
+    imported_home(reference, name)
+    assert run_credd(["config", "import"], reference).returncode == 0
+    files = (Path(".config/credd/config.yaml"), Path(".aws/config"), Path(".aws/credentials"))
+    after = {str(file): (reference.root / file).read_bytes() for file in files}
+
+    home = plaintext_keyring
+    before = imported_home(home, name)
+    for then in ("--undo", "again"):
+        killed = run_credd(["config", "import"], home, extra_env={"CREDD_TEST_KILL_AT": point})
+        assert killed.returncode == -9, killed.stderr
+        for file in map(str, files):  # each file is as it was or as import writes it, never a third thing
+            now = (home.root / file).read_bytes() if (home.root / file).exists() else None
+            assert now in (before.get(file), after[file]), (point, file)
+        if then == "again":
+            again = run_credd(["config", "import"], home)
+            assert again.returncode == 0, again.stderr
+            assert "an earlier `credd config import` stopped half-way" in again.stdout
+            assert "this run completes it" in again.stdout
+            assert {file: (home.root / file).read_bytes() for file in map(str, files)} == after
+        undone = run_credd(["config", "import", "--undo"], home)
+        assert undone.returncode == 0, undone.stderr
+        assert contents(home) == before

@@ -45,6 +45,7 @@ OWNED = "[alice-session]\naws_access_key_id = ASIAEXAMPLEEXAMPLE1\naws_secret_ac
         "aws_session_token = t\nx_credd_expiration = 2030-01-01T00:00:00Z\n"
 LONG_TERM = f"aws_access_key_id = {TEST_KEY_ID}\naws_secret_access_key = {TEST_SECRET_KEY}\n"
 WIRED = {"prod-admin": {"credential_process": "credd process prod-admin"}}
+ADMIN = "arn:aws:iam::222222222222:role/Admin"
 
 
 def make_config(**changes) -> Config:
@@ -190,6 +191,26 @@ BROKEN = [
     ("wired profile shadowed by the file", {"credentials": file_with(OWNED + "[prod-admin]\n" + LONG_TERM)},
      "fail", "profile prod-admin", "the SDKs read [prod-admin] from /home/u/.aws/credentials first",
      "remove [prod-admin] from /home/u/.aws/credentials"),
+    ("role lines left in a written profile's section",
+     {"config": make_config(profiles={"prod-admin": Profile("prod-admin", "alice", ADMIN, "x", None, 3600, True)}),
+      "aws_config": AwsConfigFacts(AWS_CONFIG, True, {"prod-admin": {"source_profile": "base", "role_arn": ADMIN}},
+                                   lines={"prod-admin": {"source_profile": 2, "role_arn": 3}})},
+     "fail", "profile prod-admin",
+     (f"{AWS_CONFIG}:2: [profile prod-admin] sets role_arn, source_profile, which botocore uses before the "
+      "credentials file credd writes: the SDKs never take credd's credentials for it"),
+     "`credd config import --profile prod-admin` (it turns those lines into comments"),
+    ("another role in a wired profile's section",
+     {"aws_config": AwsConfigFacts(AWS_CONFIG, True, {"prod-admin": {
+         **WIRED["prod-admin"], "role_arn": "arn:aws:iam::999999999999:role/Other", "source_profile": "x"}},
+         lines={"prod-admin": {"credential_process": 2, "role_arn": 3, "source_profile": 4}})},
+     "fail", "profile prod-admin", f"{AWS_CONFIG}:3: [profile prod-admin] sets role_arn, source_profile, which "
+                                   "botocore uses before credd's credential_process",
+     f"remove role_arn, source_profile from [profile prod-admin] in {AWS_CONFIG} (lines 3, 4)"),
+    ("SSO keys in a written profile's section",
+     {"aws_config": AwsConfigFacts(AWS_CONFIG, True, {**WIRED, "alice-session": {"sso_session": "corp"}},
+                                   lines={"alice-session": {"sso_session": 7}})},
+     "fail", "profile alice-session", f"{AWS_CONFIG}:7: [profile alice-session] sets sso_session",
+     f"remove sso_session from [profile alice-session] in {AWS_CONFIG} (line 7)"),
     ("write: false profile not wired", {"aws_config": AwsConfigFacts(AWS_CONFIG, True, {})},
      "warn", "profile prod-admin", "not wired",
      "add `[profile prod-admin]` with `credential_process = credd process prod-admin`"),
@@ -474,6 +495,10 @@ def broken_home(home: Home, break_it: str) -> dict[str, str]:
         home.credentials.chmod(0o644)
     elif break_it == "unknown profile wired":
         (home.root / ".aws" / "config").write_text("[profile ghost]\ncredential_process = credd process ghost\n")
+    elif break_it == "role lines left":
+        (home.root / ".aws" / "config").write_text("[profile alice-session]\nregion = eu-west-1\n"
+                                                   "role_arn = arn:aws:iam::222222222222:role/Admin\n"
+                                                   "source_profile = alice-session\n")
     elif break_it == "state directory open":
         state = home.root / ".local" / "state" / "credd"
         state.mkdir(parents=True)
@@ -491,6 +516,9 @@ def broken_home(home: Home, break_it: str) -> dict[str, str]:
     ("keys in the environment", 0, "warn environment: AWS_ACCESS_KEY_ID (AKIA…MPLE), AWS_SECRET_ACCESS_KEY are set",
      "fix: unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY"),
     ("unknown profile wired", 1, "FAIL profile ghost: [profile ghost] in ", "fix: add ghost under `profiles:`"),
+    ("role lines left", 1, "FAIL profile alice-session: ",
+     "/.aws/config:3: [profile alice-session] sets role_arn, source_profile, which botocore uses before the "
+     "credentials file credd writes"),
     ("state directory open", 1, ("FAIL state directory: credd refuses it (so after a restart it may send an MFA "
                                  "code again, which AWS refuses): "),
      "is open to other users (mode 777); run `chmod 700 "),
@@ -607,3 +635,16 @@ def test_doctor_fails_a_config_others_can_write(plaintext_keyring: Home):
     assert config[0]["level"] == "fail"
     assert config[0]["message"] == (f"{path}: it is writable by group and others (mode 666), who could change which "
                                     f"program credd runs; run `chmod go-w {path}`")
+
+
+def test_a_section_config_import_rewired_no_longer_shadows():
+    from credd import credfile
+    from credd.doctor.wiring import role_shadowing
+
+    text = f"[profile prod-admin]\nsource_profile = base\nrole_arn = {ADMIN}\nregion = eu-west-1\n"
+    config = make_config(profiles={"prod-admin": Profile("prod-admin", "alice", ADMIN, "x", None, 3600, True)})
+    before = AwsConfigFacts(AWS_CONFIG, True, {"prod-admin": credfile.read_profiles(text)["profile prod-admin"]})
+    assert [f.topic for f in role_shadowing(config, {}, before)] == ["profile prod-admin"]
+    rewired, _ = awsconfig.rewire_text(text, {"prod-admin": True}, ["credd"], AWS_CONFIG)
+    after = AwsConfigFacts(AWS_CONFIG, True, {"prod-admin": credfile.read_profiles(rewired)["profile prod-admin"]})
+    assert role_shadowing(config, {}, after) == []

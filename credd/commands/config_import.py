@@ -10,6 +10,7 @@ both files, and nothing is written.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import signal
@@ -24,7 +25,8 @@ from credd.commands.args import ConfigImportArgs
 from credd.config import parse_config
 from credd.context import Context
 from credd.errors import ConfigError, CreddError, UsageError
-from credd.model import Config
+from credd.model import Config, Profile
+from credd.secret_formats import parse_access_key
 from credd.store import Store
 
 
@@ -66,11 +68,18 @@ def run(ctx: Context, args: ConfigImportArgs) -> int:
     new_aws, rewired = awsconfig.rewire_text(aws_text, served, command, str(aws_path))
     keys = {move.source: credfile.read_long_term_key(credentials_text or "", move.section, str(credentials))
             for move in plan.keys}
+    for key in keys.values():  # every key is checked before anything changes, not when its turn comes
+        parse_access_key(key.key_id, key.secret.reveal())
     new_credentials = credentials_text
     for move in plan.keys:
         new_credentials = credfile.remove_long_term_key(new_credentials or "", move.section, keys[move.source],
                                                         str(credentials))
     if text == old_text and new_aws == aws_text and not plan.keys:
+        record = None if args.dry_run else _read_record(ctx, _record_path(ctx))
+        if record is not None and not record.done:  # killed after its last write: only the record says so
+            record.done = True
+            importundo.write_record(_record_path(ctx), record)
+            ctx.say("an earlier `credd config import` stopped half-way, after its last change; this run completes it")
         ctx.say(f"{path} already has every profile {aws_path} gives, and {aws_path} uses them; nothing changed")
         return 0
     if args.dry_run:
@@ -142,6 +151,9 @@ def _journal(ctx: Context, at: Path, changes: list[importundo.FileChange]) -> No
     takes back every import since the last undo. One changed since by hand starts again from now.
     """
     record = _read_record(ctx, at) or importundo.Record()
+    if not record.done:
+        ctx.say(f"an earlier `credd config import` stopped half-way; this run completes it "
+                f"(`{ctx.command('config', 'import', '--undo')}` would take it back instead)")
     for change in changes:
         if change.before == change.after:
             continue
@@ -238,11 +250,11 @@ def undo(ctx: Context, dry_run: bool = False) -> int:
             problems.append(f"{change.path}: the keyring no longer holds the long-term keys import moved out of "
                             f"it (`{ctx.command('keys', 'ls')}`), so its bytes cannot be given back")
             continue
+        assert current is not None  # as_written gave something back
         restores.append((change, current, before))
     if problems:
         raise CreddError("nothing was undone:\n  " + "\n  ".join(problems))
-    sources = sorted({str(piece["source"]) for change in record.files.values() for step in change.recipe
-                      if step[0] == "put" for piece in step[1] if isinstance(piece, dict)})  # type: ignore[union-attr]
+    sources = importundo.moved_sources(record)
     for change, current, before in restores:
         if dry_run:
             ctx.say(f"would {'remove' if before is None else 'give back'} {change.path} ({change.kind}) as it was "
@@ -251,8 +263,7 @@ def undo(ctx: Context, dry_run: bool = False) -> int:
             os.unlink(change.path)
             ctx.say(f"removed {change.path}: import created it")
         else:
-            update_file(Path(change.path), lambda text, now=current, new=before, where=change.path:
-                        _unchanged(text, now, new, Path(where)), hint_config=ctx.hint_config)
+            _give_back(ctx, Path(change.path), current, before)
             ctx.say(f"gave back {change.path} ({change.kind}) as it was before import")
     if dry_run:
         ctx.say("dry run: nothing was changed")
@@ -265,6 +276,10 @@ def undo(ctx: Context, dry_run: bool = False) -> int:
                 f"file): `{ctx.command('keys', 'rm', sources[0])}` removes one; a running daemon keeps the profiles it "
                 f"loaded until it reloads")
     return 0
+
+
+def _give_back(ctx: Context, path: Path, current: str, before: str) -> None:
+    update_file(path, lambda text: _unchanged(text, current, before, path), hint_config=ctx.hint_config)
 
 
 def _changed_since(ctx: Context, change: importundo.FileChange) -> str:
@@ -298,9 +313,12 @@ def _new(planned: dict[str, dict[str, object]], imported: Mapping[str, object], 
     """The planned entries credd's config lacks; one it has with another meaning is a clash, named in both files."""
     new = {}
     for name, entry in planned.items():
+        mine = existing.get(name)
+        if isinstance(mine, Profile):  # `write:` is the user's to choose: import never sets it
+            mine = dataclasses.replace(mine, write=getattr(imported[name], "write", mine.write))
         if name not in existing:
             new[name] = entry
-        elif existing[name] != imported[name]:
+        elif mine != imported[name]:
             line = _line_of(old_text, level, name)
             where = f"{path}:{line}" if line else str(path)
             raise ConfigError(where, None, f"{level}.{name}",

@@ -176,11 +176,14 @@ def _aws_config(path: str) -> doctor.AwsConfigFacts:
         if text is None:
             return doctor.AwsConfigFacts(path)
         sections = credfile.read_profiles(text, path)
+        lines = {name: {key: found.lines[0] + 1 for key, found in section.keys.items()}
+                 for name, section in credfile.parse(text, path).sections.items()}
     except CredentialsFileError as e:
         return doctor.AwsConfigFacts(path, True, error=f"{e} (the AWS CLI and SDKs cannot read the file either)")
     except CreddError as e:
         return doctor.AwsConfigFacts(path, True, error=str(e))
-    return doctor.AwsConfigFacts(path, True, build_profile_map(sections)["profiles"])
+    return doctor.AwsConfigFacts(path, True, build_profile_map(sections)["profiles"],
+                                 lines=build_profile_map(lines)["profiles"])
 
 
 def _socket(ctx: Context) -> doctor.SocketFacts:

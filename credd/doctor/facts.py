@@ -71,6 +71,7 @@ class AwsConfigFacts:
     exists: bool = False
     profiles: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # [default] is "default"
     error: str | None = None  # the file cannot be read or parsed; names the line
+    lines: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # profile -> key -> its line, from 1
 
 
 @dataclass(frozen=True)

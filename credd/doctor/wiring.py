@@ -11,7 +11,7 @@ import os.path
 from collections.abc import Mapping
 
 from credd import paths
-from credd.awsconfig import hook_config_args, new_section
+from credd.awsconfig import SHADOWING, hook_config_args, new_section
 from credd.commandline import credd_command
 from credd.doctor.facts import AwsConfigFacts, FileFacts
 from credd.doctor.files import ParsedCredentials
@@ -73,7 +73,42 @@ def check_profiles(config: Config, wiring: Mapping[str, str | None], parsed: Par
             served[name] = target
     paths = [_path_of(profile.name, profile.write, [q for q, p in served.items() if p == profile.name], file.path,
                       aws) for profile in config.profiles.values()]
-    return sorted(paths + wiring_findings, key=lambda finding: finding.topic)  # each profile's lines together
+    found = paths + wiring_findings + role_shadowing(config, wiring, aws, hint)
+    return sorted(found, key=lambda finding: finding.topic)  # each profile's lines together
+
+
+def role_shadowing(config: Config, wiring: Mapping[str, str | None], aws: AwsConfigFacts,
+                   hint: str | None = None) -> list[Finding]:
+    """Profiles credd serves whose ~/.aws/config section botocore answers first, imported or written by hand.
+
+    botocore's provider chain assumes a `role_arn` itself (with its `source_profile` or `credential_source`),
+    and runs web identity and SSO, before it reads the credentials file or runs `credential_process`.
+    """
+    found = []
+    for name, values in aws.profiles.items():
+        profile = config.profiles.get(name)
+        served = (profile is not None and profile.write) or wiring.get(name) is not None
+        keys = [key for key in SHADOWING if key in values]
+        if not served or not keys:
+            continue
+        lines = aws.lines.get(name, {})
+        first = min((lines[key] for key in keys if key in lines), default=None)
+        where = f"{aws.path}:{first}" if first else aws.path
+        way = "the credentials file credd writes" if profile is not None and profile.write else "credd's " \
+            "credential_process"
+        message = (f"{where}: {aws_section(name)} sets {', '.join(keys)}, which botocore uses before {way}: the SDKs "
+                   "never take credd's credentials for it (a role there is assumed by the SDK itself, asking for "
+                   "its own MFA code)")
+        if profile is not None and profile.role_arn is not None and values.get("role_arn") == profile.role_arn and \
+                not any(key.startswith("sso_") for key in keys):
+            fix = (f"`{credd_command(hint, 'config', 'import', '--profile', name)}` (it turns those lines into "
+                   "comments; `--undo` puts them back)")
+        else:
+            numbers = [str(lines[key]) for key in keys if key in lines]
+            where = f" ({'lines' if len(numbers) > 1 else 'line'} {', '.join(numbers)})" if numbers else ""
+            fix = f"remove {', '.join(keys)} from {aws_section(name)} in {aws.path}{where}"
+        found.append(fail(f"profile {name}", message, fix))
+    return found
 
 
 def _elsewhere(name: str, target: str, section: str, used: str, profiles: frozenset[str] | str | None) -> Finding:
