@@ -70,10 +70,9 @@ def run(ctx: Context, args: ConfigImportArgs) -> int:
             for move in plan.keys}
     for key in keys.values():  # every key is checked before anything changes, not when its turn comes
         parse_access_key(key.key_id, key.secret.reveal())
-    new_credentials = credentials_text
-    for move in plan.keys:
-        new_credentials = credfile.remove_long_term_key(new_credentials or "", move.section, keys[move.source],
-                                                        str(credentials))
+    leaving = {move.section: keys[move.source] for move in plan.keys}
+    new_credentials = credfile.remove_long_term_keys(credentials_text or "", leaving, str(credentials)) \
+        if leaving else credentials_text
     if text == old_text and new_aws == aws_text and not plan.keys:
         record = None if args.dry_run else _read_record(ctx, _record_path(ctx))
         if record is not None and not record.done:  # killed after its last write: only the record says so
@@ -302,10 +301,10 @@ def _aws_config_file(ctx: Context) -> str:
 
 
 def _move_keys(ctx: Context, config: Config, moves: list[awsimport.KeyMove]) -> None:
-    from credd.keyimport import import_from_profile
+    from credd.keyimport import import_from_profiles
 
-    for move in moves:
-        import_from_profile(ctx, config, move.source, move.section)
+    if moves:
+        import_from_profiles(ctx, config, {move.source: move.section for move in moves})
 
 
 def _new(planned: dict[str, dict[str, object]], imported: Mapping[str, object], existing: Mapping[str, object],
