@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from credd import credfile
-from credd.errors import CredentialsFileError
+from credd.errors import CreddError, CredentialsFileError
 
 RECORD_NAME = "config-import-undo.json"
 CONFIG, AWS_CONFIG, CREDENTIALS = "credd config", "AWS config", "credentials file"
@@ -196,20 +196,19 @@ def record_path(state_dir: str) -> Path:
 
 
 def read_record(path: Path) -> Record | None:
-    """The record at `path`; None if there is none. A record credd cannot read is a ValueError saying why."""
+    """The record at `path`; None if there is none. One credd cannot read is a CreddError saying what to do."""
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
-    if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("files"), list):
-        raise ValueError(f"{path} is not a record this credd wrote")
-    try:
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            raise ValueError("not a record this credd wrote")
         changes = [FileChange(item["path"], item["kind"], item["before"], item["after"], item["recipe"],
                               item.get("owned", [])) for item in data["files"]]
-    except (KeyError, TypeError):
-        raise ValueError(f"{path} is not a record this credd wrote") from None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        why = getattr(e, "strerror", None) or ("not a record this credd wrote" if isinstance(e, KeyError) else e)
+        raise CreddError(f"cannot read {path} ({why}), the record of what `credd config import` changed; move it "
+                         "aside, then run the command again (undo then has nothing to take back from before)") from None
     return Record({change.path: change for change in changes}, bool(data.get("done")))
 
 
@@ -217,9 +216,26 @@ def write_record(path: Path, record: Record | None) -> None:
     """Replace the record atomically (0600, in a 0700 directory); None removes it."""
     from credd.atomicfile import ensure_private_dir, write_atomic
 
-    if record is None:
-        if os.path.lexists(path):
-            os.unlink(path)
-        return
-    ensure_private_dir(path.parent)
-    write_atomic(path, record.to_json().encode(), follow_symlinks=False)
+    try:
+        if record is None:
+            if os.path.lexists(path):
+                os.unlink(path)
+            return
+        ensure_private_dir(path.parent)
+        write_atomic(path, record.to_json().encode(), follow_symlinks=False)
+    except OSError as e:
+        raise CreddError(f"cannot write {path}, the record `credd config import --undo` needs: "
+                         f"{e.strerror or e}") from None
+
+
+def replace_if_unchanged(path: Path, read: str, new: str, hint_config: str | None) -> None:
+    """Write `new` to `path` under credd's lock if it still holds `read`; never drop a change made meanwhile."""
+    from credd.atomicfile import update_file
+
+    def transform(current: str) -> str:
+        if current != read:
+            raise CreddError(f"{path} changed while credd was changing it; nothing of it was lost: run the command "
+                             "again")
+        return new
+
+    update_file(path, transform, hint_config=hint_config)

@@ -587,3 +587,18 @@ def test_sigkill_during_import_leaves_old_or_new_files_that_a_rerun_completes_or
         undone = run_credd(["config", "import", "--undo"], home)
         assert undone.returncode == 0, undone.stderr
         assert contents(home) == before
+
+
+def test_undo_dry_run_says_what_it_would_give_back_and_touches_nothing(plaintext_keyring: Home) -> None:
+    home = plaintext_keyring
+    aws, _ = aws_files(home)
+    assert run_credd(["config", "import"], home).returncode == 0
+    before = snapshot(home)
+    shown = run_credd(["config", "import", "--undo", "--dry-run"], home)
+    assert shown.returncode == 0, shown.stderr
+    assert f"would give back {aws} (AWS config) as it was before import" in shown.stdout
+    assert f"would remove {home.config} (credd config): import created it" in shown.stdout
+    assert snapshot(home) == before
+    picked = run_credd(["config", "import", "--undo", "--profile", "admin"], home)
+    assert picked.returncode == 2 and "leave out --from and --profile" in picked.stderr
+    assert snapshot(home) == before

@@ -145,7 +145,8 @@ def test_wiring_warns_when_botocore_would_assume_the_role_itself(home: Home) -> 
     aws_config(home, "[profile prod-admin]\nrole_arn = arn:aws:iam::1:role/A\nsource_profile = base\n")
     result = run_credd([*ALICE, "--hook", "--wire-aws-config"], home)
     assert result.returncode == 0, result.stderr
-    assert "[profile prod-admin] in ~/.aws/config also sets role_arn and source_profile, which botocore uses before" in result.stderr
+    assert ("[profile prod-admin] in ~/.aws/config also sets role_arn and source_profile, which botocore uses "
+            "before") in result.stderr
 
 
 class _Keyboard(io.StringIO):

@@ -2,10 +2,18 @@
 
 The plan is `awsimport`'s (pure). Here: read the files, merge the plan's new
 entries into credd's config text without touching the user's own lines,
-prove the result with the real loader, write it atomically, then move the
-keys. A name credd's config already has with the same meaning is no change
-(a second run changes nothing); with another meaning it is a clash, named in
-both files, and nothing is written.
+prove the result with the real loader, rewire `~/.aws/config` so the SDKs
+use what credd serves (`awsconfig.rewire_text`), then change the files. A
+name credd's config already has with the same meaning is no change (a second
+run changes nothing); with another meaning it is a clash, named in both
+files, and nothing is written.
+
+Every change is computed before the first is made, and recorded for undo
+(`importundo`) before it is made: then credd's config, `~/.aws/config`, and
+the keys (keyring first, then the credentials file), each file replaced
+atomically. The credentials file goes last because a key gone from it is the
+one thing a re-run could not plan again; so a run killed anywhere is
+completed by the next, or taken back by `--undo` (`config_undo`).
 """
 
 from __future__ import annotations
@@ -15,19 +23,43 @@ import difflib
 import os
 import signal
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from credd import awsconfig, awsimport, credfile, importundo, paths
-from credd.atomicfile import read_text, update_file, write_atomic
+from credd.atomicfile import read_text, write_atomic
 from credd.commands.args import ConfigImportArgs
 from credd.config import parse_config
 from credd.context import Context
 from credd.errors import ConfigError, CreddError, UsageError
 from credd.model import Config, Profile
 from credd.secret_formats import parse_access_key
-from credd.store import Store
+
+
+@dataclass
+class _Import:
+    """Everything one import changes, computed before anything is: each file's text now and after."""
+
+    aws_path: Path
+    aws_text: str
+    new_aws: str
+    rewired: list[awsconfig.Rewired]
+    path: Path
+    old_text: str | None  # None: there is no credd config yet
+    text: str
+    added: tuple[int, int]  # sources, profiles
+    config: Config  # as `text` loads
+    credentials: Path
+    credentials_text: str | None
+    new_credentials: str | None
+    moves: list[awsimport.KeyMove]
+    secrets: dict[str, str] = field(repr=False)  # source -> the secret key that leaves the credentials file
+
+    @property
+    def changes_nothing(self) -> bool:
+        return self.text == (self.old_text or "") and self.new_aws == self.aws_text and not self.moves
 
 
 def run(ctx: Context, args: ConfigImportArgs) -> int:
@@ -35,14 +67,33 @@ def run(ctx: Context, args: ConfigImportArgs) -> int:
         if args.from_path or args.profile:
             raise UsageError("--undo takes back what the last imports changed, whatever file and profiles they "
                              "read; leave out --from and --profile")
+        from credd.commands.config_undo import undo
+
         return undo(ctx, dry_run=args.dry_run)
+    plan = _prepare(ctx, args)
+    if plan is None:
+        return 0
+    if plan.changes_nothing:
+        if not args.dry_run:
+            _finish_interrupted(ctx)
+        ctx.say(f"{plan.path} already has every profile {plan.aws_path} gives, and {plan.aws_path} uses them; "
+                "nothing changed")
+    elif args.dry_run:
+        _show_plan(ctx, plan)
+    else:
+        _apply(ctx, plan)
+    return 0
+
+
+def _prepare(ctx: Context, args: ConfigImportArgs) -> _Import | None:
+    """What importing changes in each file, proved with the real loader; None: nothing to import."""
     aws_path = Path(args.from_path) if args.from_path else Path(_aws_config_file(ctx))
     aws_text = read_text(aws_path)
     if aws_text is None:
         raise UsageError(f"{aws_path}: no such file to import; give the AWS config file with --from PATH")
     path = ctx.config_path
     existing = ctx.load_config() if os.path.lexists(path) else None
-    old_text = (read_text(path) or "") if existing is not None else ""
+    old_text = (read_text(path) or "") if existing is not None else None
     credentials = existing.credentials_file if existing else Path(paths.credentials_file(ctx.env))
     credentials_text = read_text(credentials)
     # A section import rewired before is planned from what it held then, so a second run is no change.
@@ -52,14 +103,14 @@ def run(ctx: Context, args: ConfigImportArgs) -> int:
         ctx.say(f"left alone: {aws_path}:{skipped.line} [{skipped.profile}]: {skipped.reason}")
     if not plan.sources and not plan.profiles:
         ctx.say(f"nothing to import from {aws_path}")
-        return 0
+        return None
     imported = parse_config(awsimport.render_config(plan), f"{aws_path} (as credd config)", path, ctx.env,
                             ctx.platform, ctx.uid, ctx.hint_config)
     new_sources = _new(plan.sources, imported.sources, existing.sources if existing else {}, "sources", path,
-                       old_text, aws_path, plan)
+                       old_text or "", aws_path, plan)
     new_profiles = _new(plan.profiles, imported.profiles, existing.profiles if existing else {}, "profiles", path,
-                        old_text, aws_path, plan)
-    text = merge(old_text, new_sources, new_profiles) if existing else awsimport.render_config(plan)
+                        old_text or "", aws_path, plan)
+    text = merge(old_text, new_sources, new_profiles) if old_text is not None else awsimport.render_config(plan)
     # Never write a config that credd itself would refuse.
     config = parse_config(text, f"{path} (as credd config import would write it)", path, ctx.env, ctx.platform,
                           ctx.uid, ctx.hint_config)
@@ -73,40 +124,37 @@ def run(ctx: Context, args: ConfigImportArgs) -> int:
     leaving = {move.section: keys[move.source] for move in plan.keys}
     new_credentials = credfile.remove_long_term_keys(credentials_text or "", leaving, str(credentials)) \
         if leaving else credentials_text
-    if text == old_text and new_aws == aws_text and not plan.keys:
-        record = None if args.dry_run else _read_record(ctx, _record_path(ctx))
-        if record is not None and not record.done:  # killed after its last write: only the record says so
-            record.done = True
-            importundo.write_record(_record_path(ctx), record)
-            ctx.say("an earlier `credd config import` stopped half-way, after its last change; this run completes it")
-        ctx.say(f"{path} already has every profile {aws_path} gives, and {aws_path} uses them; nothing changed")
-        return 0
-    if args.dry_run:
-        _show_plan(ctx, path, text, old_text, aws_path, aws_text, new_aws, plan.keys, credentials)
-        return 0
-    changes = [importundo.make_change(str(path), importundo.CONFIG, old_text if existing else None, text),
-               importundo.make_change(str(aws_path), importundo.AWS_CONFIG, aws_text, new_aws)]
-    if credentials_text is not None and new_credentials != credentials_text:
-        secrets = {source: key.secret.reveal() for source, key in keys.items()}
-        changes.append(importundo.make_change(str(credentials), importundo.CREDENTIALS, credentials_text,
-                                              new_credentials or "", secrets))
-    record_at = _record_path(ctx)
-    _journal(ctx, record_at, changes)  # before the first change: a run killed later is completed or undone
+    return _Import(aws_path, aws_text, new_aws, rewired, path, old_text, text, (len(new_sources), len(new_profiles)),
+                   config, credentials, credentials_text, new_credentials, plan.keys,
+                   {source: key.secret.reveal() for source, key in keys.items()})
+
+
+def _apply(ctx: Context, plan: _Import) -> None:
+    """Record, then make, every change of `plan`; a kill at any point is completed by a re-run or undone."""
+    changes = [importundo.make_change(str(plan.path), importundo.CONFIG, plan.old_text, plan.text),
+               importundo.make_change(str(plan.aws_path), importundo.AWS_CONFIG, plan.aws_text, plan.new_aws)]
+    if plan.credentials_text is not None and plan.new_credentials != plan.credentials_text:
+        changes.append(importundo.make_change(str(plan.credentials), importundo.CREDENTIALS, plan.credentials_text,
+                                              plan.new_credentials or "", plan.secrets))
+    record_at = record_path(ctx)
+    _journal(ctx, record_at, changes)
     _checkpoint(ctx, "journal")
-    if text != old_text:
-        _write(path, text)
-        added = len(new_sources) + len(new_profiles)
-        ctx.say(f"added {len(new_sources)} source(s) and {len(new_profiles)} profile(s) to {path}"
-                if added else f"wrote {path}")
+    if plan.text != (plan.old_text or ""):
+        try:
+            write_atomic(plan.path, plan.text.encode())
+        except OSError as e:
+            raise CreddError(f"cannot write {plan.path}: {e.strerror or e}") from None
+        sources, profiles = plan.added
+        ctx.say(f"added {sources} source(s) and {profiles} profile(s) to {plan.path}"
+                if sources + profiles else f"wrote {plan.path}")
     else:
-        ctx.say(f"{path} already has every profile {aws_path} gives")
+        ctx.say(f"{plan.path} already has every profile {plan.aws_path} gives")
     _checkpoint(ctx, "config")
-    if new_aws != aws_text:
-        update_file(aws_path, lambda current: _unchanged(current, aws_text, new_aws, aws_path),
-                    hint_config=ctx.hint_config)
-        _say_rewired(ctx, aws_path, rewired)
+    if plan.new_aws != plan.aws_text:
+        importundo.replace_if_unchanged(plan.aws_path, plan.aws_text, plan.new_aws, ctx.hint_config)
+        _say_rewired(ctx, plan.aws_path, plan.rewired)
     _checkpoint(ctx, "aws-config")
-    _move_keys(ctx, config, plan.keys)
+    _move_keys(ctx, plan.config, plan.moves)
     _checkpoint(ctx, "keys")
     record = importundo.read_record(record_at)
     if record is not None:
@@ -114,7 +162,16 @@ def run(ctx: Context, args: ConfigImportArgs) -> int:
         importundo.write_record(record_at, record)
     ctx.say(f"`{ctx.command('config', 'import', '--undo')}` puts back every byte this changed "
             f"(what it needs is in {record_at})")
-    return 0
+
+
+def _finish_interrupted(ctx: Context) -> None:
+    """A run killed after its last write left only its record unfinished: finish that."""
+    at = record_path(ctx)
+    record = importundo.read_record(at)
+    if record is not None and not record.done:
+        record.done = True
+        importundo.write_record(at, record)
+        ctx.say("an earlier `credd config import` stopped half-way, after its last change; this run completes it")
 
 
 def _hook_command(ctx: Context) -> list[str]:
@@ -131,16 +188,8 @@ def _checkpoint(ctx: Context, name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _record_path(ctx: Context) -> Path:
+def record_path(ctx: Context) -> Path:
     return importundo.record_path(paths.state_dir(ctx.env))
-
-
-def _read_record(ctx: Context, at: Path) -> importundo.Record | None:
-    try:
-        return importundo.read_record(at)
-    except ValueError as e:
-        raise CreddError(f"{e}; move it aside, then run the command again (undo then has nothing to take back "
-                         "from before)") from None
 
 
 def _journal(ctx: Context, at: Path, changes: list[importundo.FileChange]) -> None:
@@ -149,7 +198,7 @@ def _journal(ctx: Context, at: Path, changes: list[importundo.FileChange]) -> No
     A file an earlier import changed, and that is still as it left it, keeps its first before-bytes: undo
     takes back every import since the last undo. One changed since by hand starts again from now.
     """
-    record = _read_record(ctx, at) or importundo.Record()
+    record = importundo.read_record(at) or importundo.Record()
     if not record.done:
         ctx.say(f"an earlier `credd config import` stopped half-way; this run completes it "
                 f"(`{ctx.command('config', 'import', '--undo')}` would take it back instead)")
@@ -165,24 +214,7 @@ def _journal(ctx: Context, at: Path, changes: list[importundo.FileChange]) -> No
                      "before that import")
         record.files[change.path] = change
     record.done = False
-    try:
-        importundo.write_record(at, record)
-    except OSError as e:
-        raise CreddError(f"cannot write {at}, which undo needs: {e.strerror or e}; nothing was changed") from None
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        write_atomic(path, text.encode())
-    except OSError as e:
-        raise CreddError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def _unchanged(current: str, read: str, new: str, path: Path) -> str:
-    """`new`, if the file is still as import read it: never drop someone's change made meanwhile."""
-    if current != read:
-        raise CreddError(f"{path} changed while credd was importing it; run the import again")
-    return new
+    importundo.write_record(at, record)
 
 
 def _say_rewired(ctx: Context, aws_path: Path, rewired: list[awsconfig.Rewired]) -> None:
@@ -195,103 +227,19 @@ def _say_rewired(ctx: Context, aws_path: Path, rewired: list[awsconfig.Rewired])
             ctx.say(f"{item.profile}: {where} now runs credd as its credential_process")
 
 
-def _show_plan(ctx: Context, path: Path, text: str, old_text: str, aws_path: Path, aws_text: str, new_aws: str,
-               moves: list[awsimport.KeyMove], credentials: Path) -> None:
-    ctx.say(f"# {path} would be:" if text != old_text else f"# {path} stays as it is:")
-    ctx.say(text.rstrip("\n"))
-    if new_aws != aws_text:
-        ctx.say(f"# {aws_path} would change so:")
-        for line in difflib.unified_diff(aws_text.splitlines(), new_aws.splitlines(), str(aws_path),
-                                         f"{aws_path} (rewired)", lineterm=""):
+def _show_plan(ctx: Context, plan: _Import) -> None:
+    changed = plan.text != (plan.old_text or "")
+    ctx.say(f"# {plan.path} would be:" if changed else f"# {plan.path} stays as it is:")
+    ctx.say(plan.text.rstrip("\n"))
+    if plan.new_aws != plan.aws_text:
+        ctx.say(f"# {plan.aws_path} would change so:")
+        for line in difflib.unified_diff(plan.aws_text.splitlines(), plan.new_aws.splitlines(), str(plan.aws_path),
+                                         f"{plan.aws_path} (rewired)", lineterm=""):
             ctx.say(line.rstrip("\r"))
-    for move in moves:
-        ctx.say(f"would move the long-term key in [{move.section}] of {credentials} into the keyring "
+    for move in plan.moves:
+        ctx.say(f"would move the long-term key in [{move.section}] of {plan.credentials} into the keyring "
                 f"for source {move.source}")
     ctx.say("dry run: nothing was changed")
-
-
-def undo(ctx: Context, dry_run: bool = False) -> int:
-    """Give back each file the imports since the last undo changed, byte for byte; all of them or none.
-
-    A file changed since import wrote it (but for credentials credd's daemon wrote, which are its own) is
-    not overwritten: undo refuses, names it and says how to take import's changes back by hand.
-    The keyring keeps the keys import moved: the credentials file gets a copy back, and `credd keys rm`
-    drops the keyring's.
-    """
-    at = _record_path(ctx)
-    record = _read_record(ctx, at)
-    if record is None:
-        raise UsageError(f"no `credd config import` to undo: {at} does not exist (import writes it; undo removes it)")
-    store: Store | None = None
-
-    def secret_of(source: str) -> str | None:
-        nonlocal store
-        if store is None:
-            store = ctx.open_store(ctx.load_config())
-        key = store.get_access_key(source)
-        return key.secret.reveal() if key is not None else None
-
-    restores: list[tuple[importundo.FileChange, str, str | None]] = []  # (change, the text now, the text to write)
-    problems = []
-    for change in record.files.values():
-        current = read_text(Path(change.path))
-        if importundo.digest(current) == change.before:
-            continue  # as it was (an import killed before it got here): nothing to give back
-        written = importundo.as_written(current, change) if current is not None else None
-        if written is None:
-            problems.append(_changed_since(ctx, change))
-            continue
-        if change.before is None:
-            restores.append((change, written, None))
-            continue
-        before = importundo.rebuild(written, change, secret_of)
-        if before is None:
-            problems.append(f"{change.path}: the keyring no longer holds the long-term keys import moved out of "
-                            f"it (`{ctx.command('keys', 'ls')}`), so its bytes cannot be given back")
-            continue
-        assert current is not None  # as_written gave something back
-        restores.append((change, current, before))
-    if problems:
-        raise CreddError("nothing was undone:\n  " + "\n  ".join(problems))
-    sources = importundo.moved_sources(record)
-    for change, current, before in restores:
-        if dry_run:
-            ctx.say(f"would {'remove' if before is None else 'give back'} {change.path} ({change.kind}) as it was "
-                    "before import")
-        elif before is None:
-            os.unlink(change.path)
-            ctx.say(f"removed {change.path}: import created it")
-        else:
-            _give_back(ctx, Path(change.path), current, before)
-            ctx.say(f"gave back {change.path} ({change.kind}) as it was before import")
-    if dry_run:
-        ctx.say("dry run: nothing was changed")
-        return 0
-    importundo.write_record(at, None)
-    if not restores:
-        ctx.say("every file import changed is as it was before it already")
-    if sources:
-        ctx.say(f"the keyring still holds the long-term keys of {', '.join(sources)} (now also back in the credentials "
-                f"file): `{ctx.command('keys', 'rm', sources[0])}` removes one; a running daemon keeps the profiles it "
-                f"loaded until it reloads")
-    return 0
-
-
-def _give_back(ctx: Context, path: Path, current: str, before: str) -> None:
-    update_file(path, lambda text: _unchanged(text, current, before, path), hint_config=ctx.hint_config)
-
-
-def _changed_since(ctx: Context, change: importundo.FileChange) -> str:
-    """Why undo leaves a file that changed since import wrote it, and how to take import's changes back by hand."""
-    if change.kind == importundo.AWS_CONFIG:
-        how = (f"to take import's changes back by hand, delete `{awsconfig.IMPORT_MARK.strip()} ` where a line starts "
-               "with it and the `credential_process` lines it added")
-    elif change.kind == importundo.CONFIG:
-        how = "to take import's changes back by hand, remove the sources and profiles it added"
-    else:
-        how = f"the long-term keys import moved are in the keyring (`{ctx.command('keys', 'ls')}`)"
-    return (f"{change.path} ({change.kind}) changed since import wrote it, and undo would lose that change; "
-            f"{how}, or undo your change and run `{ctx.command('config', 'import', '--undo')}` again")
 
 
 def _aws_config_file(ctx: Context) -> str:
