@@ -35,6 +35,7 @@ BENCHMARKS = [
     ("credfile", "bench_credfile.py", [], ["--rounds", "3"]),
     ("memory", "bench_memory.py", [], ["--runs", "1"]),
     ("peers", "bench_peers.py", [], ["--runs", "5"]),
+    ("import", "bench_import.py", [], ["--runs", "1", "--sizes", "50,100", "--chain-runs", "1", "--chains", "10"]),
 ]
 
 

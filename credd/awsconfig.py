@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os.path
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -122,9 +122,15 @@ def section_of(doc: credfile.Document, profile: str) -> str:
     `[default]` and `[profile NAME]` it takes `[profile "NAME"]` and
     `[profile  NAME]`, and of two sections for one profile the later wins.
     """
+    return sections_of(doc, [profile])[profile]
+
+
+def sections_of(doc: credfile.Document, profiles: Collection[str]) -> dict[str, str]:
+    """`section_of` for each of `profiles`, from one look at the section names (a large file has many)."""
     from botocore.configloader import build_profile_map
 
-    return build_profile_map({name: name for name in doc.sections})["profiles"].get(profile) or new_section(profile)
+    found = build_profile_map({name: name for name in doc.sections})["profiles"]
+    return {profile: found.get(profile) or new_section(profile) for profile in profiles}
 
 
 def new_section(profile: str) -> str:
@@ -154,20 +160,22 @@ def rewire_text(text: str, profiles: Mapping[str, bool], command: Sequence[str],
     IMPORT_MARK, and a `write: false` profile gets credd's `credential_process` line in their place.
     `region` and every other line stay. Running it again changes nothing.
     """
-    outcomes = []
-    for name, write in profiles.items():
-        doc = credfile.parse(text, path)
-        section = section_of(doc, name)
-        existing = doc.sections.get(section)
-        moved = tuple(key for key in ROLE_KEYS if existing is not None and key in existing.keys)
-        if moved:
-            text = credfile.comment_keys(text, section, moved, IMPORT_MARK, path)
-        wired: WiringState | None = None
-        if not write:
-            text, found = wire_text(text, [name], command, path)
-            wired = found[0].state
-        outcomes.append(Rewired(name, section, moved, wired))
-    return text, outcomes
+    # One parse and one edit for every section: per profile, each edit re-reads the whole file, and an import of
+    # hundreds of profiles then takes seconds to minutes (BENCHMARKS.md, issue 15).
+    doc = credfile.parse(text, path)
+    sections = sections_of(doc, list(profiles))
+    moved: dict[str, tuple[str, ...]] = {}
+    for name in profiles:
+        existing = doc.sections.get(sections[name])
+        moved[name] = tuple(key for key in ROLE_KEYS if existing is not None and key in existing.keys)
+    text = credfile.comment_keys(text, {sections[name]: keys for name, keys in moved.items() if keys}, IMPORT_MARK,
+                                 path)
+    hooked = [name for name, write in profiles.items() if not write]
+    wired: dict[str, WiringState] = {}
+    if hooked:
+        text, found = wire_text(text, hooked, command, path)
+        wired = {wiring.profile: wiring.state for wiring in found}
+    return text, [Rewired(name, sections[name], moved[name], wired.get(name)) for name in profiles]
 
 
 def original_view(text: str, path: str) -> str:

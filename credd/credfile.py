@@ -405,23 +405,40 @@ def remove_long_term_key(text: str, section: str, key: AccessKey, path: str = LA
     Refuses if the section now holds another key than the one imported (someone
     changed it meanwhile); a key already gone is no error, so this can be re-applied.
     """
+    return remove_long_term_keys(text, {section: key}, path)
+
+
+def remove_long_term_keys(text: str, keys: Mapping[str, AccessKey], path: str = LABEL) -> str:
+    """`remove_long_term_key` for each section of `keys` (section -> its key), in one edit: one parse and one
+    proof, however many sections (`credd config import` moves a key per source)."""
     doc = parse(text, path)
-    found = doc.sections.get(section)
-    if found is None or ACCESS_KEY_ID not in found.keys:
-        return text
-    values = found.values()
-    if (values.get(ACCESS_KEY_ID), values.get(SECRET_ACCESS_KEY)) != (key.key_id, key.secret.reveal()):
-        raise CredentialsFileError(path, found.header + 1, f"the key in section [{section}] changed after credd "
-                                                           "read it; nothing was removed. Run the import again")
     edits = _Edits()
-    rest = {name: value for name, value in values.items() if name not in LONG_TERM}
-    if rest:
-        for name in LONG_TERM:
-            if name in found.keys:
-                edits.deleted.update(found.keys[name].lines)
-    else:
-        _delete_section(doc, found, edits)
-    return _apply(doc, edits, {section: rest or None}, path)
+    expected: dict[str, dict[str, str] | None] = {}
+    # Last section first: a section deleted at the end of the file takes the blank line before it only once
+    # every later one is gone (`_delete_section`).
+    for section, key in sorted(keys.items(), key=lambda item: -_header_of(doc, item[0])):
+        found = doc.sections.get(section)
+        if found is None or ACCESS_KEY_ID not in found.keys:
+            continue
+        values = found.values()
+        if (values.get(ACCESS_KEY_ID), values.get(SECRET_ACCESS_KEY)) != (key.key_id, key.secret.reveal()):
+            raise CredentialsFileError(path, found.header + 1, f"the key in section [{section}] changed after "
+                                                               "credd read it; nothing was removed. Run the import "
+                                                               "again")
+        rest = {name: value for name, value in values.items() if name not in LONG_TERM}
+        if rest:
+            for name in LONG_TERM:
+                if name in found.keys:
+                    edits.deleted.update(found.keys[name].lines)
+        else:
+            _delete_section(doc, found, edits)
+        expected[section] = rest or None
+    return _apply(doc, edits, expected, path)
+
+
+def _header_of(doc: Document, section: str) -> int:
+    found = doc.sections.get(section)
+    return -1 if found is None else found.header
 
 
 def set_keys(text: str, section: str, values: Mapping[str, str], path: str = LABEL) -> str:
@@ -448,8 +465,9 @@ def set_keys(text: str, section: str, values: Mapping[str, str], path: str = LAB
     return _apply(doc, edits, expected, path)
 
 
-def comment_keys(text: str, section: str, names: Collection[str], mark: str, path: str = LABEL) -> str:
-    """Turn `names` of `section` (each with its continuation lines) into comment lines `MARK + the line as it was`.
+def comment_keys(text: str, keys: Mapping[str, Collection[str]], mark: str, path: str = LABEL) -> str:
+    """Turn the `keys` of each section (section -> key names; each key with its continuation lines) into comment
+    lines `MARK + the line as it was`, in one edit: one parse and one proof, however many sections.
 
     The line endings stay and so does every other byte, so removing `mark` from those lines gives the
     file back as it was; a key the section lacks, or a section the file lacks, is no change.
@@ -458,15 +476,17 @@ def comment_keys(text: str, section: str, names: Collection[str], mark: str, pat
     if not mark.startswith(COMMENT_PREFIXES):
         raise ValueError("the mark must start a comment line")
     doc = parse(text, path)
-    found = doc.sections.get(section)
-    if found is None:
-        return text
     edits = _Edits()
-    for name in names:
-        for index in found.keys[name].lines if name in found.keys else ():
-            edits.replaced[index] = mark + doc.lines[index].rstrip("\r\n")
-    kept = {name: value for name, value in found.values().items() if name not in names}
-    return _apply(doc, edits, {section: kept}, path)
+    expected: dict[str, dict[str, str] | None] = {}
+    for section, names in keys.items():
+        found = doc.sections.get(section)
+        if found is None:
+            continue
+        for name in names:
+            for index in found.keys[name].lines if name in found.keys else ():
+                edits.replaced[index] = mark + doc.lines[index].rstrip("\r\n")
+        expected[section] = {name: value for name, value in found.values().items() if name not in names}
+    return _apply(doc, edits, expected, path)
 
 
 def _check_writable(doc: Document, name: str, values: Mapping[str, str], path: str) -> None:

@@ -8,6 +8,8 @@ key in at least one place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from credd import awsvault, credfile
 from credd.atomicfile import read_text, update_file
 from credd.commandline import credd_command
@@ -20,20 +22,37 @@ from credd.store import SESSION, Store, backend_name, is_plaintext
 
 def import_from_profile(ctx: Context, config: Config, source: str, section: str, replace: bool = False) -> None:
     """Move the long-term key in `section` of the credentials file into the keyring for `source`."""
+    import_from_profiles(ctx, config, {source: section}, replace)
+
+
+def import_from_profiles(ctx: Context, config: Config, sections: Mapping[str, str], replace: bool = False) -> None:
+    """`import_from_profile` for each source -> section, with one read and one write of the credentials file
+    however many keys move (`credd config import` moves one per source)."""
     store = ctx.open_store(config)
     path = config.credentials_file
     text = read_text(path)
     if text is None:
+        source = next(iter(sections))
         raise CredentialsFileError(str(path), None, f"there is no such file, so no key to import; "
                                                     f"store the key with `{ctx.command('keys', 'set', source)}`")
-    found = credfile.read_long_term_key(text, section, str(path))
-    key = parse_access_key(found.key_id, found.secret.reveal())
-    _store_verified(store, source, key, replace, "the credentials file was left as it was")
-    removed = update_file(path, lambda current: credfile.remove_long_term_key(current, section, found, str(path)),
-                          hint_config=ctx.hint_config)
-    where = f"removed it from [{section}] in {path}" if removed else f"[{section}] in {path} no longer held it"
-    ctx.say(f"imported access key {mask_key_id(key.key_id)} for source {source} into the keyring "
-            f"({backend_name(store.backend)}); {where}")
+    keys = {}
+    for source, section in sections.items():
+        found = credfile.read_long_term_key(text, section, str(path))
+        keys[section] = parse_access_key(found.key_id, found.secret.reveal())
+        _store_verified(store, source, keys[section], replace, "the credentials file was left as it was")
+    held: set[str] = set()
+
+    def remove(current: str) -> str:
+        held.clear()  # update_file may run this again on a file changed meanwhile: the last run counts
+        held.update(credfile.long_term_sections(current, list(keys), str(path)))
+        return credfile.remove_long_term_keys(current, keys, str(path))
+
+    update_file(path, remove, hint_config=ctx.hint_config)
+    for source, section in sections.items():
+        where = f"removed it from [{section}] in {path}" if section in held else \
+            f"[{section}] in {path} no longer held it"
+        ctx.say(f"imported access key {mask_key_id(keys[section].key_id)} for source {source} into the keyring "
+                f"({backend_name(store.backend)}); {where}")
     warn_if_plaintext(ctx, store)
 
 

@@ -122,8 +122,8 @@ CORPUS: dict[str, Shape] = {
         f"[profile a]\nsource_profile = b\nrole_arn = {ADMIN}\n[profile b]\nsource_profile = a\nrole_arn = {AUDIT}\n"
         f"[profile lost]\nsource_profile = nowhere\nrole_arn = {ADMIN}\n[profile bare]\nrole_arn = {ADMIN}\n"
         "[profile empty]\nregion = us-east-2\n[profile base]\n",
-        f"[base]\n{KEY}[empty]\naws_access_key_id = ASIATEMP000000000000\naws_secret_access_key = t\n"
-        "aws_session_token = t\n",
+        f"[base]\n{KEY}[empty]\naws_access_key_id = ASIATEMP000000000000\n"
+        "aws_secret_access_key = tEmPoRaRy/sEcReT+0fAnOlDsEsSi0n000000000\naws_session_token = FwoGtEmPoRaRyT0kEn00\n",
         {"base": {}}, {"base": {}},
         skipped={"a": "circle", "b": "circle", "lost": "'nowhere' is not a profile", "bare": "role_arn without",
                  "empty": "no long-term key"},
@@ -144,6 +144,17 @@ CORPUS: dict[str, Shape] = {
         f"[profile odd]\nsource_profile = base\nrole_arn = {ADMIN}\nduration_seconds = 1h\n",
         f"[base]\n{KEY}",
         {"base": {}}, {"base": {}}, skipped={"long": "900 to 43200 seconds", "odd": "1h is not"}, keys=("base",)),
+    "aws-vault's layout: the device on every role, nested s3 settings, [services], a key-less [default]": Shape(
+        "[default]\nregion = us-east-1\noutput = json\n\n"
+        f"[profile jon]\ns3 =\n  max_concurrent_requests = 20\n  multipart_threshold = 64MB\nmfa_serial = {MFA}\n\n"
+        f"[profile dev]\nsource_profile = jon\nrole_arn = {ADMIN}\nmfa_serial = {MFA}\n\n"
+        f"[profile prod]\nsource_profile = jon\nrole_arn = {AUDIT}\nmfa_serial = {MFA}\n\n"
+        "[services local]\nsts =\n  endpoint_url = http://localhost:4566\n",
+        f"[jon]\n{KEY}",
+        {"jon": {"mfa_serial": MFA, "mfa": "prompt"}},
+        {"jon": {"source": "jon", "role_arn": None}, "dev": {"source": "jon", "role_arn": ADMIN},
+         "prod": {"source": "jon", "role_arn": AUDIT}},
+        skipped={"default": "no long-term key"}, keys=("jon",)),
 }
 
 

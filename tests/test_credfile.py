@@ -300,3 +300,29 @@ def test_set_keys_refuses_what_an_ini_line_cannot_hold(section: str, values: dic
 def test_set_keys_refuses_a_file_botocore_cannot_read() -> None:
     with pytest.raises(CredentialsFileError, match=r"^config:3: section \[a\] appears a second time"):
         credfile.set_keys("[a]\n[b]\n[a]\n", "b", {"k": "v"}, "config")
+
+
+def test_remove_long_term_keys_at_once_gives_what_one_at_a_time_gives() -> None:
+    key = "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\r\naws_secret_access_key = secret\r\n"
+    text = (f"# mine\r\n[a]\r\n{key}\r\n[b]\r\nregion = eu-west-1\r\n{key}[c]\r\n{key}\r\n[keep]\r\n{key}\r\n"
+            f"[d]\r\n{key}\r\n[e]\r\n{key}")
+    keys = {name: credfile.read_long_term_key(text, name) for name in ("e", "a", "d", "b", "c")}
+    one_at_a_time = text
+    for name, key_of in keys.items():
+        one_at_a_time = credfile.remove_long_term_key(one_at_a_time, name, key_of)
+    assert credfile.remove_long_term_keys(text, keys) == one_at_a_time
+    assert one_at_a_time == f"# mine\r\n[b]\r\nregion = eu-west-1\r\n[keep]\r\n{key}"
+
+
+def test_remove_long_term_keys_reads_the_file_once_however_many_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import moves a key per source: one edit each re-read the whole file, quadratic in the sources."""
+    parses = []
+    real_parse = credfile.parse
+    monkeypatch.setattr(credfile, "parse", lambda *args: parses.append(1) or real_parse(*args))
+    for count in (4, 40):
+        text = "".join(f"[s{n}]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = secret\n"
+                       for n in range(count))
+        keys = {f"s{n}": AccessKey("AKIAIOSFODNN7EXAMPLE", Secret("secret")) for n in range(count)}
+        parses.clear()
+        assert credfile.remove_long_term_keys(text, keys) == ""
+        assert len(parses) == 2  # the edit, and its proof

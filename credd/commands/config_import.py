@@ -121,10 +121,9 @@ def _prepare(ctx: Context, args: ConfigImportArgs) -> _Import | None:
             for move in plan.keys}
     for key in keys.values():  # every key is checked before anything changes, not when its turn comes
         parse_access_key(key.key_id, key.secret.reveal())
-    new_credentials = credentials_text
-    for move in plan.keys:
-        new_credentials = credfile.remove_long_term_key(new_credentials or "", move.section, keys[move.source],
-                                                        str(credentials))
+    leaving = {move.section: keys[move.source] for move in plan.keys}
+    new_credentials = credfile.remove_long_term_keys(credentials_text or "", leaving, str(credentials)) \
+        if leaving else credentials_text
     return _Import(aws_path, aws_text, new_aws, rewired, path, old_text, text, (len(new_sources), len(new_profiles)),
                    config, credentials, credentials_text, new_credentials, plan.keys,
                    {source: key.secret.reveal() for source, key in keys.items()})
@@ -250,10 +249,10 @@ def _aws_config_file(ctx: Context) -> str:
 
 
 def _move_keys(ctx: Context, config: Config, moves: list[awsimport.KeyMove]) -> None:
-    from credd.keyimport import import_from_profile
+    from credd.keyimport import import_from_profiles
 
-    for move in moves:
-        import_from_profile(ctx, config, move.source, move.section)
+    if moves:
+        import_from_profiles(ctx, config, {move.source: move.section for move in moves})
 
 
 def _new(planned: dict[str, dict[str, object]], imported: Mapping[str, object], existing: Mapping[str, object],
