@@ -2,8 +2,9 @@
 
 An SDK given `AWS_CONTAINER_CREDENTIALS_FULL_URI` and
 `AWS_CONTAINER_AUTHORIZATION_TOKEN` sends `GET <uri>` with the token as its
-`Authorization` header and reads `AccessKeyId`, `SecretAccessKey`, `Token` and
-`Expiration` from the JSON reply. The path names the profile
+`Authorization` header and reads `AccessKeyId`, `SecretAccessKey`, `Token`,
+`Expiration` and, where credd knows it (`Config.account_of`), `AccountId` from
+the JSON reply. The path names the profile
 (`/v1/credentials/PROFILE`); the token must grant it.
 
 The HTTP, its limits and the Host-header check are `http`'s, shared with IMDS.
@@ -120,6 +121,9 @@ def answer(head: bytes, tokens: Tokens, answers: Answers, now: datetime) -> tupl
     creds = reply["credentials"]
     body = {"AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
             "Token": creds["SessionToken"], "Expiration": creds["Expiration"]}
+    account = answers.account_id(profile)  # botocore and the JS SDK read it where given; None: not known here
+    if account is not None:
+        body["AccountId"] = account
     return json_response(200, body), f"token {token.id}: served profile {profile}"
 
 
@@ -140,6 +144,13 @@ class ContainerServer:
     def address(self) -> str:
         """Where it listens, as a URL's authority: `127.0.0.1:PORT` or `[::1]:PORT`."""
         return self.http.address
+
+    def describe(self) -> dict:
+        """What `status` and `doctor` show of it: its kind, URL, the profiles its live tokens grant, and those tokens
+        (ids, never values)."""
+        live = self.tokens.live(self.clock())
+        return {"kind": "container", "address": self.address, "url": f"http://{self.address}{PATH_PREFIX}",
+                "profiles": sorted({name for token in live for name in token["profiles"]}), "tokens": live}
 
     async def start(self) -> None:
         await self.http.start()
