@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -199,3 +200,26 @@ def test_a_taken_port_names_the_config_key(daemon, live_sts, tmp_path):
     assert result.returncode == 1
     assert f"endpoints.imds.listen: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_client_of_another_user_of_this_machine_is_refused(daemon, live_sts):
+    if os.getuid() != 0:
+        pytest.skip("running a client as another user needs root (CI runs as root)")
+    daemon.home.write_config(daemon_config(live_sts.url) + ENDPOINT + "  container: 127.0.0.1:0\n")
+    daemon.start()
+    endpoints = daemon.ask({"op": "status"})["endpoints"]
+    imds, container = endpoints["imds"][0]["address"], endpoints["container"]["address"]
+    token = daemon.ask({"op": "token-issue", "profiles": ["prod-admin"], "ttl": 60})["token"]
+    asks = [(imds, "PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "X-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n"),
+            (container, f"GET /v1/credentials/prod-admin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        f"Authorization: {token}\r\n\r\n")]
+    script = ("import socket, sys\nconn = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+              "conn.sendall(sys.argv[2].encode())\nprint(conn.recv(100).split()[1].decode())\n")
+    for address, raw in asks:
+        port = address.rpartition(":")[2]
+        nobody = subprocess.run(["/usr/bin/python3", "-c", script, port, raw], user=65534, cwd="/", env={},
+                                capture_output=True, text=True, timeout=30)
+        assert nobody.stdout.strip() == "403", nobody.stderr
+        assert http(("127.0.0.1", int(port)), raw.encode())[0] in (200, 503)  # this user (root) is served
+    assert "refused a client on a loopback port of another user of this machine" in daemon.log()

@@ -126,11 +126,11 @@ class Runtime:
         if config.container is not None:
             host, port = config.container
             self.container = ContainerServer(host, port, lambda: self.daemon, self.tokens,
-                                             clock=lambda: self.daemon.clock())  # noqa: PLW0108
+                                             clock=lambda: self.daemon.clock(), uid=self.ctx.uid)  # noqa: PLW0108
             await self._listen(self.container, "endpoints.container", host, port, config)
         for listener in config.imds:
             imds = ImdsServer(listener.host, listener.port, listener.profile, lambda: self.daemon,
-                              clock=lambda: self.daemon.clock())  # noqa: PLW0108
+                              clock=lambda: self.daemon.clock(), uid=self.ctx.uid)  # noqa: PLW0108
             self.imds.append(imds)
             await self._listen(imds, "endpoints.imds.listen", listener.host, listener.port, config)
 

@@ -132,13 +132,13 @@ class ContainerServer:
 
     def __init__(self, host: str, port: int, answers: Callable[[], Answers], tokens: Tokens,
                  clock: Callable[[], datetime], *, read_timeout: float = 5.0, first_byte_timeout: float = 1.0,
-                 max_clients: int = 64) -> None:
+                 max_clients: int = 64, uid: int) -> None:
         self.answers = answers
         self.tokens = tokens
         self.clock = clock
         limits = ClientLimits(read_timeout=read_timeout, first_byte_timeout=first_byte_timeout,
                               max_clients=max_clients)
-        self.http = HttpListener(host, port, self._answer, limits, log, "container endpoint")
+        self.http = HttpListener(host, port, self._answer, limits, log, "container endpoint", uid)
 
     @property
     def address(self) -> str:

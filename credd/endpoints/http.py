@@ -7,7 +7,8 @@ bytes: pure, so tests and the fuzzer drive it directly.
 
 Hostile clients: a request head over MAX_HEAD bytes is refused (431), one that sends nothing within the first-byte
 deadline or not all of its head within the read deadline is closed (`limits`), over the cap a connection is closed as
-soon as it is accepted, and a request that is not HTTP/1.x gets 400.
+soon as it is accepted, and a request that is not HTTP/1.x gets 400. A client on a loopback port of another user of
+this machine is refused (403) where the kernel says whose it is (`peer`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from credd.endpoints import peer
 from credd.endpoints.limits import ClientLimits, Deadline
 
 MAX_HEAD = 8 * 1024  # request line and headers; an SDK sends a few hundred bytes
@@ -108,12 +110,13 @@ class HttpListener:
     """An endpoint's HTTP on a loopback address: `answer` gives the response to each head, within `limits`."""
 
     def __init__(self, host: str, port: int, answer: Answer, limits: ClientLimits, log: logging.Logger,
-                 name: str) -> None:
+                 name: str, uid: int) -> None:
         self.host, self.port = host, port
         self.answer = answer
         self.limits = limits
         self.log = log
         self.name = name  # what its log lines start with
+        self.uid = uid  # the daemon's user: the only one (with root) served
         self._server: asyncio.AbstractServer | None = None
 
     @property
@@ -149,6 +152,9 @@ class HttpListener:
             return refusal(400, "the request head ended early")
         if not head:
             return None
+        if not peer.allowed(writer.get_extra_info("socket"), self.uid):
+            self.log.warning("%s: refused a client on a loopback port of another user of this machine", self.name)
+            return refusal(403, "forbidden")
         try:
             response, said = self.answer(head)
         except Exception as e:  # noqa: BLE001  a bug: its type only, never its message (it may hold a value)

@@ -148,14 +148,14 @@ class ImdsServer:
 
     def __init__(self, host: str, port: int, profile: str, answers: Callable[[], Answers],
                  clock: Callable[[], datetime], *, read_timeout: float = 5.0, first_byte_timeout: float = 1.0,
-                 max_clients: int = 64) -> None:
+                 max_clients: int = 64, uid: int) -> None:
         self.profile = profile
         self.answers = answers
         self.clock = clock
         self.sessions = Sessions()
         limits = ClientLimits(read_timeout=read_timeout, first_byte_timeout=first_byte_timeout,
                               max_clients=max_clients)
-        self.http = HttpListener(host, port, self._answer, limits, log, "imds")
+        self.http = HttpListener(host, port, self._answer, limits, log, "imds", uid)
 
     @property
     def address(self) -> str:
