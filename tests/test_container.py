@@ -247,3 +247,12 @@ def test_the_config_takes_loopback_addresses_only():
             parse(GOOD + f"endpoints:\n  container: {value}\n")
         assert str(caught.value).startswith("config.yaml:25: endpoints.container: ")
         assert fragment in str(caught.value)
+
+
+def test_the_account_id_is_the_configs_where_it_says_it():
+    config = parse(GOOD)
+    assert config.account_of("prod-admin") == "222222222222"  # the role's, from its ARN
+    assert config.account_of("alice-session") == "111111111111"  # GetSessionToken only: the MFA device's (the user's)
+    hardware = parse(GOOD.replace("arn:aws:iam::111111111111:mfa/alice", "GAHT12345678"))
+    assert hardware.account_of("alice-session") is None  # not known without asking STS: AccountId is left out
+    assert hardware.account_of("prod-admin") == "222222222222"
