@@ -14,14 +14,15 @@ import os
 import signal
 import threading
 from dataclasses import replace
-from datetime import timedelta
+from pathlib import Path
 from typing import IO
 
 from credd import coredump, mfa, paths, protocol, sts
 from credd.commands.args import NoArgs
 from credd.context import Context
 from credd.daemon import Daemon
-from credd.endpoints.container import MAX_TTL, ContainerServer, Tokens
+from credd.commands.serve_tokens import TokenDesk
+from credd.endpoints.container import ContainerServer, Tokens
 from credd.endpoints.unix_socket import Listener, SocketServer
 from credd.engine import Engine
 from credd.errors import CreddError
@@ -30,7 +31,6 @@ from credd.model import Config
 from credd.scheduler import Scheduler
 from credd.store import Store
 from credd.systemd import notify
-from credd.timefmt import utc_text
 
 log = logging.getLogger("credd.serve")
 
@@ -61,8 +61,12 @@ class Runtime:
         # One ledger of used MFA windows for the life of the process: a reload must not forget, in
         # memory, the windows an unwritable state dir kept it from saving (a code is never used twice).
         self.windows = mfa.UsedWindows(mfa.state_file(paths.state_dir(ctx.env)), uid=ctx.uid)
+        self.servers: list = []  # the HTTP endpoints serving, each with `describe()`: `status` lists them
         self.daemon = self._build(config)
         self.tokens = Tokens()  # the container endpoint's: they outlive a reload, as the endpoint does
+        # Their files: beside the socket, in a directory as private as the socket's (the socket moves at a restart only).
+        self.desk = TokenDesk(self.tokens, Path(config.socket).parent / "tokens", lambda: self.daemon.clock(),
+                              ctx.command)
         self.container: ContainerServer | None = None
 
     def _build(self, config: Config) -> Daemon:
@@ -75,7 +79,7 @@ class Runtime:
                         drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox, hint_config=hint),
                         windows=self.windows, stop=self.stopping, hint_config=hint)
         return Daemon(config, engine, inbox, plan=self.scheduler.plan,
-                      write=CredentialsWriter(config.credentials_file, hint))
+                      write=CredentialsWriter(config.credentials_file, hint), servers=lambda: self.servers)
 
     async def serve(self) -> int:
         config = self.daemon.config
@@ -94,6 +98,8 @@ class Runtime:
                 listener.close()
                 raise CreddError(f"{config.path}: endpoints.container: cannot listen on {host}:{port} "
                                  f"({e.strerror or e}); choose another port (0: any free one)") from None
+            self.servers.append(self.container)
+            self.desk.remove_stale()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -107,13 +113,17 @@ class Runtime:
             log.info("container credentials endpoint on http://%s%s", self.container.address, "/v1/credentials/")
         notify("READY=1")
         initial = loop.run_in_executor(None, self._start)
+        upkeep = asyncio.create_task(self._token_upkeep()) if self.container is not None else None
         await stop.wait()
+        if upkeep is not None:
+            upkeep.cancel()
         self.stopping.set()  # first: a refresh waiting for an MFA window gives up now, before it spends a code
         log.info("stopping: no new requests; abandoning refreshes that have not reached STS")
         notify("STOPPING=1")
         await server.close()
         if self.container is not None:
             await self.container.close()
+            self.desk.close()  # the tokens die with the daemon: so do their files
         self.scheduler.shutdown()
         await initial
         self.daemon.files.finish()  # a write in flight has finished
@@ -125,21 +135,19 @@ class Runtime:
         daemon's; `status` gains the endpoint and its live tokens (ids only)."""
         op = request["op"]
         if op == "token-issue":
-            return self._issue(request["profiles"], request["ttl"])
+            return self._issue(request)
+        if op == "token-rotate":
+            return self.desk.rotate(request["id"])
         if op == "token-revoke":
-            if self.tokens.revoke(request["id"]):
-                log.info("container endpoint: token %s revoked", request["id"])
-                return {"ok": True, "message": f"token {request['id']} revoked"}
-            return protocol.error_reply("unknown-token", f"no live token {request['id']!r} (expired, revoked, or "
-                                        f"never issued); `{self.ctx.command('status')}` lists the live ones")
+            return self.desk.revoke(request["id"])
         reply = self.daemon.handle(request)
         if op == "status" and reply.get("ok"):
             reply["endpoints"] = {"container": None if self.container is None else {
                 "address": self.container.address, "tokens": self.tokens.live(self.daemon.clock())}}
         return reply
 
-    def _issue(self, profiles: list[str], ttl: int) -> dict:
-        daemon = self.daemon
+    def _issue(self, request: dict) -> dict:
+        daemon, profiles = self.daemon, request["profiles"]
         if self.container is None:
             return protocol.error_reply("failed", f"the container endpoint is off: add `endpoints: {{container: "
                                         f"127.0.0.1:0}}` to {daemon.config.path}, then restart the daemon "
@@ -147,11 +155,20 @@ class Runtime:
         unknown = [name for name in profiles if name not in daemon.config.profiles]
         if unknown:
             return protocol.error_reply("unknown-profile", f"profile {unknown[0]!r} is not in {daemon.config.path}")
-        seconds = min(ttl, int(MAX_TTL.total_seconds()))
-        token = self.tokens.issue(profiles, timedelta(seconds=seconds), daemon.clock())
-        log.info("container endpoint: token %s issued for %s, for %d s", token.id, ", ".join(profiles), seconds)
-        return {"ok": True, "id": token.id, "token": token.value, "expires": utc_text(token.expires),
-                "url": f"http://{self.container.address}/v1/credentials/"}
+        _, reply = self.desk.issue(profiles, request["ttl"], request.get("file"), request.get("rotate"))
+        if reply.get("ok"):
+            reply["url"] = f"http://{self.container.address}/v1/credentials/"
+        return reply
+
+    async def _token_upkeep(self) -> None:
+        """Every second: rotate the tokens that are due, remove the files of expired ones."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await loop.run_in_executor(None, self.desk.upkeep)
+            except Exception as e:  # noqa: BLE001  a bug must not end the upkeep, nor show a value
+                log.error("token upkeep failed (%s); this is a bug in credd", type(e).__name__)
 
     def reload(self) -> None:
         notify("RELOADING=1")
