@@ -21,6 +21,7 @@ the daemon removes its file then (or at its own stop).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,8 +29,8 @@ import subprocess
 from credd import client, coredump, umask
 from credd.commands.args import ExecArgs
 from credd.commands.env import SHADOWING
-from credd.context import Context
 from credd.commands.token import seconds_of
+from credd.context import Context
 from credd.endpoints.container import DEFAULT_TTL
 from credd.errors import ClientError, CommandNotRunnable, CreddError, UsageError
 
@@ -88,7 +89,25 @@ def _revoke(ctx: Context, path: str, issued: dict) -> None:
         ctx.warn(f"token {issued['id']} was not revoked ({revoked.get('message')}); it expires at "
                  f"{issued['expires']}, or with the daemon")
         if issued.get("file"):  # the daemon removes it when it revokes; gone or stuck, this CMD is done with it
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(issued["file"])
-            except OSError:
-                pass
+
+
+def _run(ctx: Context, command: list[str], environment: dict[str, str]) -> int:
+    """CMD as a child with its own umask and core limit; its exit status, 128+N when signal N ended it."""
+    ctx.stdout.flush()
+    umask.restore_user()  # credd runs under 077; the command gets the user's own umask (credd writes no file now)
+    coredump.restore_user_limit()  # and its own core limit: credd's secrets are not the command's concern
+    try:
+        child = subprocess.Popen(command, env=environment)
+    except FileNotFoundError:
+        raise CommandNotRunnable(f"{command[0]}: command not found", 127) from None
+    except OSError as e:
+        raise CommandNotRunnable(f"{command[0]}: cannot run it: {e.strerror}", 126) from None
+    previous = {signum: signal.signal(signum, lambda signum, _frame: child.send_signal(signum)) for signum in FORWARDED}
+    try:
+        status = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - status if status < 0 else status

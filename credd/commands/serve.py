@@ -19,9 +19,9 @@ from typing import IO
 
 from credd import coredump, mfa, paths, protocol, sts
 from credd.commands.args import NoArgs
+from credd.commands.serve_tokens import TokenDesk
 from credd.context import Context
 from credd.daemon import Daemon
-from credd.commands.serve_tokens import TokenDesk
 from credd.endpoints.container import ContainerServer, Tokens
 from credd.endpoints.unix_socket import Listener, SocketServer
 from credd.engine import Engine
@@ -64,9 +64,9 @@ class Runtime:
         self.servers: list = []  # the HTTP endpoints serving, each with `describe()`: `status` lists them
         self.daemon = self._build(config)
         self.tokens = Tokens()  # the container endpoint's: they outlive a reload, as the endpoint does
-        # Their files: beside the socket, in a directory as private as the socket's (the socket moves at a restart only).
-        self.desk = TokenDesk(self.tokens, Path(config.socket).parent / "tokens", lambda: self.daemon.clock(),
-                              ctx.command)
+        # Their files: beside the socket, as private as it (the socket moves at a restart only).
+        self.desk = TokenDesk(self.tokens, Path(config.socket).parent / "tokens",
+                              lambda: self.daemon.clock(), ctx.command)  # noqa: PLW0108  the current daemon's
         self.container: ContainerServer | None = None
 
     def _build(self, config: Config) -> Daemon:
