@@ -68,15 +68,41 @@ def status(ctx: Context, args: JsonArgs) -> int:
     for row in rows:  # the last column, LAST ERROR, is not padded
         padded = "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
         ctx.say((padded + "  " + row[5]).rstrip())
-    container = (reply.get("endpoints") or {}).get("container")  # an older daemon sends none
-    if container:
-        tokens = ", ".join(f"{t['id']} ({', '.join(t['profiles'])}, until {t['expires']})" for t in container["tokens"])
-        ctx.say(f"container endpoint: http://{container['address']}/v1/credentials/PROFILE; live tokens: "
-                f"{tokens or 'none'}")
+    for line in endpoint_lines(reply):
+        ctx.say(line)
     for name, source in sorted(reply.get("sources", {}).items()):  # an older daemon sends none
         if source.get("clock_warning"):
             ctx.say(f"warning: source {name}: {source['clock_warning']}")
     return 0 if served else 1
+
+
+def endpoint_lines(reply: dict) -> list[str]:
+    """A line per HTTP endpoint the daemon serves (`servers`), the container endpoint's with its live tokens (ids,
+    profiles, expiry, file, rotation; never a value)."""
+    container = (reply.get("endpoints") or {}).get("container")  # an older daemon sends none
+    servers = reply.get("servers")
+    if servers is None:  # a daemon of before `servers`: its container endpoint only
+        servers = [{"kind": "container", "url": f"http://{container['address']}/v1/credentials/"}] if container else []
+    lines = []
+    for server in servers:
+        url, kind = server.get("url", "?"), server.get("kind", "?")
+        if kind == "container":
+            tokens = ", ".join(token_text(t) for t in (container or {}).get("tokens", []))
+            lines.append(f"{kind} endpoint: {url}PROFILE; live tokens: {tokens or 'none'}")
+        else:
+            profiles = server.get("profiles")
+            lines.append(f"{kind} endpoint: {url}" + (f" (profile {', '.join(profiles)})" if profiles else ""))
+    return lines
+
+
+def token_text(token: dict) -> str:
+    """`ab12cd34 (prod-admin, until T)`, with its file and rotation when it has them."""
+    parts = [", ".join(token["profiles"]), f"until {token['expires']}"]
+    if token.get("file"):
+        parts.append(f"file {token['file']}")
+    if token.get("rotate_every"):
+        parts.append(f"a new value every {format_duration(token['rotate_every'])}")
+    return f"{token['id']} ({', '.join(parts)})"
 
 
 def error_line(row: dict) -> str:
