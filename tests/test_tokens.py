@@ -116,7 +116,7 @@ def test_the_desk_never_overwrites_a_file_and_a_failed_rotation_keeps_the_value(
     assert desk.issue(["prod-admin"], 60, None, rotate=10)[1]["error"] == "bad-request"  # rotation needs a file
     assert "is not a directory" in desk.issue(["prod-admin"], 60, str(tmp_path / "no" / "t"))[1]["message"]
     (tmp_path / "sub").mkdir()
-    token, _ = desk.issue(["prod-admin"], 60, str(tmp_path / "sub" / "t"))
+    token, _ = desk.issue(["prod-admin"], 3600, str(tmp_path / "sub" / "t"))
     (tmp_path / "sub" / "t").unlink()
     (tmp_path / "sub").rmdir()
     (tmp_path / "sub").write_text("a file where the directory was")
