@@ -95,8 +95,8 @@ def diagnose(facts: Facts) -> list[Finding]:
         (check_socket, (facts.socket, hint), False),
         (check_daemon, (config, reply), True),
         (check_service, (facts.service, pid, hint), False),
-        (check_clock, (facts.clock, config, reply), True),
         (check_endpoints, (config, reply, facts.endpoint_probes, hint), True),
+        (check_clock, (facts.clock, config, reply), True),
     ]
     return [finding for check, args, needs_config in plan if config is not None or not needs_config
             for finding in _guarded(check, args, env)]
