@@ -11,11 +11,12 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-
 from credd.commands.serve_tokens import TokenDesk
 from credd.endpoints.container import ROTATION_GRACE, Tokens
-from tests.test_container import caller_env, get, issue, served  # noqa: F401  served: a fixture used here
+from tests import test_container
+from tests.test_container import caller_env, get, issue
+
+served = test_container.served  # the daemon with its container endpoint on, prod-admin fresh (a fixture)
 
 T0 = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
 
@@ -90,8 +91,8 @@ def test_the_desk_writes_a_private_file_rotates_it_and_removes_it(tmp_path):
 
 def test_expired_tokens_lose_their_files_and_due_ones_rotate_in_the_upkeep(tmp_path):
     desk, clock = make_desk(tmp_path)
-    short, reply = desk.issue(["prod-admin"], 60, True)
-    rotating, rotating_reply = desk.issue(["prod-admin"], 3600, str(tmp_path / "dev.token"), rotate=600)
+    _, reply = desk.issue(["prod-admin"], 60, True)
+    _, rotating_reply = desk.issue(["prod-admin"], 3600, str(tmp_path / "dev.token"), rotate=600)
     first = Path(rotating_reply["file"]).read_text()
     clock.now += timedelta(seconds=59)
     desk.upkeep()
