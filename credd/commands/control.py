@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from credd import client
 from credd.commands.args import JsonArgs, MfaArgs, RefreshArgs
@@ -80,9 +81,7 @@ def endpoint_lines(reply: dict) -> list[str]:
     """A line per HTTP endpoint the daemon serves (`servers`), the container endpoint's with its live tokens (ids,
     profiles, expiry, file, rotation; never a value)."""
     container = (reply.get("endpoints") or {}).get("container")  # an older daemon sends none
-    servers = reply.get("servers")
-    if servers is None:  # a daemon of before `servers`: its container endpoint only
-        servers = [{"kind": "container", "url": f"http://{container['address']}/v1/credentials/"}] if container else []
+    servers = servers_of(reply)
     lines = []
     for server in servers:
         url, kind = server.get("url", "?"), server.get("kind", "?")
@@ -95,7 +94,16 @@ def endpoint_lines(reply: dict) -> list[str]:
     return lines
 
 
-def token_text(token: dict) -> str:
+def servers_of(reply: Mapping) -> list[Mapping]:
+    """The HTTP endpoints a status reply lists; from a daemon of before `servers`, its container endpoint only."""
+    servers = reply.get("servers")
+    if servers is not None:
+        return list(servers)
+    container = (reply.get("endpoints") or {}).get("container")
+    return [{"kind": "container", "url": f"http://{container['address']}/v1/credentials/"}] if container else []
+
+
+def token_text(token: Mapping) -> str:
     """`ab12cd34 (prod-admin, until T)`, with its file and rotation when it has them."""
     parts = [", ".join(token["profiles"]), f"until {token['expires']}"]
     if token.get("file"):

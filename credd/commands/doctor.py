@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from credd import __version__, awsconfig, client, credfile, doctor, mfa, paths
 from credd.atomicfile import read_text, resolve_target
 from credd.commands.args import JsonArgs
+from credd.commands.control import servers_of
 from credd.context import Context
 from credd.doctor.clock import sts_endpoints
 from credd.errors import ClientError, CreddError, CredentialsFileError, DaemonDown, KeyringError, UsageError
@@ -250,10 +251,7 @@ def probe_endpoints(reply: Mapping | None, timeout: float = PROBE_TIMEOUT) -> di
     """
     if reply is None or not reply.get("ok"):
         return {}
-    servers = reply.get("servers")
-    if servers is None:  # a daemon of before `servers`
-        container = (reply.get("endpoints") or {}).get("container")
-        servers = [{"kind": "container", "url": f"http://{container['address']}/v1/credentials/"}] if container else []
+    servers = servers_of(reply)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
     probes: dict[str, int | str] = {}
     for server in servers:

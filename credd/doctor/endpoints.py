@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from credd.commandline import credd_command
-from credd.commands.control import token_text
+from credd.commands.control import servers_of, token_text
 from credd.doctor.findings import Finding, count, fail, ok, warn
 from credd.model import Config
 
@@ -41,10 +41,7 @@ def check_endpoints(config: Config, reply: Mapping | None, probes: Mapping[str, 
                               f"in {config.path}, then restart the daemon)")]
         return [warn(TOPIC, f"{config.path} turns the container endpoint on ({wanted}), but the daemon is not "
                             "running, so nothing listens")]
-    servers = reply.get("servers")
-    if servers is None:  # a daemon of before `servers`
-        container = (reply.get("endpoints") or {}).get("container")
-        servers = [{"kind": "container", "url": f"http://{container['address']}/v1/credentials/"}] if container else []
+    servers = servers_of(reply)
     found = []
     serving = any(server.get("kind") == "container" for server in servers)
     if wanted is None and not serving:
