@@ -272,3 +272,17 @@ def test_status_and_doctor_show_the_endpoint_its_tokens_and_that_it_refuses_with
     assert f"ok   endpoints: 1 live token for the container endpoint: {token['id']} (prod-admin" in doctor.stdout
     assert token["token"] not in doctor.stdout + shown + json.dumps(reply)
     assert "refused a request without a valid token (401)" in daemon.log()  # doctor's probe, as the log says it
+
+
+def test_files_a_killed_daemon_left_are_removed_at_its_next_start(served):
+    daemon, _ = served
+    reply = daemon.ask({"op": "token-issue", "profiles": ["prod-admin"], "ttl": 600, "file": True})
+    path = Path(reply["file"])
+    daemon.process.kill()  # SIGKILL: no stop, so the file stays, holding a value no daemon honours any more
+    daemon.process.wait(10)
+    assert path.read_text() == reply["token"]
+    daemon.start()
+    assert not path.exists()  # removed before the new daemon serves
+    address = daemon.ask({"op": "status"})["endpoints"]["container"]["address"]
+    host, _, port = address.rpartition(":")
+    assert get((host, int(port)), "/v1/credentials/prod-admin", reply["token"])[0] == 401

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -47,10 +48,19 @@ class TokenDesk:
         self.directory = directory
         self.clock = clock
         self.command = command
+        # One op at a time: an upkeep in its thread must not write a file that a revoke, or the stop, just removed.
+        self._lock = threading.RLock()
+        self._closed = False
 
     def issue(self, profiles: list[str], ttl: int, file: object = None, rotate: object = None) -> tuple[Token | None,
                                                                                                         dict]:
         """A new token (and its file, when asked for), and the reply; (None, an error reply) when refused."""
+        with self._lock:
+            if self._closed:
+                return None, protocol.error_reply("failed", "the daemon is stopping")
+            return self._issue(profiles, ttl, file, rotate)
+
+    def _issue(self, profiles: list[str], ttl: int, file: object, rotate: object) -> tuple[Token | None, dict]:
         if rotate is not None and (not isinstance(rotate, int) or isinstance(rotate, bool) or rotate <= 0):
             return None, protocol.error_reply("bad-request", "rotate must be a number of seconds, at least 1")
         if rotate is not None and file is None:
@@ -80,7 +90,8 @@ class TokenDesk:
 
     def rotate(self, token_id: str) -> dict:
         """A new value for a live token now (its file rewritten); the old one works for the grace, then never."""
-        rotated = self._rotate(token_id)
+        with self._lock:
+            rotated = self._rotate(token_id)
         if isinstance(rotated, str):
             return protocol.error_reply("failed", rotated)
         if rotated is None:
@@ -94,26 +105,32 @@ class TokenDesk:
                 "message": f"token {token_id} rotated: the old value works for {grace} s more{where}"}
 
     def revoke(self, token_id: str) -> dict:
-        token = self.tokens.revoke(token_id)
-        if token is None:
-            return self._unknown(token_id)
-        log.info("container endpoint: token %s revoked", token_id)
-        removed = self._remove_file(token)
+        with self._lock:
+            token = self.tokens.revoke(token_id)
+            if token is None:
+                return self._unknown(token_id)
+            log.info("container endpoint: token %s revoked", token_id)
+            removed = self._remove_file(token)
         return {"ok": True, "message": f"token {token_id} revoked" + (f"; {token.file} removed" if removed else "")}
 
     def upkeep(self) -> None:
         """Rotate what is due, remove the files of expired tokens. The daemon runs this every second."""
-        now = self.clock()
-        for token in self.tokens.take_dropped(now):
-            log.info("container endpoint: token %s expired", token.id)
-            self._remove_file(token)
-        for token in self.tokens.due(now):
-            self._rotate(token.id)
+        with self._lock:
+            if self._closed:
+                return
+            now = self.clock()
+            for token in self.tokens.take_dropped(now):
+                log.info("container endpoint: token %s expired", token.id)
+                self._remove_file(token)
+            for token in self.tokens.due(now):
+                self._rotate(token.id)
 
     def close(self) -> None:
         """At the daemon's stop: every token dies with it, so no file may outlive it."""
-        for token in self.tokens.all() + self.tokens.take_dropped(self.clock()):
-            self._remove_file(token)
+        with self._lock:
+            self._closed = True
+            for token in self.tokens.all() + self.tokens.take_dropped(self.clock()):
+                self._remove_file(token)
 
     def remove_stale(self) -> None:
         """At start: the files a daemon killed before its stop left in `directory` hold values nobody honours."""
