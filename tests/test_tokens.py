@@ -11,6 +11,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from credd.commands.control import endpoint_lines
 from credd.commands.serve_tokens import TokenDesk
 from credd.endpoints.container import ROTATION_GRACE, Tokens
 from tests import test_container
@@ -286,3 +287,19 @@ def test_files_a_killed_daemon_left_are_removed_at_its_next_start(served):
     address = daemon.ask({"op": "status"})["endpoints"]["container"]["address"]
     host, _, port = address.rpartition(":")
     assert get((host, int(port)), "/v1/credentials/prod-admin", reply["token"])[0] == 401
+
+
+def test_status_lines_for_each_server_and_for_a_daemon_of_before_servers():
+    token = {"id": "ab12cd34", "profiles": ["prod-admin"], "expires": "2030-01-01T00:00:00Z", "file": None,
+             "rotate_every": None, "rotated_at": "2029-12-31T23:00:00Z"}
+    endpoints = {"container": {"address": "127.0.0.1:8911", "tokens": [token]}}
+    servers = [{"kind": "container", "url": "http://127.0.0.1:8911/v1/credentials/", "profiles": None},
+               {"kind": "imds", "url": "http://127.0.0.1:8912/", "profiles": ["dev"]}]
+    assert endpoint_lines({"servers": servers, "endpoints": endpoints}) == [
+        "container endpoint: http://127.0.0.1:8911/v1/credentials/PROFILE; live tokens: ab12cd34 (prod-admin, until "
+        "2030-01-01T00:00:00Z)",
+        "imds endpoint: http://127.0.0.1:8912/ (profile dev)"]
+    older = endpoint_lines({"endpoints": endpoints})  # no `servers`: its container endpoint, from `endpoints`
+    assert older == endpoint_lines({"servers": servers[:1], "endpoints": endpoints})
+    assert endpoint_lines({"servers": [], "endpoints": {"container": None}}) == []
+    assert endpoint_lines({}) == []  # a daemon of before the endpoints
