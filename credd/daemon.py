@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
 
 from credd import __version__, credfile, protocol, refresh, shadow
 from credd.commandline import credd_command
@@ -47,12 +46,6 @@ def process_json(credentials: Credentials) -> dict:
     }
 
 
-class Describable(Protocol):
-    """An endpoint as `status` and `doctor` show it: `{"kind": ..., "url": ..., "profiles": [...] or None}`."""
-
-    def describe(self) -> dict: ...
-
-
 @dataclass
 class ProfileStatus:
     last_refresh: datetime | None = None
@@ -64,8 +57,7 @@ class Daemon:
     def __init__(self, config: Config, engine: Engine, inbox: CodeInbox, *,
                  plan: Callable[[str, datetime], None], write: Writer,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 jitter: Callable[[], float] = random.random,
-                 servers: Callable[[], Iterable[Describable]] = tuple) -> None:
+                 jitter: Callable[[], float] = random.random) -> None:
         self.config = config
         self.engine = engine
         self.inbox = inbox
@@ -73,7 +65,6 @@ class Daemon:
         self.files = FileSync(config.credentials_file, write, (p.name for p in config.profiles.values() if p.write))
         self.clock = clock
         self.jitter = jitter
-        self.servers = servers  # the HTTP endpoints `serve` runs (container, IMDS): `status` lists them
         self.status_of = {name: ProfileStatus() for name in config.profiles}
         self._refreshing: dict[str, int] = {}  # refreshes in flight per source, for `status`
         self.loaded_at = clock()  # when this config was loaded
@@ -343,7 +334,6 @@ class Daemon:
         return {"ok": True, "version": __version__, "pid": os.getpid(), "config": str(self.config.path),
                 "now": utc_text(now), "profiles": rows, "sources": sources,
                 "config_loaded_at": utc_text(self.loaded_at),
-                "servers": [server.describe() for server in self.servers()],
                 "reload_error": {"at": utc_text(failed[0]), "message": failed[1]} if failed else None}
 
     def _command(self, *words: str) -> str:

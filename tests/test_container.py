@@ -215,7 +215,7 @@ def test_issuing_is_refused_when_the_endpoint_is_off(daemon):
     daemon.start()
     reply = daemon.ask({"op": "token-issue", "profiles": ["prod-admin"], "ttl": 60})
     assert reply["ok"] is False and "endpoints: {container: 127.0.0.1:0}" in reply["message"]
-    assert daemon.ask({"op": "status"})["endpoints"] == {"container": None}
+    assert daemon.ask({"op": "status"})["endpoints"] == {"container": None, "imds": []}
     result = run_credd(["exec", "--server", "prod-admin", "--", "true"], daemon.home,
                        extra_env={"CREDD_SOCKET": str(daemon.socket)})
     assert result.returncode != 0 and "the container endpoint is off" in result.stderr

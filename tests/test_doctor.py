@@ -112,14 +112,17 @@ def test_a_healthy_setup_is_all_ok():
     assert paths["profile prod-admin"].startswith("served by credential_process")
 
 
-SERVED = {"kind": "container", "url": "http://127.0.0.1:8911/v1/credentials/", "profiles": None}
+SERVED = {"kind": "container", "address": "127.0.0.1:8911", "url": "http://127.0.0.1:8911/v1/credentials/",
+          "profiles": [], "tokens": []}
+SERVING = SocketFacts(SOCKET, reply=status_reply(endpoints={"container": SERVED, "imds": []}))
 
 
 def test_the_endpoints_section_shows_what_serves_and_its_tokens():
     tokens = [{"id": "ab12cd34", "profiles": ["prod-admin"], "expires": "2030-01-01T00:00:00Z", "file": "/run/t",
                "rotate_every": 3600, "rotated_at": "2029-12-31T23:00:00Z"}]
-    reply = status_reply(servers=[SERVED, {"kind": "imds", "url": "http://127.0.0.1:8912/", "profiles": ["dev"]}],
-                         endpoints={"container": {"address": "127.0.0.1:8911", "tokens": tokens}})
+    imds = {"kind": "imds", "address": "127.0.0.1:8912", "url": "http://127.0.0.1:8912/", "profiles": ["dev"]}
+    reply = status_reply(endpoints={"container": {**SERVED, "profiles": ["prod-admin"], "tokens": tokens},
+                                    "imds": [imds]})
     probes = {f"{SERVED['url']}doctor-probe": 401,
               "http://127.0.0.1:8912/latest/meta-data/iam/security-credentials/": 401}
     findings = doctor.diagnose(healthy(config=make_config(container=("127.0.0.1", 8911)),
@@ -303,16 +306,16 @@ BROKEN = [
                                          "socket": SocketFacts(SOCKET)},
      "warn", "endpoints", "turns the container endpoint on (endpoints.container: 127.0.0.1:0), but the daemon is not "
                           "running", None),
-    ("endpoint turned off since", {"socket": SocketFacts(SOCKET, reply=status_reply(servers=[SERVED]))},
+    ("endpoint turned off since", {"socket": SERVING},
      "warn", "endpoints", "serves the container endpoint, which /home/u/.config/credd/config.yaml no longer turns on",
      "restart the daemon"),
     ("endpoint does not answer", {"config": make_config(container=("127.0.0.1", 0)),
-                                  "socket": SocketFacts(SOCKET, reply=status_reply(servers=[SERVED])),
+                                  "socket": SERVING,
                                   "endpoint_probes": {f"{SERVED['url']}doctor-probe": "Connection refused"}},
      "fail", "endpoints", f"the container endpoint at {SERVED['url']} (endpoints.container: 127.0.0.1:0) does not "
                           "answer: Connection refused", "the daemon's log says why"),
     ("endpoint answers without a token", {"config": make_config(container=("127.0.0.1", 0)),
-                                          "socket": SocketFacts(SOCKET, reply=status_reply(servers=[SERVED])),
+                                          "socket": SERVING,
                                           "endpoint_probes": {f"{SERVED['url']}doctor-probe": 200}},
      "warn", "endpoints", "answered a request without a token with 200, not 401", "nothing else listens"),
 ]

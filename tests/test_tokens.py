@@ -263,7 +263,10 @@ def test_status_and_doctor_show_the_endpoint_its_tokens_and_that_it_refuses_with
     token = issue(daemon, "prod-admin")
     reply = json.loads(daemon.credd("status", "--json").stdout)
     url = f"http://127.0.0.1:{address[1]}/v1/credentials/"
-    assert reply["servers"] == [{"kind": "container", "url": url, "profiles": None}]
+    container = reply["endpoints"]["container"]
+    assert {key: container[key] for key in ("kind", "url", "address", "profiles")} == {
+        "kind": "container", "url": url, "address": f"127.0.0.1:{address[1]}", "profiles": ["prod-admin"]}
+    assert [t["id"] for t in container["tokens"]] == [token["id"]]
     shown = daemon.credd("status").stdout
     assert f"container endpoint: {url}PROFILE; live tokens: {token['id']} (prod-admin, until {token['expires']})" \
         in shown
@@ -292,14 +295,14 @@ def test_files_a_killed_daemon_left_are_removed_at_its_next_start(served):
 def test_status_lines_for_each_server_and_for_a_daemon_of_before_servers():
     token = {"id": "ab12cd34", "profiles": ["prod-admin"], "expires": "2030-01-01T00:00:00Z", "file": None,
              "rotate_every": None, "rotated_at": "2029-12-31T23:00:00Z"}
-    endpoints = {"container": {"address": "127.0.0.1:8911", "tokens": [token]}}
-    servers = [{"kind": "container", "url": "http://127.0.0.1:8911/v1/credentials/", "profiles": None},
-               {"kind": "imds", "url": "http://127.0.0.1:8912/", "profiles": ["dev"]}]
-    assert endpoint_lines({"servers": servers, "endpoints": endpoints}) == [
+    container = {"kind": "container", "address": "127.0.0.1:8911", "url": "http://127.0.0.1:8911/v1/credentials/",
+                 "profiles": ["prod-admin"], "tokens": [token]}
+    imds = {"kind": "imds", "address": "127.0.0.1:8912", "url": "http://127.0.0.1:8912/", "profiles": ["dev"]}
+    assert endpoint_lines({"endpoints": {"container": container, "imds": [imds]}}) == [
         "container endpoint: http://127.0.0.1:8911/v1/credentials/PROFILE; live tokens: ab12cd34 (prod-admin, until "
         "2030-01-01T00:00:00Z)",
         "imds endpoint: http://127.0.0.1:8912/ (profile dev)"]
-    older = endpoint_lines({"endpoints": endpoints})  # no `servers`: its container endpoint, from `endpoints`
-    assert older == endpoint_lines({"servers": servers[:1], "endpoints": endpoints})
-    assert endpoint_lines({"servers": [], "endpoints": {"container": None}}) == []
+    older = {"container": {"address": "127.0.0.1:8911", "tokens": [token]}}  # a 0.2 daemon: address and tokens
+    assert endpoint_lines({"endpoints": older}) == endpoint_lines({"endpoints": {"container": container}})
+    assert endpoint_lines({"endpoints": {"container": None, "imds": []}}) == []
     assert endpoint_lines({}) == []  # a daemon of before the endpoints

@@ -78,15 +78,13 @@ def status(ctx: Context, args: JsonArgs) -> int:
 
 
 def endpoint_lines(reply: dict) -> list[str]:
-    """A line per HTTP endpoint the daemon serves (`servers`), the container endpoint's with its live tokens (ids,
+    """A line per HTTP endpoint the daemon serves (`endpoints`), the container endpoint's with its live tokens (ids,
     profiles, expiry, file, rotation; never a value)."""
-    container = (reply.get("endpoints") or {}).get("container")  # an older daemon sends none
-    servers = servers_of(reply)
     lines = []
-    for server in servers:
+    for server in servers_of(reply):
         url, kind = server.get("url", "?"), server.get("kind", "?")
         if kind == "container":
-            tokens = ", ".join(token_text(t) for t in (container or {}).get("tokens", []))
+            tokens = ", ".join(token_text(t) for t in server.get("tokens", []))
             lines.append(f"{kind} endpoint: {url}PROFILE; live tokens: {tokens or 'none'}")
         else:
             profiles = server.get("profiles")
@@ -95,12 +93,14 @@ def endpoint_lines(reply: dict) -> list[str]:
 
 
 def servers_of(reply: Mapping) -> list[Mapping]:
-    """The HTTP endpoints a status reply lists; from a daemon of before `servers`, its container endpoint only."""
-    servers = reply.get("servers")
-    if servers is not None:
-        return list(servers)
-    container = (reply.get("endpoints") or {}).get("container")
-    return [{"kind": "container", "url": f"http://{container['address']}/v1/credentials/"}] if container else []
+    """The HTTP endpoints a status reply lists (`endpoints`), each as it describes itself: the container endpoint
+    (with its tokens), then the IMDS listeners. An older daemon's container entry has only `address` and `tokens`."""
+    endpoints = reply.get("endpoints") or {}
+    container = endpoints.get("container")
+    servers: list[Mapping] = []
+    if container:
+        servers.append({"kind": "container", "url": f"http://{container.get('address')}/v1/credentials/", **container})
+    return servers + list(endpoints.get("imds") or [])
 
 
 def token_text(token: Mapping) -> str:

@@ -61,7 +61,6 @@ class Runtime:
         # One ledger of used MFA windows for the life of the process: a reload must not forget, in
         # memory, the windows an unwritable state dir kept it from saving (a code is never used twice).
         self.windows = mfa.UsedWindows(mfa.state_file(paths.state_dir(ctx.env)), uid=ctx.uid)
-        self.servers: list = []  # the HTTP endpoints serving, each with `describe()`: `status` lists them
         self.daemon = self._build(config)
         self.tokens = Tokens()  # the container endpoint's: they outlive a reload, as the endpoint does
         # Their files: beside the socket, as private as it (the socket moves at a restart only).
@@ -79,7 +78,7 @@ class Runtime:
                         drivers=mfa.make_drivers(seeds=store.get_totp_seed, inbox=inbox, hint_config=hint),
                         windows=self.windows, stop=self.stopping, hint_config=hint)
         return Daemon(config, engine, inbox, plan=self.scheduler.plan,
-                      write=CredentialsWriter(config.credentials_file, hint), servers=lambda: self.servers)
+                      write=CredentialsWriter(config.credentials_file, hint))
 
     async def serve(self) -> int:
         config = self.daemon.config
@@ -98,7 +97,6 @@ class Runtime:
                 listener.close()
                 raise CreddError(f"{config.path}: endpoints.container: cannot listen on {host}:{port} "
                                  f"({e.strerror or e}); choose another port (0: any free one)") from None
-            self.servers.append(self.container)
             self.desk.remove_stale()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -142,9 +140,13 @@ class Runtime:
             return self.desk.revoke(request["id"])
         reply = self.daemon.handle(request)
         if op == "status" and reply.get("ok"):
-            reply["endpoints"] = {"container": None if self.container is None else {
-                "address": self.container.address, "tokens": self.tokens.live(self.daemon.clock())}}
+            reply["endpoints"] = self.endpoints()
         return reply
+
+    def endpoints(self) -> dict:
+        """The HTTP endpoints as `status` shows them, each its `describe()`: the container endpoint (None: off) and
+        the IMDS listeners (none in this version)."""
+        return {"container": None if self.container is None else self.container.describe(), "imds": []}
 
     def _issue(self, request: dict) -> dict:
         daemon, profiles = self.daemon, request["profiles"]

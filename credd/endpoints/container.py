@@ -267,9 +267,11 @@ class ContainerServer:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def describe(self) -> dict:
-        """What `status` and `doctor` show of it: its kind, its URL, and the profiles it serves (None: those each
-        token grants)."""
-        return {"kind": "container", "url": f"http://{self.address}{PATH_PREFIX}", "profiles": None}
+        """What `status` and `doctor` show of it: its kind, URL, the profiles its live tokens grant, and those tokens
+        (ids, never values)."""
+        live = self.tokens.live(self.clock())
+        return {"kind": "container", "address": self.address, "url": f"http://{self.address}{PATH_PREFIX}",
+                "profiles": sorted({name for token in live for name in token["profiles"]}), "tokens": live}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve_client, self.host, self.port, limit=MAX_HEAD)
