@@ -128,6 +128,11 @@ class Runtime:
         log.info("stopped")
         return 0
 
+    def endpoints(self) -> dict:
+        """The HTTP endpoints as `status` shows them, each its `describe()`: the container endpoint (None: off) and
+        the IMDS listeners (none in this version)."""
+        return {"container": None if self.container is None else self.container.describe(), "imds": []}
+
     def _handle(self, request: dict) -> dict:
         """A socket request: the container endpoint's tokens are the runtime's (they outlive a reload), the rest the
         daemon's; `status` gains the endpoint and its live tokens (ids only)."""
@@ -142,11 +147,6 @@ class Runtime:
         if op == "status" and reply.get("ok"):
             reply["endpoints"] = self.endpoints()
         return reply
-
-    def endpoints(self) -> dict:
-        """The HTTP endpoints as `status` shows them, each its `describe()`: the container endpoint (None: off) and
-        the IMDS listeners (none in this version)."""
-        return {"container": None if self.container is None else self.container.describe(), "imds": []}
 
     def _issue(self, request: dict) -> dict:
         daemon, profiles = self.daemon, request["profiles"]
