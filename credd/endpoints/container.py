@@ -266,16 +266,16 @@ class ContainerServer:
         """Where it listens, as a URL's authority: `127.0.0.1:PORT` or `[::1]:PORT`."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve_client, self.host, self.port, limit=MAX_HEAD)
+        self.port = self._server.sockets[0].getsockname()[1]  # the one the kernel chose for port 0
+
     def describe(self) -> dict:
         """What `status` and `doctor` show of it: its kind, URL, the profiles its live tokens grant, and those tokens
         (ids, never values)."""
         live = self.tokens.live(self.clock())
         return {"kind": "container", "address": self.address, "url": f"http://{self.address}{PATH_PREFIX}",
                 "profiles": sorted({name for token in live for name in token["profiles"]}), "tokens": live}
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve_client, self.host, self.port, limit=MAX_HEAD)
-        self.port = self._server.sockets[0].getsockname()[1]  # the one the kernel chose for port 0
 
     async def close(self) -> None:
         if self._server is not None:
