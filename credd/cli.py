@@ -176,6 +176,11 @@ def _token_issue() -> Handler[TokenIssueArgs]:
     return issue
 
 
+def _token_rotate() -> Handler[TokenRevokeArgs]:
+    from credd.commands.token import rotate
+    return rotate
+
+
 def _token_revoke() -> Handler[TokenRevokeArgs]:
     from credd.commands.token import revoke
     return revoke
@@ -205,6 +210,7 @@ COMMANDS: dict[str, Command[Any]] = {
     "service uninstall": Command(ServiceChangeArgs, _service_uninstall),
     "service status": Command(ServiceStatusArgs, _service_status),
     "token issue": Command(TokenIssueArgs, _token_issue),
+    "token rotate": Command(TokenRevokeArgs, _token_rotate),
     "token revoke": Command(TokenRevokeArgs, _token_revoke),
 }
 
@@ -248,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--server", action="store_true",
                      help="no keys in CMD's environment: a token for the daemon's container endpoint, revoked when "
                           "CMD exits (needs `endpoints: {container: ...}` in the config)")
+    run.add_argument("--ttl", metavar="DURATION",
+                     help="with --server: how long the token lives if credd cannot revoke it (killed with SIGKILL); "
+                          "default 12h")
     run.add_argument("profile", metavar="PROFILE")
     run.add_argument("command", metavar="-- CMD", nargs=argparse.REMAINDER)
 
@@ -277,6 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     token_issue.add_argument("profile", metavar="PROFILE")
     token_issue.add_argument("--ttl", metavar="DURATION", default="8h",
                              help="how long it lives (default 8h; at most 7d)")
+    token_issue.add_argument("--file", metavar="PATH",
+                             help="the daemon writes the value to PATH (a new file, mode 0600) and removes it when the "
+                                  "token ends; prints AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE instead of the value")
+    token_issue.add_argument("--rotate", metavar="DURATION",
+                             help="with --file: a new value this often (the old one works a minute more)")
+    token_rotate = _command(token, "token rotate", "give a token a new value now (its file rewritten)")
+    token_rotate.add_argument("id", metavar="ID")
     token_revoke = _command(token, "token revoke", "revoke a token now, by the id `token issue` and `status` show")
     token_revoke.add_argument("id", metavar="ID")
 

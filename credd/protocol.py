@@ -8,7 +8,8 @@ call and reads the common reply without json.
 Requests:  {"op": "credentials", "profile": NAME}
            {"op": "status"} | {"op": "refresh", "profiles": [NAME, ...]}
            {"op": "mfa", "source": NAME, "code": "123456"} | {"op": "ping"}
-           {"op": "token-issue", "profiles": [NAME, ...], "ttl": SECONDS} | {"op": "token-revoke", "id": ID}
+           {"op": "token-issue", "profiles": [NAME, ...], "ttl": SECONDS[, "file": true | PATH, "rotate": SECONDS]}
+           {"op": "token-rotate", "id": ID} | {"op": "token-revoke", "id": ID}
 Replies:   {"ok": true, ...} or {"ok": false, "error": KIND, "message": TEXT}
 
 Since protocol 2, a successful credentials reply is written in one exact form
@@ -34,15 +35,15 @@ READY_PREFIX = b'{"ok":true,"credentials":'  # a protocol-2 credentials reply: t
 CLIENT_TIMEOUT = 45.0  # long enough for an MFA command (a YubiKey touch) and STS; short enough not to hang a script
 MAX_REQUEST = 16 * 1024  # bytes in one request line; anything longer is hostile
 MAX_REPLY = 4 * 1024 * 1024  # a status reply for many profiles stays far below this
-OPS = ("credentials", "status", "refresh", "mfa", "ping", "token-issue", "token-revoke")
+OPS = ("credentials", "status", "refresh", "mfa", "ping", "token-issue", "token-rotate", "token-revoke")
 MAX_NAME = 64  # a profile or source name; the config allows no longer ones
 MAX_CODE = 16  # an MFA code (6 digits; some room for spaces around it)
 # Each op's fields and their types; every name must also pass `_is_name`, so replies that quote one stay short.
 FIELDS: dict[str, dict[str, type]] = {
     "credentials": {"profile": str}, "mfa": {"source": str, "code": str}, "refresh": {"profiles": list},
-    "token-issue": {"profiles": list, "ttl": int}, "token-revoke": {"id": str},
+    "token-issue": {"profiles": list, "ttl": int}, "token-rotate": {"id": str}, "token-revoke": {"id": str},
 }
-NAME_FIELDS = {"credentials": "profile", "mfa": "source", "token-revoke": "id"}
+NAME_FIELDS = {"credentials": "profile", "mfa": "source", "token-rotate": "id", "token-revoke": "id"}
 
 
 class ProtocolError(Exception):

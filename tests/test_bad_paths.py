@@ -62,6 +62,7 @@ COMMANDS: dict[str, list[str]] = {
     "service uninstall": ["service", "uninstall", "--dry-run"],
     "service status": ["service", "status"],
     "token issue": ["token", "issue", "alice-session"],
+    "token rotate": ["token", "rotate", "0123abcd"],
     "token revoke": ["token", "revoke", "0123abcd"],
     "init": ["init", "--source", "bob"],  # last: where the path is merely missing, it writes a good config there
 }

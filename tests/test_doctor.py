@@ -113,6 +113,34 @@ def test_a_healthy_setup_is_all_ok():
     assert paths["profile prod-admin"].startswith("served by credential_process")
 
 
+SERVED = {"kind": "container", "address": "127.0.0.1:8911", "url": "http://127.0.0.1:8911/v1/credentials/",
+          "profiles": [], "tokens": []}
+SERVING = SocketFacts(SOCKET, reply=status_reply(endpoints={"container": SERVED, "imds": []}))
+
+
+def test_the_endpoints_section_shows_what_serves_and_its_tokens():
+    tokens = [{"id": "ab12cd34", "profiles": ["prod-admin"], "expires": "2030-01-01T00:00:00Z", "file": "/run/t",
+               "rotate_every": 3600, "rotated_at": "2029-12-31T23:00:00Z"}]
+    imds = {"kind": "imds", "address": "127.0.0.1:8912", "url": "http://127.0.0.1:8912/", "profiles": ["dev"]}
+    reply = status_reply(endpoints={"container": {**SERVED, "profiles": ["prod-admin"], "tokens": tokens},
+                                    "imds": [imds]})
+    probes = {f"{SERVED['url']}doctor-probe": 401,
+              "http://127.0.0.1:8912/latest/meta-data/iam/security-credentials/": 401}
+    findings = doctor.diagnose(healthy(config=make_config(container=("127.0.0.1", 8911)),
+                                       socket=SocketFacts(SOCKET, reply=reply), endpoint_probes=probes))
+    shown = [f.message for f in findings if f.topic == "endpoints"]
+    assert problems(findings) == []
+    assert shown == [
+        f"the container endpoint at {SERVED['url']} (endpoints.container: 127.0.0.1:8911) answers, and refuses a "
+        "request without a token (401)",
+        "the imds endpoint at http://127.0.0.1:8912/ answers, and refuses a request without a token (401)",
+        "1 live token for the container endpoint: ab12cd34 (prod-admin, until 2030-01-01T00:00:00Z, file /run/t, "
+        "a new value every 1h)"]
+    off = [f.message for f in doctor.diagnose(healthy()) if f.topic == "endpoints"]
+    assert off == [f"the container endpoint is off (turn it on with `endpoints: {{container: 127.0.0.1:0}}` in "
+                   f"{CONFIG_PATH}, then restart the daemon)"]
+
+
 # One row per broken setup: (what is broken, the facts, level, topic, in the message, in the fix).
 BROKEN = [
     ("config error", {"config": None, "config_error": f"{CONFIG_PATH}:3: sources: expected a mapping"},
@@ -292,6 +320,25 @@ BROKEN = [
      {"socket": SocketFacts(SOCKET, reply=sources_reply(420, "7 min ahead"))},
      "warn", "clock", ("clock 7m ahead of STS: AWS refuses the TOTP codes made on a clock this far off; it is "
                        "within 1 s of STS now, so it was set right since"), "timedatectl set-ntp true"),
+    ("endpoint turned on after the daemon started", {"config": make_config(container=("127.0.0.1", 8911))},
+     "warn", "endpoints", ("config.yaml turns the container endpoint on (endpoints.container: 127.0.0.1:8911), but "
+                           "the daemon (pid 4242) started before that and serves none"), "systemctl --user restart"),
+    ("endpoint turned on, daemon down", {"config": make_config(container=("127.0.0.1", 0)),
+                                         "socket": SocketFacts(SOCKET)},
+     "warn", "endpoints", "turns the container endpoint on (endpoints.container: 127.0.0.1:0), but the daemon is not "
+                          "running", None),
+    ("endpoint turned off since", {"socket": SERVING},
+     "warn", "endpoints", "serves the container endpoint, which /home/u/.config/credd/config.yaml no longer turns on",
+     "restart the daemon"),
+    ("endpoint does not answer", {"config": make_config(container=("127.0.0.1", 0)),
+                                  "socket": SERVING,
+                                  "endpoint_probes": {f"{SERVED['url']}doctor-probe": "Connection refused"}},
+     "fail", "endpoints", f"the container endpoint at {SERVED['url']} (endpoints.container: 127.0.0.1:0) does not "
+                          "answer: Connection refused", "the daemon's log says why"),
+    ("endpoint answers without a token", {"config": make_config(container=("127.0.0.1", 0)),
+                                          "socket": SERVING,
+                                          "endpoint_probes": {f"{SERVED['url']}doctor-probe": 200}},
+     "warn", "endpoints", "answered a request without a token with 200, not 401", "nothing else listens"),
 ]
 
 

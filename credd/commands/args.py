@@ -60,6 +60,7 @@ class ExecArgs:
     profile: str
     command: list[str]  # what follows PROFILE, a leading `--` included when given
     server: bool = False  # through the container endpoint: a token in CMD's environment, no keys
+    ttl: str | None = None  # --server: how long the token lives if credd cannot revoke it; None: 12h
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,14 @@ class ServiceStatusArgs:
 class TokenIssueArgs:
     profile: str
     ttl: str  # a duration as written (`8h`)
+    file: str | None = None  # the daemon writes the value there (a new file), for SDKs that re-read it
+    rotate: str | None = None  # a duration: the daemon gives the token a new value this often (needs `file`)
 
 
 @dataclass(frozen=True)
 class TokenRevokeArgs:
+    """token revoke, token rotate: one token, by its id."""
+
     id: str
 
 

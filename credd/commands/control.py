@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from credd import client
 from credd.commands.args import JsonArgs, MfaArgs, RefreshArgs
@@ -68,15 +69,48 @@ def status(ctx: Context, args: JsonArgs) -> int:
     for row in rows:  # the last column, LAST ERROR, is not padded
         padded = "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
         ctx.say((padded + "  " + row[5]).rstrip())
-    container = (reply.get("endpoints") or {}).get("container")  # an older daemon sends none
-    if container:
-        tokens = ", ".join(f"{t['id']} ({', '.join(t['profiles'])}, until {t['expires']})" for t in container["tokens"])
-        ctx.say(f"container endpoint: http://{container['address']}/v1/credentials/PROFILE; live tokens: "
-                f"{tokens or 'none'}")
+    for line in endpoint_lines(reply):
+        ctx.say(line)
     for name, source in sorted(reply.get("sources", {}).items()):  # an older daemon sends none
         if source.get("clock_warning"):
             ctx.say(f"warning: source {name}: {source['clock_warning']}")
     return 0 if served else 1
+
+
+def endpoint_lines(reply: dict) -> list[str]:
+    """A line per HTTP endpoint the daemon serves (`endpoints`), the container endpoint's with its live tokens (ids,
+    profiles, expiry, file, rotation; never a value)."""
+    lines = []
+    for server in servers_of(reply):
+        url, kind = server.get("url", "?"), server.get("kind", "?")
+        if kind == "container":
+            tokens = ", ".join(token_text(t) for t in server.get("tokens", []))
+            lines.append(f"{kind} endpoint: {url}PROFILE; live tokens: {tokens or 'none'}")
+        else:
+            profiles = server.get("profiles")
+            lines.append(f"{kind} endpoint: {url}" + (f" (profile {', '.join(profiles)})" if profiles else ""))
+    return lines
+
+
+def servers_of(reply: Mapping) -> list[Mapping]:
+    """The HTTP endpoints a status reply lists (`endpoints`), each as it describes itself: the container endpoint
+    (with its tokens), then the IMDS listeners. An older daemon's container entry has only `address` and `tokens`."""
+    endpoints = reply.get("endpoints") or {}
+    container = endpoints.get("container")
+    servers: list[Mapping] = []
+    if container:
+        servers.append({"kind": "container", "url": f"http://{container.get('address')}/v1/credentials/", **container})
+    return servers + list(endpoints.get("imds") or [])
+
+
+def token_text(token: Mapping) -> str:
+    """`ab12cd34 (prod-admin, until T)`, with its file and rotation when it has them."""
+    parts = [", ".join(token["profiles"]), f"until {token['expires']}"]
+    if token.get("file"):
+        parts.append(f"file {token['file']}")
+    if token.get("rotate_every"):
+        parts.append(f"a new value every {format_duration(token['rotate_every'])}")
+    return f"{token['id']} ({', '.join(parts)})"
 
 
 def error_line(row: dict) -> str:

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from credd import __version__, awsconfig, client, credfile, doctor, mfa, paths
 from credd.atomicfile import read_text, resolve_target
 from credd.commands.args import JsonArgs
+from credd.commands.control import servers_of
 from credd.context import Context
 from credd.doctor.clock import sts_endpoints
 from credd.errors import ClientError, CreddError, CredentialsFileError, DaemonDown, KeyringError, UsageError
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # store imports keyring: only when doctor opens it
 STATUS_TIMEOUT = 3.0  # the daemon answers status from memory
 SERVICE_TIMEOUT = 5.0
 CLOCK_TIMEOUT = 3.0
+PROBE_TIMEOUT = 2.0  # an endpoint answers from memory; the SDKs give the container endpoint 2 s
 
 
 def run(ctx: Context, args: JsonArgs) -> int:
@@ -52,6 +54,7 @@ def gather(ctx: Context) -> doctor.Facts:
     sdk_credentials = _sdk_file(ctx.env, "AWS_SHARED_CREDENTIALS_FILE", paths.credentials_file)
     credentials = Path(config.credentials_file if config else sdk_credentials)
     aws_config = _aws_config(_sdk_file(ctx.env, "AWS_CONFIG_FILE", paths.aws_config_file))
+    socket = _socket(ctx)
     return doctor.Facts(
         uid=ctx.uid, env=ctx.env, config_path=config_path, config=config, config_error=config_error,
         keyring=keyring, secrets=_secrets(config, backend) if config and backend is not None else {},
@@ -59,9 +62,10 @@ def gather(ctx: Context) -> doctor.Facts:
         sdk_credentials_file=sdk_credentials, sdk_credentials_resolved=os.path.realpath(sdk_credentials),
         state_dir=_state_dir(paths.state_dir(ctx.env)),
         aws_config=aws_config,
-        socket=_socket(ctx), service=_service(ctx),
+        socket=socket, service=_service(ctx),
         clock=probe_clocks(sts_endpoints(config)) if config else (),
         hint_config=ctx.hint_config, hook_configs=_hook_configs(ctx, config, aws_config),
+        endpoint_probes=probe_endpoints(socket.reply),
     )
 
 
@@ -238,6 +242,35 @@ def _service(ctx: Context) -> doctor.ServiceFacts:
     if isinstance(manager, service.Systemd) and not result.stdout.strip():
         return replace(facts, detail=answer)
     return replace(facts, state=answer)
+
+
+# The HTTP endpoints ----------------------------------------------------------------------------------------
+
+
+def probe_endpoints(reply: Mapping | None, timeout: float = PROBE_TIMEOUT) -> dict[str, int | str]:
+    """Ask each HTTP endpoint the daemon serves for credentials without a token: 401 proves it listens and refuses.
+
+    Loopback only (the endpoints bind nothing else), so no proxy: `$HTTP_PROXY` must not carry the request away.
+    """
+    if reply is None or not reply.get("ok"):
+        return {}
+    servers = servers_of(reply)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+    probes: dict[str, int | str] = {}
+    for server in servers:
+        url = doctor.probe_url(server)
+        request = urllib.request.Request(url, headers={"User-Agent": f"credd/{__version__} doctor"})
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                probes[url] = response.status
+        except urllib.error.HTTPError as e:
+            probes[url] = e.code
+            e.close()
+        except urllib.error.URLError as e:
+            probes[url] = str(getattr(e.reason, "strerror", None) or e.reason)
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            probes[url] = f"{type(e).__name__}: {e}"
+    return probes
 
 
 # The clock -------------------------------------------------------------------------------------------------

@@ -103,6 +103,8 @@ def exec_command(ctx: Context, args: ExecArgs) -> int:
         from credd.commands.exec_server import exec_server
 
         return exec_server(ctx, args)
+    if args.ttl is not None:
+        raise UsageError("--ttl is for a token: it goes with --server (credd exec --server --ttl 1h PROFILE -- CMD)")
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise UsageError("nothing to run: credd exec PROFILE -- COMMAND [ARG ...]")

@@ -14,14 +14,15 @@ import os
 import signal
 import threading
 from dataclasses import replace
-from datetime import timedelta
+from pathlib import Path
 from typing import IO
 
 from credd import coredump, mfa, paths, protocol, sts
 from credd.commands.args import NoArgs
+from credd.commands.serve_tokens import TokenDesk
 from credd.context import Context
 from credd.daemon import Daemon
-from credd.endpoints.container import MAX_TTL, ContainerServer, Tokens
+from credd.endpoints.container import ContainerServer, Tokens
 from credd.endpoints.http import HttpEndpoint, authority
 from credd.endpoints.imds import ImdsServer
 from credd.endpoints.unix_socket import Listener, SocketServer
@@ -32,7 +33,6 @@ from credd.model import Config
 from credd.scheduler import Scheduler
 from credd.store import Store
 from credd.systemd import notify
-from credd.timefmt import utc_text
 
 log = logging.getLogger("credd.serve")
 
@@ -65,6 +65,9 @@ class Runtime:
         self.windows = mfa.UsedWindows(mfa.state_file(paths.state_dir(ctx.env)), uid=ctx.uid)
         self.daemon = self._build(config)
         self.tokens = Tokens()  # the container endpoint's: they outlive a reload, as the endpoint does
+        # Their files: beside the socket, as private as it (the socket moves at a restart only).
+        self.desk = TokenDesk(self.tokens, Path(config.socket).parent / "tokens",
+                              lambda: self.daemon.clock(), ctx.command)  # noqa: PLW0108  the current daemon's
         self.container: ContainerServer | None = None
         self.imds: list[ImdsServer] = []  # one a profile; like the container endpoint, set at start, kept on reload
 
@@ -108,12 +111,16 @@ class Runtime:
                      "" if described["kind"] == "container" else f" for profile {', '.join(described['profiles'])}")
         notify("READY=1")
         initial = loop.run_in_executor(None, self._start)
+        upkeep = asyncio.create_task(self._token_upkeep()) if self.container is not None else None
         await stop.wait()
+        if upkeep is not None:
+            upkeep.cancel()
         self.stopping.set()  # first: a refresh waiting for an MFA window gives up now, before it spends a code
         log.info("stopping: no new requests; abandoning refreshes that have not reached STS")
         notify("STOPPING=1")
         await server.close()
         await self._close_http_endpoints()
+        self.desk.close()  # the tokens die with the daemon: so do their files
         self.scheduler.shutdown()
         await initial
         self.daemon.files.finish()  # a write in flight has finished
@@ -128,6 +135,7 @@ class Runtime:
             self.container = ContainerServer(host, port, lambda: self.daemon, self.tokens,
                                              clock=lambda: self.daemon.clock(), uid=self.ctx.uid)  # noqa: PLW0108
             await self._listen(self.container, "endpoints.container", host, port, config)
+            self.desk.remove_stale()  # token files a killed daemon left: their tokens died with it
         for listener in config.imds:
             imds = ImdsServer(listener.host, listener.port, listener.profile, lambda: self.daemon,
                               clock=lambda: self.daemon.clock(), uid=self.ctx.uid)  # noqa: PLW0108
@@ -160,20 +168,18 @@ class Runtime:
         daemon's; `status` gains the endpoint and its live tokens (ids only)."""
         op = request["op"]
         if op == "token-issue":
-            return self._issue(request["profiles"], request["ttl"])
+            return self._issue(request)
+        if op == "token-rotate":
+            return self.desk.rotate(request["id"])
         if op == "token-revoke":
-            if self.tokens.revoke(request["id"]):
-                log.info("container endpoint: token %s revoked", request["id"])
-                return {"ok": True, "message": f"token {request['id']} revoked"}
-            return protocol.error_reply("unknown-token", f"no live token {request['id']!r} (expired, revoked, or "
-                                        f"never issued); `{self.ctx.command('status')}` lists the live ones")
+            return self.desk.revoke(request["id"])
         reply = self.daemon.handle(request)
         if op == "status" and reply.get("ok"):
             reply["endpoints"] = self.endpoints()
         return reply
 
-    def _issue(self, profiles: list[str], ttl: int) -> dict:
-        daemon = self.daemon
+    def _issue(self, request: dict) -> dict:
+        daemon, profiles = self.daemon, request["profiles"]
         if self.container is None:
             return protocol.error_reply("failed", f"the container endpoint is off: add `endpoints: {{container: "
                                         f"127.0.0.1:0}}` to {daemon.config.path}, then restart the daemon "
@@ -181,11 +187,20 @@ class Runtime:
         unknown = [name for name in profiles if name not in daemon.config.profiles]
         if unknown:
             return protocol.error_reply("unknown-profile", f"profile {unknown[0]!r} is not in {daemon.config.path}")
-        seconds = min(ttl, int(MAX_TTL.total_seconds()))
-        token = self.tokens.issue(profiles, timedelta(seconds=seconds), daemon.clock())
-        log.info("container endpoint: token %s issued for %s, for %d s", token.id, ", ".join(profiles), seconds)
-        return {"ok": True, "id": token.id, "token": token.value, "expires": utc_text(token.expires),
-                "url": f"http://{self.container.address}/v1/credentials/"}
+        _, reply = self.desk.issue(profiles, request["ttl"], request.get("file"), request.get("rotate"))
+        if reply.get("ok"):
+            reply["url"] = f"http://{self.container.address}/v1/credentials/"
+        return reply
+
+    async def _token_upkeep(self) -> None:
+        """Every second: rotate the tokens that are due, remove the files of expired ones."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await loop.run_in_executor(None, self.desk.upkeep)
+            except Exception as e:  # noqa: BLE001  a bug must not end the upkeep, nor show a value
+                log.error("token upkeep failed (%s); this is a bug in credd", type(e).__name__)
 
     def reload(self) -> None:
         notify("RELOADING=1")

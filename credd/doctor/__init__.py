@@ -17,7 +17,7 @@ One module per area, each with its checks: `keys` (the config, the keyring
 and what it holds), `files` (the credentials file), `statedir` (where the
 daemon keeps its MFA state), `wiring` (~/.aws/config and the path each
 profile takes), `environment`, `daemon` (socket, daemon, service) and
-`clock`; `facts` and `findings` are what goes in and comes out.
+`clock`, and `endpoints` (the container endpoint and IMDS); `facts` and `findings` are what goes in and comes out.
 This module runs them in order and re-exports what callers use.
 """
 
@@ -30,6 +30,7 @@ from credd.doctor import facts as _facts
 from credd.doctor import findings as _findings
 from credd.doctor.clock import check_clock
 from credd.doctor.daemon import check_daemon, check_service, check_socket
+from credd.doctor.endpoints import check_endpoints, probe_url
 from credd.doctor.environment import (
     check_endpoint_urls,
     check_environment_keys,
@@ -52,6 +53,7 @@ __all__ = [  # the checks (a test may replace one here: `diagnose` looks them up
     "check_credentials_file",
     "check_daemon",
     "check_endpoint_urls",
+    "check_endpoints",
     "check_environment_keys",
     "check_environment_profile",
     "check_keyring",
@@ -64,6 +66,7 @@ __all__ = [  # the checks (a test may replace one here: `diagnose` looks them up
     "diagnose",
     "hook_config",
     "parse_credentials",
+    "probe_url",
 ]
 __all__ += _facts.__all__
 __all__ += _findings.__all__
@@ -92,6 +95,7 @@ def diagnose(facts: Facts) -> list[Finding]:
         (check_socket, (facts.socket, hint), False),
         (check_daemon, (config, reply), True),
         (check_service, (facts.service, pid, hint), False),
+        (check_endpoints, (config, reply, facts.endpoint_probes, hint), True),
         (check_clock, (facts.clock, config, reply), True),
     ]
     return [finding for check, args, needs_config in plan if config is not None or not needs_config

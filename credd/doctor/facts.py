@@ -121,3 +121,5 @@ class Facts:
     # Another config that a hook line in ~/.aws/config names (`credd --config OTHER process P`) -> the
     # profiles it defines, or why it cannot be loaded.
     hook_configs: Mapping[str, frozenset[str] | str] = field(default_factory=dict)
+    # Each HTTP endpoint the daemon serves, asked without a token: its probe URL -> the HTTP status, or why none.
+    endpoint_probes: Mapping[str, int | str] = field(default_factory=dict)

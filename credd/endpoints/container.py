@@ -29,7 +29,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,53 +44,119 @@ DEFAULT_TTL = timedelta(hours=12)  # `credd exec --server`'s tokens: a working d
 MAX_TTL = timedelta(days=7)
 
 
+ROTATION_GRACE = timedelta(seconds=60)  # a rotated-out value still works this long: a read in flight is not refused
+
+
 @dataclass(frozen=True)
 class Token:
     id: str  # short and not secret: what logs and `status` show
     value: str
     profiles: frozenset[str]
     expires: datetime
+    file: str | None = None  # where credd keeps the value for the client (`AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`)
+    rotate_every: timedelta | None = None  # the daemon gives it a new value this often (it needs a `file`)
+    rotated_at: datetime | None = None  # when it got its current value (issue or rotation)
+    previous: str | None = field(default=None, repr=False)  # the value before the last rotation ...
+    previous_until: datetime | None = None  # ... still honoured until then (ROTATION_GRACE)
+
+    def __repr__(self) -> str:  # never the value: a Token in a log or a traceback shows its id only
+        return f"Token(id={self.id!r}, profiles={sorted(self.profiles)}, expires={utc_text(self.expires)})"
+
+    def rotation_due(self, now: datetime) -> bool:
+        return (self.rotate_every is not None and self.rotated_at is not None
+                and now >= self.rotated_at + self.rotate_every)
 
 
 class Tokens:
-    """The live tokens: issued, checked in constant time, revoked, expired. Thread-safe (socket ops run in a pool)."""
+    """The live tokens: issued, checked in constant time, rotated, revoked, expired. Thread-safe (socket ops run in a
+    pool)."""
 
     def __init__(self) -> None:
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Lock()
+        self._dropped: list[Token] = []  # expired since `take_dropped` was last called: their files go
 
-    def issue(self, profiles: list[str], ttl: timedelta, now: datetime) -> Token:
-        token = Token(id=secrets.token_hex(4), value=secrets.token_urlsafe(32), profiles=frozenset(profiles),
-                      expires=now + ttl)
+    def issue(self, profiles: list[str], ttl: timedelta, now: datetime, *, file: str | None = None,
+              rotate_every: timedelta | None = None) -> Token:
+        token = Token(id=secrets.token_hex(4), value=new_value(), profiles=frozenset(profiles),
+                      expires=now + ttl, file=file, rotate_every=rotate_every, rotated_at=now)
         with self._lock:
             self._drop_expired(now)
             self._tokens[token.id] = token
         return token
 
-    def revoke(self, token_id: str) -> bool:
+    def rotate(self, token_id: str, now: datetime, grace: timedelta = ROTATION_GRACE) -> tuple[Token, Token] | None:
+        """Give a live token a new value; the old one still works for `grace`, then never. (new, old), or None."""
         with self._lock:
-            return self._tokens.pop(token_id, None) is not None
+            self._drop_expired(now)
+            old = self._tokens.get(token_id)
+            if old is None:
+                return None
+            new = replace(old, value=new_value(), rotated_at=now, previous=old.value,
+                          previous_until=min(now + grace, old.expires))
+            self._tokens[token_id] = new
+        return new, old
+
+    def restore(self, token: Token) -> None:
+        """Put back a token as it was before a rotation whose file could not be written (if it is still live)."""
+        with self._lock:
+            if token.id in self._tokens:
+                self._tokens[token.id] = token
+
+    def revoke(self, token_id: str) -> Token | None:
+        """The revoked token (its file is the caller's to remove), or None if no live token has that id."""
+        with self._lock:
+            return self._tokens.pop(token_id, None)
 
     def find(self, value: str, now: datetime) -> Token | None:
-        """The live token with this value; every candidate compared in constant time, so timing tells nothing."""
+        """The live token with this value (or its previous one, within the grace); every candidate compared in
+        constant time, so timing tells nothing."""
         found = None
+        given = value.encode(errors="replace")
         with self._lock:
             self._drop_expired(now)
             for token in self._tokens.values():
-                if hmac.compare_digest(token.value.encode(), value.encode(errors="replace")):
+                if hmac.compare_digest(token.value.encode(), given):
+                    found = token
+                in_grace = token.previous_until is not None and now < token.previous_until
+                if hmac.compare_digest((token.previous or "").encode(), given) and in_grace and token.previous:
                     found = token
         return found
 
     def live(self, now: datetime) -> list[dict]:
-        """Ids, profiles and expiry of the live tokens, as `status` shows them; never a value."""
+        """Ids, profiles, expiry, file and rotation of the live tokens, as `status` shows them; never a value."""
         with self._lock:
             self._drop_expired(now)
-            return [{"id": t.id, "profiles": sorted(t.profiles), "expires": utc_text(t.expires)}
+            return [{"id": t.id, "profiles": sorted(t.profiles), "expires": utc_text(t.expires), "file": t.file,
+                     "rotate_every": int(t.rotate_every.total_seconds()) if t.rotate_every else None,
+                     "rotated_at": utc_text(t.rotated_at) if t.rotated_at else None}
                     for t in self._tokens.values()]
+
+    def due(self, now: datetime) -> list[Token]:
+        """The live tokens whose value is due for rotation."""
+        with self._lock:
+            self._drop_expired(now)
+            return [t for t in self._tokens.values() if t.rotation_due(now)]
+
+    def take_dropped(self, now: datetime) -> list[Token]:
+        """The tokens that expired since the last call (their files are left to remove), once each."""
+        with self._lock:
+            self._drop_expired(now)
+            dropped, self._dropped = self._dropped, []
+        return dropped
+
+    def all(self) -> list[Token]:
+        with self._lock:
+            return list(self._tokens.values())
 
     def _drop_expired(self, now: datetime) -> None:
         for token_id in [t.id for t in self._tokens.values() if t.expires <= now]:
-            del self._tokens[token_id]
+            self._dropped.append(self._tokens.pop(token_id))
+
+
+def new_value() -> str:
+    """A token's value: 256 random bits, URL-safe (a header value with no CR or LF, as the SDKs require)."""
+    return secrets.token_urlsafe(32)
 
 
 def answer(head: bytes, tokens: Tokens, answers: Answers, now: datetime) -> tuple[Response, str]:
