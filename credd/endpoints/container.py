@@ -113,7 +113,8 @@ class Response:
 
 
 def refusal(status: int, message: str) -> Response:
-    return Response(status, {"code": REASONS[status].replace(" ", ""), "message": message})
+    """An error reply; `Code` and `Message` capitalized, as the JavaScript SDK reads them (botocore shows the body)."""
+    return Response(status, {"Code": REASONS[status].replace(" ", ""), "Message": message})
 
 
 def answer(head: bytes, tokens: Tokens, answers: Answers, now: datetime) -> tuple[Response, str]:
@@ -248,6 +249,6 @@ class ContainerServer:
             response, said = answer(head, self.tokens, self.answers(), self.clock())
         except Exception as e:  # noqa: BLE001  a bug: its type only, never its message (it may hold a value)
             log.error("container endpoint: internal error %s", type(e).__name__)
-            return Response(503, {"code": "InternalError", "message": "internal error; see credd's log"})
+            return Response(503, {"Code": "InternalError", "Message": "internal error; see credd's log"})
         (log.debug if response.status == 200 else log.warning)("container endpoint: %s (%d)", said, response.status)
         return response
