@@ -29,6 +29,8 @@ BENCHMARKS = [
     ("hook", "bench_hook.py", [], ["--runs", "30", "--importtime-runs", "3"]),
     ("awscli", "bench_awscli.py", [], ["--runs", "8"]),
     ("socket", "bench_socket.py", [], ["--rounds", "3"]),
+    ("endpoints", "bench_endpoints.py", [],
+     ["--rounds", "3", "--requests", "300", "--js-runs", "3", "--js-rounds", "1", "--js-calls", "5"]),
     ("refresh", "bench_refresh.py", [], ["--runs", "1"]),
     ("refresh-latency", "bench_refresh.py", ["--latency-ms", "50", "--runs", "3"],
      ["--latency-ms", "50", "--runs", "1", "--sizes", "10,100"]),
