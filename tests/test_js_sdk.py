@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, require_tool
+from tests.conftest import IN_CI, assert_no_secrets, require_tool
 from tests.fixtures_daemon import ROLE_ARN, daemon_config
 from tests.test_container import ENDPOINT, caller_env, issue
 
@@ -54,7 +54,9 @@ def node_caller() -> list[str]:
 
 def run_node(args: list[str], env: dict[str, str], via: list[str] = ()) -> subprocess.CompletedProcess[str]:
     """`caller.mjs ARGS`, under `via` (`credd exec --server P --`, say); node finds the SDK beside caller.mjs."""
-    return subprocess.run([*via, *node_caller(), *args], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([*via, *node_caller(), *args], capture_output=True, text=True, env=env, timeout=120)
+    assert_no_secrets(result.stdout + result.stderr)
+    return result
 
 
 def sdk_env(daemon, sts_url: str, **extra: str) -> dict[str, str]:
