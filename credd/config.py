@@ -21,7 +21,7 @@ from credd import configfile, paths
 from credd.commandline import credd_command
 from credd.durations import format_duration, parse_duration
 from credd.errors import ConfigError, one_line
-from credd.model import CHAINED_ROLE_MAX, Config, MfaMethod, Profile, Source
+from credd.model import CHAINED_ROLE_MAX, Config, ImdsListener, MfaMethod, Profile, Source
 from credd.roleoptions import OPTION_KEYS, read_options
 from credd.sts_endpoint import is_loopback_host
 from credd.yamlnodes import Entries, NodeReader, error_at, shown
@@ -66,8 +66,9 @@ ENDPOINT = re.compile(r"(https?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::([0-9]{
 
 TOP_KEYS = ("version", "credentials_file", "socket", "keyring_service", "refresh_before", "sources", "profiles",
             "endpoints")
-ENDPOINT_KEYS = ("container",)
-LOOPBACK = ("127.0.0.1", "::1")  # the container endpoint serves this machine only
+ENDPOINT_KEYS = ("container", "imds")
+IMDS_KEYS = ("listen", "profile")
+LOOPBACK = ("127.0.0.1", "::1")  # the endpoints serve this machine only
 SOURCE_KEYS = ("mfa_serial", "mfa", "mfa_command", "duration", "region", "sts_endpoint")
 PROFILE_KEYS = ("source", "source_profile", "role_arn", "role_session_name", "external_id", "duration", "write",
                 "region", *OPTION_KEYS)
@@ -155,31 +156,73 @@ def parse_config(text: str, label: str, path: Path, env: Mapping[str, str], plat
         profiles=profiles,
         warnings=tuple(_warnings(reader, top, sources, profiles, refresh_before)),
         container=_container(reader, top),
+        imds=_imds(reader, top, profiles),
     )
+
+
+def _endpoints(reader: _Reader, top: Entries) -> Entries:
+    """The `endpoints:` mapping; empty when there is none (every endpoint but the socket off)."""
+    node = reader.optional(top, "endpoints", "")
+    if node is None:
+        return {}
+    entries = reader.mapping(node, "endpoints")
+    reader.only_known(entries, ENDPOINT_KEYS, "endpoints")
+    return entries
 
 
 def _container(reader: _Reader, top: Entries) -> tuple[str, int] | None:
     """`endpoints: {container: 127.0.0.1:PORT}` as (host, port); None when the endpoint is off (the default)."""
-    node = reader.optional(top, "endpoints", "")
-    if node is None:
-        return None
-    entries = reader.mapping(node, "endpoints")
-    reader.only_known(entries, ENDPOINT_KEYS, "endpoints")
-    setting = reader.optional(entries, "container", "endpoints")
+    setting = reader.optional(_endpoints(reader, top), "container", "endpoints")
     if setting is None:
         return None
-    value = str(reader.scalar(setting, "endpoints.container"))
+    return _loopback_address(reader, setting, "endpoints.container", "container: ")
+
+
+def _loopback_address(reader: _Reader, node: yaml.Node, key: str, written: str) -> tuple[str, int]:
+    """`127.0.0.1:PORT` or `[::1]:PORT` as (host, port); `written` is how the fix starts (`container: `)."""
+    value = str(reader.scalar(node, key))
     host, _, port = value.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if host not in LOOPBACK:
-        raise reader.error(setting, "endpoints.container",
-                           f"{shown(value)} is not a loopback address: the container endpoint serves this machine "
-                           "only; write `container: 127.0.0.1:PORT` or `container: '[::1]:PORT'` "
+        raise reader.error(node, key,
+                           f"{shown(value)} is not a loopback address: credd's endpoints serve this machine "
+                           f"only; write `{written}127.0.0.1:PORT` or `{written}'[::1]:PORT'` "
                            "(PORT 0: any free one)")
     if not (port.isascii() and port.isdigit() and int(port) <= 65535):
-        raise reader.error(setting, "endpoints.container",
-                           f"{shown(value)} has no port from 0 to 65535; write `container: 127.0.0.1:PORT`")
+        raise reader.error(node, key, f"{shown(value)} has no port from 0 to 65535; write `{written}127.0.0.1:PORT`")
     return host, int(port)
+
+
+def _imds(reader: _Reader, top: Entries, profiles: dict[str, Profile]) -> tuple[ImdsListener, ...]:
+    """`endpoints: {imds: [{listen: 127.0.0.1:PORT, profile: NAME}, ...]}`: one listener a profile, as an instance
+    has one role; none when the key is absent (the default)."""
+    node = reader.optional(_endpoints(reader, top), "imds", "endpoints")
+    if node is None:
+        return ()
+    example = "`imds: [{listen: 127.0.0.1:9912, profile: NAME}]`"
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise reader.error(node, "endpoints.imds", f"expected a list of listeners, like {example}")
+    listeners: list[ImdsListener] = []
+    taken: dict[tuple[str, int], int] = {}
+    for item in node.value:
+        fields = reader.mapping(item, "endpoints.imds")
+        reader.only_known(fields, IMDS_KEYS, "endpoints.imds")
+        listen = reader.required(fields, "listen", "endpoints.imds", f"the address to listen on, like {example}",
+                                 parent=item)
+        host, port = _loopback_address(reader, listen, "endpoints.imds.listen", "listen: ")
+        named = reader.required(fields, "profile", "endpoints.imds", f"the profile it serves, like {example}",
+                                parent=item)
+        profile = reader.scalar(named, "endpoints.imds.profile")
+        if profile not in profiles:
+            hint = _did_you_mean(str(profile), profiles) or f" (profiles: {', '.join(sorted(profiles))})"
+            raise reader.error(named, "endpoints.imds.profile", f"{shown(profile)} is not a profile here{hint}")
+        if port and (host, port) in taken:
+            raise reader.error(listen, "endpoints.imds.listen",
+                               f"{host}:{port} is already the listener on line {taken[host, port]}; give each "
+                               "listener its own port (0: any free one)")
+        taken[host, port] = reader.line(listen)
+        listeners.append(ImdsListener(host, port, str(profile)))
+    return tuple(listeners)
 
 
 def _is_not_one(value: object) -> bool:

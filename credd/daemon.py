@@ -194,6 +194,12 @@ class Daemon:
     def ping(self) -> dict:
         return {"ok": True, "version": __version__, "pid": os.getpid()}
 
+    def account_id(self, profile: str) -> str | None:
+        return self.config.account_of(profile) if profile in self.config.profiles else None
+
+    def region(self, profile: str) -> str | None:
+        return self.config.region_of(profile) if profile in self.config.profiles else None
+
     def _fresh(self, name: str) -> Credentials | None:
         creds = self.engine.credentials(name)
         refresh_before = self.config.refresh_margin

@@ -146,6 +146,7 @@ class Config:
     profiles: dict[str, Profile]
     warnings: tuple[str, ...] = field(default=())
     container: tuple[str, int] | None = None  # the container endpoint's loopback host and port (0: any); None: off
+    imds: tuple[ImdsListener, ...] = ()  # the IMDSv2 listeners, one profile each; none: off
 
     @property
     def refresh_margin(self) -> timedelta:
@@ -156,6 +157,23 @@ class Config:
         """The region the SDKs should use for `profile`: its own, else its source's."""
         chosen = self.profiles[profile]
         return chosen.region or self.sources[chosen.source].region
+
+    def account_of(self, profile: str) -> str | None:
+        """The AWS account `profile`'s credentials act in, where the config says it: a role's, from its ARN; a
+        session's, from its source's MFA device ARN (the IAM user's account). None otherwise (a hardware MFA
+        serial, no MFA): credd does not call STS just to find out."""
+        chosen = self.profiles[profile]
+        arn = chosen.role_arn or self.sources[chosen.source].mfa_serial or ""
+        return arn.split(":")[4] if arn.startswith("arn:") else None
+
+
+@dataclass(frozen=True)
+class ImdsListener:
+    """One IMDSv2 listener: a loopback address and the profile it serves (an instance has one role)."""
+
+    host: str
+    port: int  # 0: any free one
+    profile: str
 
 
 class FailureKind(str, Enum):

@@ -265,7 +265,7 @@ def test_a_client_that_does_not_read_its_big_reply_is_dropped_and_others_are_ser
         lazy.sendall(b'{"op":"status"}\n')  # and never reads: 2 MiB cannot fit in the socket's buffers
         started = time.monotonic()
         assert len(ask(sock_path, {"op": "status"})["big"]) == 2 << 20  # another client, served meanwhile
-        wait_for("the lazy client given up on", lambda: running.server._clients == 0, timeout=10)
+        wait_for("the lazy client given up on", lambda: running.server.limits.clients == 0, timeout=10)
         assert time.monotonic() - started < 5
         lazy.close()
     finally:

@@ -22,6 +22,8 @@ from credd.commands.args import NoArgs
 from credd.context import Context
 from credd.daemon import Daemon
 from credd.endpoints.container import MAX_TTL, ContainerServer, Tokens
+from credd.endpoints.http import authority
+from credd.endpoints.imds import ImdsServer
 from credd.endpoints.unix_socket import Listener, SocketServer
 from credd.engine import Engine
 from credd.errors import CreddError
@@ -64,6 +66,7 @@ class Runtime:
         self.daemon = self._build(config)
         self.tokens = Tokens()  # the container endpoint's: they outlive a reload, as the endpoint does
         self.container: ContainerServer | None = None
+        self.imds: list[ImdsServer] = []  # one a profile; like the container endpoint, set at start, kept on reload
 
     def _build(self, config: Config) -> Daemon:
         # The daemon's hints name commands with the --config it was started with: one value, for every
@@ -84,16 +87,12 @@ class Runtime:
         # Lambdas, not bound methods: a reload replaces self.daemon, and each request must reach the current one.
         server = SocketServer(listener, self._handle, self.ctx.uid,
                               quick=lambda request: self.daemon.quick_reply(request))  # noqa: PLW0108
-        if config.container is not None:
-            host, port = config.container
-            self.container = ContainerServer(host, port, lambda: self.daemon, self.tokens,
-                                             clock=lambda: self.daemon.clock())  # noqa: PLW0108
-            try:
-                await self.container.start()
-            except OSError as e:
-                listener.close()
-                raise CreddError(f"{config.path}: endpoints.container: cannot listen on {host}:{port} "
-                                 f"({e.strerror or e}); choose another port (0: any free one)") from None
+        try:
+            await self._start_http_endpoints(config)
+        except BaseException:
+            listener.close()
+            await self._close_http_endpoints()
+            raise
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -103,8 +102,10 @@ class Runtime:
         self.scheduler.start()
         log.info("credd serving %d profile(s) of %d source(s) on %s (config %s)", len(config.profiles),
                  len(config.sources), config.socket, config.path)
-        if self.container is not None:
-            log.info("container credentials endpoint on http://%s%s", self.container.address, "/v1/credentials/")
+        for endpoint in self._http_endpoints():
+            described = endpoint.describe()
+            log.info("%s endpoint on %s%s", described["kind"], described["url"],
+                     "" if described["kind"] == "container" else f" for profile {', '.join(described['profiles'])}")
         notify("READY=1")
         initial = loop.run_in_executor(None, self._start)
         await stop.wait()
@@ -112,13 +113,47 @@ class Runtime:
         log.info("stopping: no new requests; abandoning refreshes that have not reached STS")
         notify("STOPPING=1")
         await server.close()
-        if self.container is not None:
-            await self.container.close()
+        await self._close_http_endpoints()
         self.scheduler.shutdown()
         await initial
         self.daemon.files.finish()  # a write in flight has finished
         log.info("stopped")
         return 0
+
+    async def _start_http_endpoints(self, config: Config) -> None:
+        """The container endpoint and the IMDS listeners the config turns on; a port that is taken is the user's to
+        change, said with the config key."""
+        if config.container is not None:
+            host, port = config.container
+            self.container = ContainerServer(host, port, lambda: self.daemon, self.tokens,
+                                             clock=lambda: self.daemon.clock(), uid=self.ctx.uid)  # noqa: PLW0108
+            await self._listen(self.container, "endpoints.container", host, port, config)
+        for listener in config.imds:
+            imds = ImdsServer(listener.host, listener.port, listener.profile, lambda: self.daemon,
+                              clock=lambda: self.daemon.clock(), uid=self.ctx.uid)  # noqa: PLW0108
+            self.imds.append(imds)
+            await self._listen(imds, "endpoints.imds.listen", listener.host, listener.port, config)
+
+    @staticmethod
+    async def _listen(endpoint: ContainerServer | ImdsServer, key: str, host: str, port: int, config: Config) -> None:
+        try:
+            await endpoint.start()
+        except OSError as e:
+            raise CreddError(f"{config.path}: {key}: cannot listen on {authority(host, port)} "
+                             f"({e.strerror or e}); choose another port (0: any free one)") from None
+
+    def _http_endpoints(self) -> list[ContainerServer | ImdsServer]:
+        return [*([self.container] if self.container is not None else []), *self.imds]
+
+    async def _close_http_endpoints(self) -> None:
+        for endpoint in self._http_endpoints():
+            await endpoint.close()
+
+    def endpoints(self) -> dict:
+        """The HTTP endpoints as `status` shows them, each its `describe()`: the container endpoint (None: off) and
+        the IMDS listeners."""
+        return {"container": None if self.container is None else self.container.describe(),
+                "imds": [imds.describe() for imds in self.imds]}
 
     def _handle(self, request: dict) -> dict:
         """A socket request: the container endpoint's tokens are the runtime's (they outlive a reload), the rest the
@@ -134,8 +169,7 @@ class Runtime:
                                         f"never issued); `{self.ctx.command('status')}` lists the live ones")
         reply = self.daemon.handle(request)
         if op == "status" and reply.get("ok"):
-            reply["endpoints"] = {"container": None if self.container is None else {
-                "address": self.container.address, "tokens": self.tokens.live(self.daemon.clock())}}
+            reply["endpoints"] = self.endpoints()
         return reply
 
     def _issue(self, profiles: list[str], ttl: int) -> dict:
@@ -181,6 +215,8 @@ class Runtime:
             return
         if config.socket != old.config.socket:
             log.warning("reload: the socket path changed; it takes effect at the next restart")
+        if (config.container, config.imds) != (old.config.container, old.config.imds):
+            log.warning("reload: `endpoints:` changed; it takes effect at the next restart")
         for warning in config.warnings:
             log.warning("%s", warning)  # it names the file and the line
         new = self._build(config)

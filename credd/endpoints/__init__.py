@@ -1,9 +1,11 @@
 """The ways credd serves credentials, each one module beside the others over the same daemon answers.
 
 Today: `unix_socket` (`credd process`, `credd status`, ... over a Unix socket
-of the user's own). Each endpoint owns its transport: how it listens, who
-may ask (the socket checks the peer's uid), its framing, its limits and
-deadlines, and how it turns a reply into its own format. What the answers
+of the user's own), `container` (the container credentials endpoint) and
+`imds` (IMDSv2), the last two over `http` and all three within `limits`.
+Each endpoint owns its transport: how it listens, who may ask (the socket
+checks the peer's uid), its framing, its limits and deadlines, and how it
+turns a reply into its own format. What the answers
 are, it leaves to the daemon, through `Answers`: an endpoint never reaches
 into the daemon's state, so two endpoints can never answer one question
 differently.
@@ -41,6 +43,12 @@ class Answers(Protocol):
 
         Runs on the endpoint's event loop: it must never block.
         """
+
+    def account_id(self, profile: str) -> str | None:
+        """The AWS account `profile` acts in, where the config says it (the endpoints' `AccountId`); never blocks."""
+
+    def region(self, profile: str) -> str | None:
+        """`profile`'s region (IMDS's placement answers); None for a profile not in the config. Never blocks."""
 
     def handle(self, request: dict) -> dict:
         """Any request, answered; may block (STS, the keyring, an MFA window)."""

@@ -25,20 +25,19 @@ import logging
 import os
 import socket
 import stat
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from credd import privatedir, protocol
 from credd.commandline import credd_command
 from credd.endpoints import Answers
+from credd.endpoints.limits import ClientLimits, Deadline
 from credd.errors import CreddError
 
 log = logging.getLogger("credd.server")  # the name its log lines have always had
 SETTING = "socket:"  # the config key that puts the socket, and so its directory, elsewhere
-T = TypeVar("T")
 
 Handler = Callable[[dict], dict]
 QuickHandler = Callable[[dict], "dict | None"]  # must not block: it runs on the event loop
@@ -184,13 +183,9 @@ class SocketServer:
         self.handler = handler
         self.quick = quick
         self.uid = uid
-        self.read_timeout = read_timeout
-        # Every credd client sends its request the moment it connects: one that sends nothing for this
-        # long is idle, and its slot goes to someone else.
-        self.first_byte_timeout = min(first_byte_timeout, read_timeout)
-        self.max_clients = max_clients
+        self.limits = ClientLimits(read_timeout=read_timeout, first_byte_timeout=first_byte_timeout,
+                                   max_clients=max_clients)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="credd-request")
-        self._clients = 0
         self._server: asyncio.AbstractServer | None = None
 
     @classmethod
@@ -213,39 +208,19 @@ class SocketServer:
         self.listener.close()
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._clients >= self.max_clients:
-            # Turned away at once, before a byte is read: waiting to read it would let idle connections
-            # hold every slot. The client sees the connection closed and, if it is credd's, tries again.
-            writer.transport.abort()
-            return
-        self._clients += 1
-        try:
-            reply = await self._reply_for(reader, writer)
-            if reply is not None:
-                writer.write(protocol.encode(reply))
-                if writer.transport.get_write_buffer_size():  # a reply the socket took whole needs no wait
-                    await asyncio.wait_for(writer.drain(), self.read_timeout)
-        except (ConnectionError, asyncio.TimeoutError):
-            pass  # the client went away or would not read its reply: nothing to tell it
-        finally:
-            self._clients -= 1
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        await self.limits.serve(reader, writer, self._respond)
+
+    async def _respond(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes | None:
+        reply = await self._reply_for(reader, writer)
+        return None if reply is None else protocol.encode(reply)
 
     async def _reply_for(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> dict | None:
         # Read the (bounded) request before anything else, refusals included: closing a Unix
         # socket with unread data resets it, and the client would never see the refusal.
-        started = asyncio.get_running_loop().time()
-        line = b""
         try:
-            line = await _within(reader.read(1), self.first_byte_timeout)
-            if line and line != b"\n":
-                left = self.read_timeout - (asyncio.get_running_loop().time() - started)
-                line += await _within(reader.readline(), max(left, 0.0))
-        except asyncio.TimeoutError:
-            waited = self.first_byte_timeout if not line else self.read_timeout
-            return protocol.error_reply("timeout", f"no request within {waited:g} s")
+            line = await self.limits.read_request(reader, lambda first: _rest_of_line(reader, first))
+        except Deadline as e:
+            return protocol.error_reply("timeout", str(e))
         except (ValueError, asyncio.LimitOverrunError):
             return protocol.error_reply("bad-request", f"request longer than {protocol.MAX_REQUEST} bytes")
         uid = protocol.peer_uid(writer.get_extra_info("socket"))
@@ -275,9 +250,6 @@ class SocketServer:
             return protocol.error_reply("internal", f"internal error ({type(e).__name__}); see the daemon's log")
 
 
-async def _within(awaitable: Awaitable[T], seconds: float) -> T:
-    """`asyncio.wait_for` without its extra Task per call where Python has `asyncio.timeout` (3.11+)."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)
+async def _rest_of_line(reader: asyncio.StreamReader, first: bytes) -> bytes:
+    """The request line after its first byte (nothing after a bare newline: an empty request)."""
+    return b"" if first == b"\n" else await reader.readline()
