@@ -21,6 +21,8 @@ import pytest
 from tests.conftest import IN_CI, assert_no_secrets, require_tool
 from tests.fixtures_daemon import ROLE_ARN, daemon_config
 from tests.test_container import ENDPOINT, caller_env, issue
+from tests.test_imds import ENDPOINT as IMDS_ENDPOINT
+from tests.test_imds import start as start_imds
 
 JS = Path(__file__).resolve().parent / "js"
 CALLER = JS / "caller.mjs"
@@ -71,7 +73,8 @@ def exec_server(profile: str) -> list[str]:
 @pytest.fixture
 def served(daemon, live_sts):
     """The daemon with its container endpoint on and a `write: true` role profile, everything fresh."""
-    daemon.home.write_config(daemon_config(live_sts.url, extra_profiles=FILE_PROFILE) + ENDPOINT)
+    daemon.home.write_config(daemon_config(live_sts.url, extra_profiles=FILE_PROFILE) + ENDPOINT
+                             + IMDS_ENDPOINT.removeprefix("endpoints:\n"))
     daemon.start()
     daemon.wait_state("prod-admin", "fresh")
     daemon.wait_state("prod-file", "fresh")
@@ -131,6 +134,32 @@ def test_a_token_for_another_profile_fails_the_sdk_with_credds_refusal(served, l
     assert result.returncode == 1
     assert "Server responded with status: 403 (Forbidden: forbidden)" in result.stderr, result.stderr
     assert "does not grant the profile asked for" in served.log()
+
+
+# IMDSv2 -----------------------------------------------------------------------------------------------------------
+
+def test_the_default_chain_gets_the_role_from_imds_with_no_profile(served, live_sts):
+    (listener,) = served.ask({"op": "status"})["endpoints"]["imds"]
+    env = sdk_env(served, live_sts.url, AWS_EC2_METADATA_SERVICE_ENDPOINT=f"http://{listener['address']}/")
+    del env["AWS_EC2_METADATA_DISABLED"]
+    result = run_node(["chain"], env)
+    assert result.returncode == 0, result.stderr + served.log()
+    assert ASSUMED in result.stdout
+    assert f"imds {listener['address']}: served profile prod-admin (200)" in served.log()
+
+
+def test_imds_without_fresh_credentials_fails_the_sdk_at_once_with_its_own_words(daemon, live_sts):
+    address = start_imds(daemon, live_sts, mfa="prompt", fresh=False)  # no code comes: prod-admin needs MFA
+    daemon.wait_state("prod-admin", "needs-mfa")
+    env = sdk_env(daemon, live_sts.url, AWS_EC2_METADATA_SERVICE_ENDPOINT=f"http://127.0.0.1:{address[1]}/")
+    del env["AWS_EC2_METADATA_DISABLED"]
+    through_chain = run_node(["chain"], env)
+    assert through_chain.returncode == 1
+    assert "Could not load credentials from any providers" in through_chain.stderr
+    named = run_node(["imds"], env)  # the SDK keeps no word of the 503's body: its own message only
+    assert named.returncode == 1
+    assert "Error response received from instance metadata service" in named.stderr, named.stderr
+    assert "profile prod-admin has no fresh credentials" in daemon.log()
 
 
 # credential_process: fromProcess, and the default chain with AWS_PROFILE -------------------------------------------

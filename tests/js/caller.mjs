@@ -4,6 +4,7 @@
 //   node caller.mjs process PROFILE  fromProcess: the profile's credential_process in ~/.aws/config
 //   node caller.mjs ini PROFILE      fromIni: the profile in the shared credentials file
 //   node caller.mjs http             fromHttp: the container endpoint named, as an application may name it
+//   node caller.mjs imds             fromInstanceMetadata: IMDS named
 //   node caller.mjs chain N          N calls, each with a new client (so its credentials are fetched again);
 //                                    then a second line: each call's milliseconds, as JSON (the benchmark's)
 //
@@ -11,7 +12,7 @@
 // On failure: one line on stderr, the error's name, message and (for the
 // container provider) the Code/Message the endpoint sent; exit 1.
 import { STSClient, GetCallerIdentityCommand } from "@aws-sdk/client-sts";
-import { fromHttp, fromIni, fromProcess } from "@aws-sdk/credential-providers";
+import { fromHttp, fromIni, fromInstanceMetadata, fromProcess } from "@aws-sdk/credential-providers";
 
 const [how = "chain", arg] = process.argv.slice(2);
 
@@ -20,7 +21,8 @@ function credentialsFor(how, profile) {
   if (how === "process") return fromProcess({ profile });
   if (how === "ini") return fromIni({ profile });
   if (how === "http") return fromHttp({});
-  throw new Error(`unknown provider ${how}: chain, process, ini or http`);
+  if (how === "imds") return fromInstanceMetadata({});
+  throw new Error(`unknown provider ${how}: chain, process, ini, http or imds`);
 }
 
 async function callerArn() {
