@@ -1,11 +1,14 @@
-"""The container credentials endpoint: throughput and latency beside the Unix socket, and the JS SDK end to end.
+"""The HTTP endpoints (container, IMDS): throughput and latency beside the Unix socket; the JS SDK end to end.
 
     .venv/bin/python bench/bench_endpoints.py [--rounds 15] [--requests 1000] [--clients 50] [--js-runs 20]
 
-Part 1, one warm `credd serve` with `endpoints: {container: 127.0.0.1:0}` and
-three servers, every one asked for the same profile's credentials, one
+Part 1, one warm `credd serve` with both HTTP endpoints on (loopback, port 0)
+and four servers, every one asked for the same profile's credentials, one
 connection per request (as the SDKs and the hook make them):
   credd's container endpoint: `GET /v1/credentials/p` with a token, as an SDK sends it;
+  credd's IMDS: `GET /latest/meta-data/iam/security-credentials/p` with a session
+    token taken once (an SDK's fetch adds a PUT for the token and a GET of the
+    role's name: three such requests);
   credd's Unix socket: a `credentials` request, the hook's own client code (bench_socket.py's);
   a minimal asyncio HTTP server (bench/http_reply_server.py) answering the
     endpoint's own reply bytes: the endpoint without credd.
@@ -21,7 +24,8 @@ GetCallerIdentity against the local STS) with the same credentials reached
 three ways, the default provider chain choosing by the environment:
   static keys: AWS_PROFILE=p, which credd keeps in the credentials file;
   the hook: AWS_PROFILE=p-hook, `credential_process = credd process p`;
-  the container endpoint: AWS_CONTAINER_CREDENTIALS_FULL_URI and a token, no profile.
+  the container endpoint: AWS_CONTAINER_CREDENTIALS_FULL_URI and a token, no profile;
+  IMDS: AWS_EC2_METADATA_SERVICE_ENDPOINT, no profile.
 (a) a node process per call, interleaved (what a command-line tool pays);
 (b) in one node process, a new client per call, so every call fetches its
     credentials again (what a long-running program pays per fetch); the
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -58,15 +63,31 @@ PROFILE = "p"
 HERE = Path(__file__).resolve().parent
 JS = HERE.parent / "tests" / "js"
 ENDPOINT = "credd container endpoint"
+IMDS = "credd IMDS"
 SOCKET = "credd Unix socket"
 BASELINE = "minimal asyncio HTTP server"
 DEADLINE_MS = 1000  # the JS SDK's (and botocore's IMDS) timeout; botocore's container fetch has 2 s
+
+
+CONFIG = f"endpoints:\n  container: 127.0.0.1:0\n  imds:\n    - listen: 127.0.0.1:0\n      profile: {PROFILE}\n"
 
 
 def request_head(port: int, token: str) -> bytes:
     """What an SDK sends the endpoint (botocore's and the JS SDK's heads carry a few more headers)."""
     return (f"GET /v1/credentials/{PROFILE} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Authorization: {token}\r\nAccept: application/json\r\n\r\n").encode()
+
+
+def imds_head(port: int) -> bytes:
+    """IMDS's credentials GET, with a session token from one PUT (as an SDK holds its token for a while)."""
+    put = (f"PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+           "X-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\r\n").encode()
+    reply = fetch(port, put)
+    if not reply.startswith(b"HTTP/1.1 200 "):
+        raise SystemExit(f"IMDS gave no session token: {reply[:100]!r}")
+    token = reply.partition(b"\r\n\r\n")[2].decode()
+    return (f"GET /latest/meta-data/iam/security-credentials/{PROFILE} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"X-aws-ec2-metadata-token: {token}\r\n\r\n").encode()
 
 
 def fetch(port: int, head: bytes) -> bytes:
@@ -126,14 +147,18 @@ def start_baseline(reply_file: Path) -> tuple[subprocess.Popen, int]:
     return server, int(said[1])
 
 
-def endpoint_loads(sock: str, port: int, token: str, root: Path, args: argparse.Namespace) -> dict[str, dict]:
+def endpoint_loads(sock: str, port: int, token: str, imds_port: int, root: Path,
+                   args: argparse.Namespace) -> dict[str, dict]:
     """Part 1: {load: {server: [(elapsed, latencies) per round]}}."""
     head = request_head(port, token)
+    metadata = imds_head(imds_port)
     reply_file = root / "reply"
     reply_file.write_bytes(fetch(port, head))
     baseline, baseline_port = start_baseline(reply_file)
     runs = {  # name -> (sequential, concurrent), each taking a request count
         ENDPOINT: (lambda n: http_sequential(port, head, n), lambda n: http_concurrent(port, head, n, args.clients)),
+        IMDS: (lambda n: http_sequential(imds_port, metadata, n),
+               lambda n: http_concurrent(imds_port, metadata, n, args.clients)),
         SOCKET: (lambda n: socket_sequential(sock, n), lambda n: socket_concurrent(sock, n, args.clients)),
         BASELINE: (lambda n: http_sequential(baseline_port, head, n),
                    lambda n: http_concurrent(baseline_port, head, n, args.clients)),
@@ -162,8 +187,9 @@ def js_ready() -> str | None:
     return None
 
 
-def js_paths(env: dict[str, str], home: Path, sts: str, url: str, token: str) -> dict[str, dict[str, str]]:
-    """The three environments of part 2, by name; ~/.aws/config for the profiles is written here."""
+def js_paths(env: dict[str, str], home: Path, sts: str, url: str, token: str,
+             imds: str) -> dict[str, dict[str, str]]:
+    """The four environments of part 2, by name; ~/.aws/config for the profiles is written here."""
     (home / ".aws").mkdir(mode=0o700, exist_ok=True)
     (home / ".aws" / "config").write_text(
         f"[profile {PROFILE}-hook]\ncredential_process = {CREDD_SCRIPT} process {PROFILE}\n")
@@ -174,6 +200,9 @@ def js_paths(env: dict[str, str], home: Path, sts: str, url: str, token: str) ->
         f"the hook (AWS_PROFILE={PROFILE}-hook, credd process {PROFILE})": dict(base, AWS_PROFILE=f"{PROFILE}-hook"),
         "the container endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI, no profile)":
             dict(base, AWS_CONTAINER_CREDENTIALS_FULL_URI=url + PROFILE, AWS_CONTAINER_AUTHORIZATION_TOKEN=token),
+        "IMDS (AWS_EC2_METADATA_SERVICE_ENDPOINT, no profile)":
+            {name: value for name, value in base.items() if name != "AWS_EC2_METADATA_DISABLED"}
+            | {"AWS_EC2_METADATA_SERVICE_ENDPOINT": imds},
     }
 
 
@@ -191,7 +220,13 @@ def js_in_process(envs: dict[str, dict[str, str]], rounds: int, calls: int) -> d
 
 
 def load_average() -> str:
-    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    """The load average and the size of the kernel's TCP table, which the HTTP endpoints read per connection to
+    learn the client's uid (`credd.endpoints.peer`): closed connections stay in it, TIME-WAIT, for 60 s."""
+    rows = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as handle:
+            rows += sum(1 for _ in handle) - 1
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + f" ({rows:,} rows in /proc/net/tcp{{,6}})"
 
 
 def main() -> None:
@@ -208,31 +243,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="credd-bench-") as temp, local_sts() as sts:
         root = Path(temp)
         env = demo_env(root)
-        extra = "endpoints:\n  container: 127.0.0.1:0\n"
-        with running_daemon(env, sts, {PROFILE: "arn:aws:iam::210987654321:role/Admin"}, extra=extra):
+        with running_daemon(env, sts, {PROFILE: "arn:aws:iam::210987654321:role/Admin"}, extra=CONFIG):
             sock = env["CREDD_SOCKET"]
-            status = protocol.request(sock, {"op": "status"}, 10)
-            port = int(status["endpoints"]["container"]["address"].rpartition(":")[2])
+            endpoints = protocol.request(sock, {"op": "status"}, 10)["endpoints"]
+            port = int(endpoints["container"]["address"].rpartition(":")[2])
+            imds_address = endpoints["imds"][0]["address"]
             issued = protocol.request(sock, {"op": "token-issue", "profiles": [PROFILE], "ttl": 3600}, 10)
-            loads = endpoint_loads(sock, port, issued["token"], root, args)
+            loads = endpoint_loads(sock, port, issued["token"], int(imds_address.rpartition(":")[2]), root, args)
             if js_skipped is None:
-                envs = js_paths(env, root, sts, issued["url"], issued["token"])
+                envs = js_paths(env, root, sts, issued["url"], issued["token"], f"http://{imds_address}/")
                 argv = [shutil.which("node") or "node", str(JS / "caller.mjs"), "chain"]
                 per_process = time_commands({name: argv for name in envs}, env, args.js_runs, envs=envs,
                                             expect_ok=list(envs), timeout=120)
                 in_process = js_in_process(envs, args.js_rounds, args.js_calls)
                 node = subprocess.run([argv[0], "--version"], capture_output=True, text=True, check=True).stdout.strip()
     after = load_average()
-    print(f"### The container endpoint beside the Unix socket\n\n{args.rounds} rounds of {args.requests} requests "
+    print(f"### The HTTP endpoints beside the Unix socket\n\n{args.rounds} rounds of {args.requests} requests "
           f"per server and load, interleaved; one connection per request; {common.machine()}; load average "
           f"{before} before, {after} after\n")
     print("Sequential (one client):\n")
     print(summary(loads["sequential"], args.requests, BASELINE))
     print(f"\n{args.clients} concurrent clients (asyncio, one process, closed loop):\n")
     print(summary(loads["concurrent"], args.requests, BASELINE))
-    worst = max(percentile(latencies, 99) for _, latencies in loads["concurrent"][ENDPOINT])
-    print(f"\nThe endpoint's worst p99 at {args.clients} clients over {args.rounds} rounds: {worst:.2f} ms, "
-          f"{worst / DEADLINE_MS:.1%} of the SDKs' {DEADLINE_MS} ms deadline.")
+    for name in (ENDPOINT, IMDS):
+        worst = max(percentile(latencies, 99) for _, latencies in loads["concurrent"][name])
+        print(f"\n{name}: the worst p99 at {args.clients} clients over {args.rounds} rounds is {worst:.2f} ms, "
+              f"{worst / DEADLINE_MS:.1%} of the SDKs' {DEADLINE_MS} ms deadline.")
     if js_skipped is not None:
         print(f"\n### The JavaScript SDK end to end\n\nleft out: {js_skipped}")
         return
