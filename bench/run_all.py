@@ -31,6 +31,7 @@ BENCHMARKS = [
     ("socket", "bench_socket.py", [], ["--rounds", "3"]),
     ("endpoints", "bench_endpoints.py", [],
      ["--rounds", "3", "--requests", "300", "--js-runs", "3", "--js-rounds", "1", "--js-calls", "5"]),
+    ("peer-lookup", "peer_lookup.py", [], ["--lookups", "50", "--idle", "0,2000"]),
     ("refresh", "bench_refresh.py", [], ["--runs", "1"]),
     ("refresh-latency", "bench_refresh.py", ["--latency-ms", "50", "--runs", "3"],
      ["--latency-ms", "50", "--runs", "1", "--sizes", "10,100"]),
