@@ -1,6 +1,6 @@
 """The HTTP endpoints (container, IMDS): throughput and latency beside the Unix socket; the JS SDK end to end.
 
-    .venv/bin/python bench/bench_endpoints.py [--rounds 15] [--requests 1000] [--clients 50] [--js-runs 20]
+    .venv/bin/python bench/bench_endpoints.py [--rounds 7] [--requests 500] [--clients 50] [--js-runs 20]
 
 Part 1, one warm `credd serve` with both HTTP endpoints on (loopback, port 0)
 and four servers, every one asked for the same profile's credentials, one
@@ -231,8 +231,8 @@ def load_average() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--requests", type=int, default=1000, help="requests per round, server and load")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=500, help="requests per round, server and load")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--js-runs", type=int, default=20, help="node processes per path (part 2 a)")
     parser.add_argument("--js-rounds", type=int, default=5, help="node processes per path (part 2 b)")
