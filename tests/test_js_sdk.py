@@ -4,9 +4,10 @@
 prints the ARN; the SDK packages are those `tests/js/package-lock.json` pins
 (`make test` runs `npm ci --prefix tests/js`). Each path a user wires is
 taken as the SDK takes it: the container endpoint through the default
-provider chain (no profile, no keys), `fromProcess` and the default chain
-through credd's `credential_process` hook, and `fromIni` through the
-credentials file credd writes.
+provider chain (no profile, no keys), IMDS the same way, `fromProcess` and
+the default chain through credd's `credential_process` hook, and `fromIni`
+through the credentials file credd writes; and what the SDK shows when
+credd refuses or cannot serve.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -54,7 +56,7 @@ def node_caller() -> list[str]:
     return [node, str(CALLER)]
 
 
-def run_node(args: list[str], env: dict[str, str], via: list[str] = ()) -> subprocess.CompletedProcess[str]:
+def run_node(args: list[str], env: dict[str, str], via: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
     """`caller.mjs ARGS`, under `via` (`credd exec --server P --`, say); node finds the SDK beside caller.mjs."""
     result = subprocess.run([*via, *node_caller(), *args], capture_output=True, text=True, env=env, timeout=120)
     assert_no_secrets(result.stdout + result.stderr)
@@ -72,7 +74,7 @@ def exec_server(profile: str) -> list[str]:
 
 @pytest.fixture
 def served(daemon, live_sts):
-    """The daemon with its container endpoint on and a `write: true` role profile, everything fresh."""
+    """The daemon with both HTTP endpoints on (IMDS for prod-admin) and a `write: true` role profile, all fresh."""
     daemon.home.write_config(daemon_config(live_sts.url, extra_profiles=FILE_PROFILE) + ENDPOINT
                              + IMDS_ENDPOINT.removeprefix("endpoints:\n"))
     daemon.start()
