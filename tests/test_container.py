@@ -11,10 +11,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from credd.endpoints.container import Tokens, answer
+from credd.endpoints.container import Tokens
 from credd.errors import ConfigError
 from tests.conftest import run_credd
 from tests.fixtures_daemon import daemon_config
@@ -251,30 +249,10 @@ def test_the_config_takes_loopback_addresses_only():
         assert fragment in str(caught.value)
 
 
-class _Held:
-    """The daemon's one method the endpoint calls, holding fixed credentials: the parser is under test here."""
-
-    def account_id(self, profile: str) -> str:
-        return "222222222222"
-
-    def region(self, profile: str) -> str:
-        return "us-east-1"
-
-    def quick_reply(self, request: dict) -> dict:
-        return {"ok": True, "credentials": {"AccessKeyId": "ASIAFUZZ", "SecretAccessKey": "s", "SessionToken": "t",
-                                            "Expiration": "2030-01-01T00:00:00Z"}}
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.one_of(st.binary(max_size=300),
-                 st.builds(lambda line, headers: line + b"\r\n" + headers + b"\r\n\r\n",
-                           st.sampled_from([b"GET /v1/credentials/prod-admin HTTP/1.1", b"GET / HTTP/1.0", b"PUT x"]),
-                           st.binary(max_size=200))))
-def test_any_request_head_gets_a_status_and_none_without_the_token_gets_credentials(head):
-    tokens = Tokens()
-    now = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
-    tokens.issue(["prod-admin"], timedelta(hours=1), now)
-    response, said = answer(head, tokens, _Held(), now)
-    assert response.status in (400, 401, 403, 404, 405)
-    assert response.encode().startswith(b"HTTP/1.1 ")
-    assert "ASIAFUZZ" not in said
+def test_the_account_id_is_the_configs_where_it_says_it():
+    config = parse(GOOD)
+    assert config.account_of("prod-admin") == "222222222222"  # the role's, from its ARN
+    assert config.account_of("alice-session") == "111111111111"  # GetSessionToken only: the MFA device's (the user's)
+    hardware = parse(GOOD.replace("arn:aws:iam::111111111111:mfa/alice", "GAHT12345678"))
+    assert hardware.account_of("alice-session") is None  # not known without asking STS: AccountId is left out
+    assert hardware.account_of("prod-admin") == "222222222222"

@@ -371,3 +371,10 @@ def test_pure_layer_loads_no_effect_library_and_reads_no_clock():
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
                 read = (node.value.id, node.attr)
                 assert read not in CLOCK_READS, f"{module} reads the clock ({'.'.join(read)})"
+
+
+def test_config_reference_documents_every_endpoint_key_and_no_other():
+    rows = config_rows("Top level")
+    endpoints = {key.split(".")[1] for key in rows if key.startswith("endpoints.") and key.count(".") == 1}
+    assert endpoints == set(config.ENDPOINT_KEYS)
+    assert {key.rsplit(".", 1)[1] for key in rows if key.startswith("endpoints.imds.")} == set(config.IMDS_KEYS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -223,3 +224,13 @@ def test_a_client_of_another_user_of_this_machine_is_refused(daemon, live_sts):
         assert nobody.stdout.strip() == "403", nobody.stderr
         assert http(("127.0.0.1", int(port)), raw.encode())[0] in (200, 503)  # this user (root) is served
     assert "refused a client on a loopback port of another user of this machine" in daemon.log()
+
+
+def test_a_reload_keeps_the_listeners_and_says_a_change_waits_for_a_restart(served, live_sts):
+    daemon, address = served
+    daemon.home.write_config(daemon_config(live_sts.url))  # `endpoints:` gone
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_until("the reload", lambda: "reloaded" in daemon.log())
+    assert "reload: `endpoints:` changed; it takes effect at the next restart" in daemon.log()
+    token = {"X-aws-ec2-metadata-token": session(address)}  # still listening, with the reloaded daemon's answers
+    assert request(address, "GET", CREDS + "prod-admin", token)[0] == 200

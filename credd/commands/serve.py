@@ -22,7 +22,7 @@ from credd.commands.args import NoArgs
 from credd.context import Context
 from credd.daemon import Daemon
 from credd.endpoints.container import MAX_TTL, ContainerServer, Tokens
-from credd.endpoints.http import authority
+from credd.endpoints.http import HttpEndpoint, authority
 from credd.endpoints.imds import ImdsServer
 from credd.endpoints.unix_socket import Listener, SocketServer
 from credd.engine import Engine
@@ -135,14 +135,14 @@ class Runtime:
             await self._listen(imds, "endpoints.imds.listen", listener.host, listener.port, config)
 
     @staticmethod
-    async def _listen(endpoint: ContainerServer | ImdsServer, key: str, host: str, port: int, config: Config) -> None:
+    async def _listen(endpoint: HttpEndpoint, key: str, host: str, port: int, config: Config) -> None:
         try:
             await endpoint.start()
         except OSError as e:
             raise CreddError(f"{config.path}: {key}: cannot listen on {authority(host, port)} "
                              f"({e.strerror or e}); choose another port (0: any free one)") from None
 
-    def _http_endpoints(self) -> list[ContainerServer | ImdsServer]:
+    def _http_endpoints(self) -> list[HttpEndpoint]:
         return [*([self.container] if self.container is not None else []), *self.imds]
 
     async def _close_http_endpoints(self) -> None:

@@ -31,10 +31,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from credd.endpoints import Answers
-from credd.endpoints.http import HttpListener, Response, json_response, loopback_host, parse_head, refusal
-from credd.endpoints.limits import ClientLimits
+from credd.endpoints.http import HttpEndpoint, Refused, Response, json_response, loopback_request, refusal
 from credd.timefmt import utc_text
 
 log = logging.getLogger("credd.container")
@@ -97,11 +97,9 @@ def answer(head: bytes, tokens: Tokens, answers: Answers, now: datetime) -> tupl
     """The response to one request head, and what the log says of it (no token value, no credential). Pure but
     for `answers`, which reads the daemon's memory and never blocks."""
     try:
-        request = parse_head(head)
-    except ValueError as e:
-        return refusal(400, str(e)), f"malformed request: {e}"
-    if not loopback_host(request):
-        return refusal(403, "the Host header must name a loopback address"), "refused a non-loopback Host header"
+        request = loopback_request(head)
+    except Refused as e:
+        return e.response, e.said
     if request.method != "GET":
         return refusal(405, "only GET is served"), f"refused method {request.method[:16]!r}"
     path = request.path
@@ -127,36 +125,22 @@ def answer(head: bytes, tokens: Tokens, answers: Answers, now: datetime) -> tupl
     return json_response(200, body), f"token {token.id}: served profile {profile}"
 
 
-class ContainerServer:
-    """HTTP on a loopback address, answering from `answers()` (the current daemon) with `tokens`."""
+class ContainerServer(HttpEndpoint):
+    """The container endpoint on a loopback address, answering from `answers()` (the current daemon) with `tokens`."""
+
+    name = "container endpoint"
+    log = log
 
     def __init__(self, host: str, port: int, answers: Callable[[], Answers], tokens: Tokens,
-                 clock: Callable[[], datetime], *, read_timeout: float = 5.0, first_byte_timeout: float = 1.0,
-                 max_clients: int = 64, uid: int) -> None:
-        self.answers = answers
+                 clock: Callable[[], datetime], **options: Any) -> None:
         self.tokens = tokens
-        self.clock = clock
-        limits = ClientLimits(read_timeout=read_timeout, first_byte_timeout=first_byte_timeout,
-                              max_clients=max_clients)
-        self.http = HttpListener(host, port, self._answer, limits, log, "container endpoint", uid)
-
-    @property
-    def address(self) -> str:
-        """Where it listens, as a URL's authority: `127.0.0.1:PORT` or `[::1]:PORT`."""
-        return self.http.address
+        super().__init__(host, port, answers, clock, **options)
 
     def describe(self) -> dict:
-        """What `status` and `doctor` show of it: its kind, URL, the profiles its live tokens grant, and those tokens
-        (ids, never values)."""
+        """Its kind, URL, the profiles its live tokens grant, and those tokens (ids, never values)."""
         live = self.tokens.live(self.clock())
         return {"kind": "container", "address": self.address, "url": f"http://{self.address}{PATH_PREFIX}",
                 "profiles": sorted({name for token in live for name in token["profiles"]}), "tokens": live}
-
-    async def start(self) -> None:
-        await self.http.start()
-
-    async def close(self) -> None:
-        await self.http.close()
 
     def _answer(self, head: bytes) -> tuple[Response, str]:
         return answer(head, self.tokens, self.answers(), self.clock())

@@ -18,8 +18,9 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from credd.endpoints import peer
+from credd.endpoints import Answers, peer
 from credd.endpoints.limits import ClientLimits, Deadline
 
 MAX_HEAD = 8 * 1024  # request line and headers; an SDK sends a few hundred bytes
@@ -84,6 +85,26 @@ def parse_head(head: bytes) -> Request:
     if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
         raise ValueError("a request here carries no body")
     return Request(parts[0], parts[1].split("?", 1)[0], headers)
+
+
+class Refused(Exception):
+    """A request refused before its endpoint reads it: the response, and what the log says of it."""
+
+    def __init__(self, response: Response, said: str) -> None:
+        super().__init__(said)
+        self.response, self.said = response, said
+
+
+def loopback_request(head: bytes) -> Request:
+    """The request, parsed, if it is HTTP/1.x and names a loopback Host; `Refused` (400 or 403) if not."""
+    try:
+        request = parse_head(head)
+    except ValueError as e:
+        raise Refused(refusal(400, str(e)), f"malformed request: {e}") from None
+    if not loopback_host(request):
+        raise Refused(refusal(403, "the Host header must name a loopback address"),
+                      "refused a non-loopback Host header")
+    return request
 
 
 def loopback_host(request: Request) -> bool:
@@ -164,3 +185,38 @@ class HttpListener:
         said_at = self.log.debug if response.status == 200 else self.log.warning
         said_at("%s: %s (%d)", self.name, said, response.status)
         return response
+
+
+class HttpEndpoint:
+    """What the container endpoint and IMDS share: an `HttpListener` on loopback whose `_answer` reads the current
+    daemon's answers (`answers()`: a reload replaces the daemon whole) at the daemon's time (`clock`)."""
+
+    name = ""  # what its log lines start with, before the address
+    log = logging.getLogger("credd.endpoints")
+
+    def __init__(self, host: str, port: int, answers: Callable[[], Answers], clock: Callable[[], datetime], *,
+                 uid: int, read_timeout: float = 5.0, first_byte_timeout: float = 1.0, max_clients: int = 64) -> None:
+        self.answers = answers
+        self.clock = clock
+        limits = ClientLimits(read_timeout=read_timeout, first_byte_timeout=first_byte_timeout,
+                              max_clients=max_clients)
+        self.http = HttpListener(host, port, self._answer, limits, self.log, self.name, uid)
+
+    @property
+    def address(self) -> str:
+        """Where it listens, as a URL's authority: `127.0.0.1:PORT` or `[::1]:PORT`."""
+        return self.http.address
+
+    def describe(self) -> dict:
+        """What `status` and `doctor` show of it: `kind`, `address`, `url`, `profiles` (and what is the kind's own)."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        await self.http.start()
+        self.http.name = f"{self.name} {self.address}"  # with the port the kernel chose
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    def _answer(self, head: bytes) -> tuple[Response, str]:
+        raise NotImplementedError

@@ -24,19 +24,19 @@ import secrets
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from credd.endpoints import Answers
 from credd.endpoints.http import (
-    HttpListener,
+    HttpEndpoint,
+    Refused,
     Request,
     Response,
     json_response,
-    loopback_host,
-    parse_head,
+    loopback_request,
     refusal,
     text_response,
 )
-from credd.endpoints.limits import ClientLimits
 from credd.timefmt import utc_text
 
 log = logging.getLogger("credd.imds")
@@ -87,11 +87,9 @@ def answer(head: bytes, profile: str, sessions: Sessions, answers: Answers, now:
     """The response to one request head for the listener of `profile`, and what the log says of it (no token, no
     credential). Pure but for `sessions` (it issues tokens) and `answers`, which reads the daemon's memory."""
     try:
-        request = parse_head(head)
-    except ValueError as e:
-        return refusal(400, str(e)), f"malformed request: {e}"
-    if not loopback_host(request):
-        return refusal(403, "the Host header must name a loopback address"), "refused a non-loopback Host header"
+        request = loopback_request(head)
+    except Refused as e:
+        return e.response, e.said
     if request.method == "PUT":
         return _put(request, sessions, now)
     if request.method != "GET":
@@ -143,35 +141,21 @@ def _credentials(profile: str, answers: Answers, now: datetime, *, extended: boo
     return json_response(200, body), f"served profile {profile}"
 
 
-class ImdsServer:
+class ImdsServer(HttpEndpoint):
     """IMDSv2 on a loopback address for one profile, answering from `answers()` (the current daemon)."""
 
-    def __init__(self, host: str, port: int, profile: str, answers: Callable[[], Answers],
-                 clock: Callable[[], datetime], *, read_timeout: float = 5.0, first_byte_timeout: float = 1.0,
-                 max_clients: int = 64, uid: int) -> None:
-        self.profile = profile
-        self.answers = answers
-        self.clock = clock
-        self.sessions = Sessions()
-        limits = ClientLimits(read_timeout=read_timeout, first_byte_timeout=first_byte_timeout,
-                              max_clients=max_clients)
-        self.http = HttpListener(host, port, self._answer, limits, log, "imds", uid)
+    name = "imds"
+    log = log
 
-    @property
-    def address(self) -> str:
-        return self.http.address
+    def __init__(self, host: str, port: int, profile: str, answers: Callable[[], Answers],
+                 clock: Callable[[], datetime], **options: Any) -> None:
+        self.profile = profile
+        self.sessions = Sessions()
+        super().__init__(host, port, answers, clock, **options)
 
     def describe(self) -> dict:
-        """What `status` and `doctor` show of it: its kind, URL and the profile it serves."""
-        return {"kind": "imds", "address": self.address, "url": f"http://{self.address}/",
-                "profiles": [self.profile]}
-
-    async def start(self) -> None:
-        await self.http.start()
-        self.http.name = f"imds {self.address}"  # the port the kernel chose
-
-    async def close(self) -> None:
-        await self.http.close()
+        """Its kind, URL and the profile it serves."""
+        return {"kind": "imds", "address": self.address, "url": f"http://{self.address}/", "profiles": [self.profile]}
 
     def _answer(self, head: bytes) -> tuple[Response, str]:
         return answer(head, self.profile, self.sessions, self.answers(), self.clock())
