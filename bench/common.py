@@ -125,8 +125,9 @@ def role_profiles(count: int, prefix: str = "role-") -> dict[str, str]:
     return {f"{prefix}{n:0{width}d}": f"arn:aws:iam::210987654321:role/Bench{n}" for n in range(count)}
 
 
-def write_config(env: Mapping[str, str], endpoint: str, profiles: Mapping[str, str], *, write: bool = True) -> Path:
-    """A config with one source (TOTP MFA, the seed in the keyring) and the given role profiles."""
+def write_config(env: Mapping[str, str], endpoint: str, profiles: Mapping[str, str], *, write: bool = True,
+                 extra: str = "") -> Path:
+    """A config with one source (TOTP MFA, the seed in the keyring) and the given role profiles; `extra` appended."""
     lines = ["version: 1", "sources:", f"  {SOURCE}:", f"    mfa_serial: {SERIAL}", "    mfa: totp",
              f"    sts_endpoint: {endpoint}", "profiles:"]
     for name, role_arn in profiles.items():
@@ -135,7 +136,7 @@ def write_config(env: Mapping[str, str], endpoint: str, profiles: Mapping[str, s
             lines.append("    write: false")
     path = Path(env["XDG_CONFIG_HOME"]) / "credd" / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + extra)
     return path
 
 
@@ -164,9 +165,11 @@ def wait_fresh(env: Mapping[str, str], daemon: subprocess.Popen, timeout: float 
 
 @contextlib.contextmanager
 def running_daemon(env: Mapping[str, str], endpoint: str, profiles: Mapping[str, str], *,
-                   write: bool = True) -> Iterator[subprocess.Popen]:
-    """`credd serve` in the throw-away home of `env`, every profile fresh; stopped with SIGTERM after."""
-    write_config(env, endpoint, profiles, write=write)
+                   write: bool = True, extra: str = "") -> Iterator[subprocess.Popen]:
+    """`credd serve` in the throw-away home of `env`, every profile fresh; stopped with SIGTERM after.
+
+    `extra`: more config, appended (`endpoints:`, say)."""
+    write_config(env, endpoint, profiles, write=write, extra=extra)
     store_secrets(env)
     with open(_log(env), "wb") as log:
         daemon = subprocess.Popen([sys.executable, "-m", "credd", "serve"], env=dict(env), stdin=subprocess.DEVNULL,

@@ -127,8 +127,8 @@ def test_a_token_answers_its_profile_only_and_not_once_revoked(served):
     assert document["AccountId"] == "222222222222"  # the role's account, from its ARN
     assert get(address, "/v1/credentials/alice-session", token["token"])[0] == 403  # another profile
     assert daemon.ask({"op": "token-revoke", "id": token["id"]})["ok"]
-    assert get(address, "/v1/credentials/prod-admin", token["token"]) == (401, b'{"code": "Unauthorized", '
-                                                                          b'"message": "unauthorized"}')
+    assert get(address, "/v1/credentials/prod-admin", token["token"]) == (401, b'{"Code": "Unauthorized", '
+                                                                          b'"Message": "unauthorized"}')
     assert token["token"] not in daemon.log()  # ids are logged, never the value
     assert token["id"] in daemon.log()
 

@@ -57,8 +57,9 @@ def text_response(status: int, text: str) -> Response:
 
 
 def refusal(status: int, message: str) -> Response:
-    """A refusal in the shape the SDKs log: `{"code": "Unauthorized", "message": ...}`."""
-    return json_response(status, {"code": REASONS[status].replace(" ", ""), "message": message})
+    """A refusal in the shape the SDKs read: `{"Code": "Unauthorized", "Message": ...}`, capitalized as IMDS
+    writes its replies; the JavaScript SDK attaches these two to its error (botocore logs the whole body)."""
+    return json_response(status, {"Code": REASONS[status].replace(" ", ""), "Message": message})
 
 
 def parse_head(head: bytes) -> Request:
@@ -180,7 +181,7 @@ class HttpListener:
             response, said = self.answer(head)
         except Exception as e:  # noqa: BLE001  a bug: its type only, never its message (it may hold a value)
             self.log.error("%s: internal error %s", self.name, type(e).__name__)
-            return json_response(503, {"code": "InternalError", "message": "internal error; see credd's log"})
+            return json_response(503, {"Code": "InternalError", "Message": "internal error; see credd's log"})
         said_at = self.log.debug if response.status == 200 else self.log.warning
         said_at("%s: %s (%d)", self.name, said, response.status)
         return response
