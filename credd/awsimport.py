@@ -3,6 +3,8 @@
 A base profile (no `role_arn`) whose long-term key is in the credentials file
 becomes a source of the same name, and a profile of that name serving its
 session (so `--profile NAME` keeps working once the key has left the file).
+So does a `source_profile` that names a section found only in the credentials
+file (botocore takes that: `[base]` with its key, no `[profile base]`).
 A role profile becomes a credd profile: `source:` when its `source_profile`
 is a base, `source_profile:` when it is another role (a chain). An
 `mfa_serial` declared on any hop of a chain goes to the chain's source: credd
@@ -55,6 +57,12 @@ class Plan:
     keys: list[KeyMove] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  # profile -> line of its section in ~/.aws/config
+    # A base with no section in ~/.aws/config -> "CREDENTIALS:LINE" of its key's section.
+    elsewhere: dict[str, str] = field(default_factory=dict)
+
+    def where(self, name: str, config_path: str) -> str:
+        """Where profile `name` comes from: its section in `config_path`, else its key's in the credentials file."""
+        return self.elsewhere.get(name) or f"{config_path}:{self.lines.get(name, '?')}"
 
 
 class _Cannot(Exception):
@@ -84,7 +92,10 @@ def plan_import(config_text: str, config_path: str, credentials_text: str | None
 
     sections = profile_sections(config_text, config_path)
     values = {name: _with_includes(name, sections) for name in sections}
-    keys = credfile.long_term_sections(credentials_text or "", list(values), credentials_path)
+    # A source_profile may name a section of the credentials file alone, as botocore allows.
+    named = {str(got["source_profile"]) for got in values.values() if got.get("source_profile")}
+    keys = credfile.long_term_sections(credentials_text or "", [*values, *sorted(named - set(values))],
+                                       credentials_path)
     missing = [name for name in wanted if name not in sections]
     if missing:
         from credd.errors import UsageError
@@ -101,7 +112,7 @@ def plan_import(config_text: str, config_path: str, credentials_text: str | None
         if name in seen:
             raise _Cannot(f"its source_profile chain goes round in a circle ({' -> '.join([*seen, name])})")
         if name not in values:
-            raise _Cannot(f"its source_profile {name!r} is not a profile of {config_path}")
+            return take_credentials_only(name)
         if name not in done:
             try:
                 done[name] = _take_one(name, seen)
@@ -113,6 +124,20 @@ def plan_import(config_text: str, config_path: str, credentials_text: str | None
         if root is None:
             raise _Cannot(f"it needs profile {name}, which is left alone: {why[name]}")
         return root
+
+    def take_credentials_only(name: str) -> str:
+        """A `source_profile` with no section in `config_path`: botocore reads its key from the credentials file."""
+        if name not in keys and name not in known_sources:  # known: an earlier import moved its key already
+            raise _Cannot(f"its source_profile {name!r} is not a profile of {config_path}, nor a section of "
+                          f"{credentials_path} with a long-term key")
+        if not NAME.fullmatch(name):
+            raise _Cannot(f"its source_profile {name!r} (in {credentials_path}) has a name credd does not take "
+                          "(up to 64 letters, digits and _.@+=,-)")
+        if name not in done:
+            done[name] = _take_base(name, {}, keys, known_sources, plan, credentials_path)
+            if name in keys:
+                plan.elsewhere[name] = f"{credentials_path}:{keys[name].line}"
+        return name
 
     def _take_one(name: str, seen: tuple[str, ...]) -> str:
         got = values[name]

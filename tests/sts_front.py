@@ -11,7 +11,8 @@ It sits before moto's server and forwards what it accepts. On the way it
   - refuses revoked long-term keys (`InvalidClientTokenId`,
     `SignatureDoesNotMatch`), denied roles (`AccessDenied`) and role chaining
     beyond one hour (`ValidationError`), as AWS does;
-  - counts requests per Action and keeps them for assertions;
+  - counts requests per Action and keeps them for assertions, and how many
+    were in flight at once (`peak`);
   - can add a fixed latency to every reply, as a real STS's round trip;
   - injects faults on request: throttling, 500s, timeouts, dropped
     connections before or after moto handled the call, replies cut short
@@ -99,6 +100,7 @@ class StsFront:
         self.denied_roles: set[str] = set()
         self._used: set[tuple[str, int]] = set()
         self._faults: deque[Fault] = deque()
+        self._flights: list[tuple[bool, Request]] = []  # (arrived, else answered; the request), in order
         self._lock = threading.Lock()
         self._released = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -165,6 +167,21 @@ class StsFront:
     def of(self, action: str) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.action == action]
+
+    def peak(self, which: Callable[[Request], bool]) -> int:
+        """The most requests `which` takes that were in flight at once (arrived, not yet answered)."""
+        with self._lock:
+            flights = list(self._flights)
+        now = most = 0
+        for arrived, request in flights:
+            if which(request):
+                now += 1 if arrived else -1
+                most = max(most, now)
+        return most
+
+    def _fly(self, arrived: bool, request: Request) -> None:
+        with self._lock:
+            self._flights.append((arrived, request))
 
     # Decisions (called by the handler threads) ----------------------------------
 
@@ -315,6 +332,22 @@ class _Handler(BaseHTTPRequestHandler):
         credential = re.search(r"Credential=([A-Z0-9]+)/", self.headers.get("Authorization", ""))
         request = Request(params.get("Action", "?"), credential.group(1) if credential else None, params,
                           self.headers.get("X-Amz-Date"))
+        self._request: Request | None = request
+        front._fly(True, request)
+        try:
+            self._answer(request, body)
+        finally:
+            self._landed()
+
+    def _landed(self) -> None:
+        """Count the request as answered before its reply goes out, so a call the reply lets the client make
+        next is never counted as in flight beside it."""
+        if self._request is not None:
+            self.front._fly(False, self._request)
+            self._request = None
+
+    def _answer(self, request: Request, body: bytes) -> None:
+        front = self.front
         fault = front._record(request)
         kind = fault.kind if fault else None
         if front.latency:
@@ -351,6 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, content_type: str, body: bytes, cut: int | None = None) -> None:
         """The reply; with `cut`, only its first `cut` bytes (under the full Content-Length), then a close."""
+        self._landed()
         self.send_response_only(status)
         self.send_header("Server", "sts-front")
         date = self.front.date_header
@@ -365,5 +399,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         """Close without a byte of reply, as a dead link or a crashed proxy does."""
+        self._landed()
         self.close_connection = True
 

@@ -88,6 +88,41 @@ def test_a_failed_link_fails_the_links_below_it_and_says_which(sts_rig, sts_fron
     assert [arn for arn, _ in callers(sts_front)] == [role_arn(0), role_arn(1)]  # none sent for link-2
 
 
+def many_chains(rig, chains: int, depth: int = 3) -> list[list[str]]:
+    """`chains` chains `cN-0` -> `cN-1` -> ...; each chain's role ARNs, top link first."""
+    arns, profiles = [], {}
+    for c in range(chains):
+        arns.append([role_arn(10 * c + n) for n in range(depth)])
+        for n in range(depth):
+            profiles[f"c{c}-{n}"] = Profile(f"c{c}-{n}", SOURCE, arns[c][n], f"credd-{SOURCE}", None, 3600, True,
+                                            "us-east-1", f"c{c}-{n - 1}" if n else None)
+    rig.config = replace(rig.config, profiles=profiles)
+    return arns
+
+
+def test_the_links_of_many_chains_below_the_top_go_at_once_not_one_parent_after_another(sts_rig, sts_front):
+    rig = sts_rig(session_profile=False)
+    arns = many_chains(rig, 4)
+    sts_front.latency = 0.2  # a round trip: calls overlap only when sent together
+    result = rig.engine().refresh(SOURCE)
+    assert result.ok and sum(p.renewed for p in result.profiles.values()) == 12
+    below_top = {arn for chain in arns for arn in chain[1:]}
+    # Each of these has its own parent; one parent after another, each would be alone in flight.
+    assert sts_front.peak(lambda r: r.params.get("RoleArn") in below_top) >= 2
+    for chain in arns:  # and still each link after the one it is assumed with
+        sent = [r.params["RoleArn"] for r in sts_front.of("AssumeRole") if r.params["RoleArn"] in chain]
+        assert sent == chain
+    assert sts_front.calls == {"GetSessionToken": 1, "AssumeRole": 12}
+
+
+def test_the_pool_bound_holds_across_parents(sts_rig, sts_front):
+    rig = sts_rig(session_profile=False)
+    many_chains(rig, 6, depth=2)
+    sts_front.latency = 0.1
+    assert rig.engine(workers=2).refresh(SOURCE).ok
+    assert sts_front.peak(lambda r: r.action == "AssumeRole") == 2
+
+
 def test_a_role_chained_to_the_session_profile_is_assumed_with_the_session(sts_rig, sts_front):
     rig = sts_rig()  # with alice-session, the source's session itself
     rig.config = replace(rig.config, profiles={**rig.config.profiles, "r": Profile(

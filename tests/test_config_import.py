@@ -155,6 +155,17 @@ CORPUS: dict[str, Shape] = {
         {"jon": {"source": "jon", "role_arn": None}, "dev": {"source": "jon", "role_arn": ADMIN},
          "prod": {"source": "jon", "role_arn": AUDIT}},
         skipped={"default": "no long-term key"}, keys=("jon",)),
+    "a source_profile found only in the credentials file, the device on its roles": Shape(
+        f"[profile dev]\nsource_profile = base\nrole_arn = {ADMIN}\nmfa_serial = {MFA}\nregion = eu-west-1\n"
+        f"[profile prod]\nsource_profile = base\nrole_arn = {AUDIT}\nmfa_serial = {MFA}\n"
+        f"[profile prod-deep]\nsource_profile = prod\nrole_arn = {DEEP}\n",
+        f"[base]\n{KEY}[other]\naws_access_key_id = AKIAHOME000000000000\naws_secret_access_key = {HOME_SECRET}\n",
+        {"base": {"mfa_serial": MFA, "mfa": "prompt", "region": "us-east-1"}},
+        {"base": {"source": "base", "role_arn": None}, "dev": {"source": "base", "role_arn": ADMIN,
+                                                               "region": "eu-west-1"},
+         "prod": {"source": "base", "role_arn": AUDIT},
+         "prod-deep": {"source": "base", "source_profile": "prod", "role_arn": DEEP}},
+        keys=("base",)),  # [other], which no profile names, stays as it is
 }
 
 
@@ -286,6 +297,19 @@ def test_a_clash_names_both_places_and_writes_nothing(plaintext_keyring: Home) -
     assert result.stderr == (f"credd: error: {config}:7: profiles.admin: already defined here, differently from "
                              f"what profile admin gives in {plaintext_keyring.root}/.aws/config:4; rename one of "
                              "them, or import the others only with --profile NAME\n")
+    assert snapshot(plaintext_keyring) == before
+
+
+def test_a_clash_with_a_base_found_only_in_the_credentials_file_names_its_section_there(
+        plaintext_keyring: Home) -> None:
+    aws_files(plaintext_keyring, "a source_profile found only in the credentials file, the device on its roles")
+    plaintext_keyring.write_config("version: 1\nsources:\n  base: {}\nprofiles:\n  base:\n    source: base\n")
+    before = snapshot(plaintext_keyring)
+    result = run_credd(["config", "import"], plaintext_keyring)
+    assert result.returncode == 2
+    assert result.stderr == (f"credd: error: {plaintext_keyring.config}:3: sources.base: already defined here, "
+                             f"differently from what profile base gives in {plaintext_keyring.credentials}:1; "
+                             "rename one of them, or import the others only with --profile NAME\n")
     assert snapshot(plaintext_keyring) == before
 
 

@@ -270,7 +270,7 @@ def _new(planned: dict[str, dict[str, object]], imported: Mapping[str, object], 
             where = f"{path}:{line}" if line else str(path)
             raise ConfigError(where, None, f"{level}.{name}",
                               f"already defined here, differently from what profile {name} gives in "
-                              f"{aws_path}:{plan.lines.get(name, '?')}; rename one of them, or import the others "
+                              f"{plan.where(name, str(aws_path))}; rename one of them, or import the others "
                               f"only with --profile NAME")
     return new
 

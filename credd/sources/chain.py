@@ -2,7 +2,7 @@
 
 Pure: profiles in, profiles out. A chained role (`source_profile:`) is assumed
 with its parent's credentials, so a due role takes along each ancestor that is
-not fresh itself (it is renewed first: `roles.chain_levels`), and a renewed
+not fresh itself (it is renewed first: `roles.by_parent`), and a renewed
 role takes along every role below it, so a chain refreshes in order and all
 its links are renewed before the shortest one ends.
 """

@@ -1,9 +1,10 @@
 """The role layer: AssumeRole for the due role profiles of a source, all with one session of it, concurrently.
 
 One session (one MFA code) serves every role. A chained role (`source_profile:`)
-is assumed with its parent profile's credentials, so roles go level by level:
-first those assumed with the session, then those assumed with a role of the
-level before (new in this refresh, else the parent's still valid ones). AWS caps a role assumed with
+is assumed with its parent profile's credentials: it starts as soon as they are
+in (new in this refresh, else the parent's still valid ones), whatever else is
+still in flight, so the links of many chains go side by side, each chain in
+order, all in one pool of `workers` threads. AWS caps a role assumed with
 session credentials at one hour, so a longer `duration` is asked for as one
 hour (`Profile.role_duration`), and said once per profile.
 """
@@ -11,7 +12,7 @@ hour (`Profile.role_duration`), and said once per profile.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from credd import sts
 from credd.errors import RefreshError, StsError
@@ -37,23 +38,42 @@ class Roles:
         `parents`: the still valid credentials of profiles a chained role may be
         assumed with when they are not renewed in this refresh.
         """
-        held: dict[str, Credentials | Failure] = dict(parents or {})
+        for profile in roles:
+            self._log_clamp(profile)
+        roots, below = by_parent(roles)
         outcomes: dict[str, Credentials | Failure] = {}
-        for level in chain_levels(roles):
-            for profile in level:
-                self._log_clamp(profile)
-            by_parent: dict[str | None, list[Profile]] = {}
-            for profile in level:
-                by_parent.setdefault(profile.source_profile, []).append(profile)
-            for parent, children in by_parent.items():
-                done = self._assume_with(source, session if parent is None else held.get(parent), parent, children)
-                outcomes.update(done)
-                held.update(done)
+        if not roles:
+            return outcomes
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(roles)), thread_name_prefix="credd-sts") as pool:
+            flying: dict[Future[Credentials | Failure], Profile] = {}
+
+            def start(parent: str | None, credentials: Credentials | Failure | None, kids: Sequence[Profile]) -> None:
+                """`kids` on their way with `credentials`; failed, and all below them, when there are none."""
+                client = self._client(source, credentials, parent, kids)
+                for kid in kids:
+                    if isinstance(client, Failure):
+                        settle(kid, client)
+                    else:
+                        flying[pool.submit(self._assume, client, kid)] = kid
+
+            def settle(profile: Profile, outcome: Credentials | Failure) -> None:
+                """A link is in: the links assumed with it go at once."""
+                outcomes[profile.name] = outcome
+                if profile.name in below:
+                    start(profile.name, outcome, below[profile.name])
+
+            for parent, kids in roots.items():
+                start(parent, session if parent is None else (parents or {}).get(parent), kids)
+            while flying:
+                done, _ = wait(flying, return_when=FIRST_COMPLETED)
+                for future in done:
+                    settle(flying.pop(future), future.result())
         return outcomes
 
-    def _assume_with(self, source: Source, credentials: Credentials | Failure | None, parent: str | None,
-                     roles: Sequence[Profile]) -> dict[str, Credentials | Failure]:
-        """`roles` assumed concurrently with `credentials` (the session's, or the parent profile's)."""
+    def _client(self, source: Source, credentials: Credentials | Failure | None, parent: str | None,
+                roles: Sequence[Profile]) -> sts.StsClient | Failure:
+        """A client for `roles` signing with `credentials` (the session's, or the parent profile's), or why
+        there is none."""
         if not isinstance(credentials, Credentials):
             why = credentials.message if isinstance(credentials, Failure) else "it has no valid credentials"
             failure = Failure(credentials.kind if isinstance(credentials, Failure) else FailureKind.OTHER,
@@ -61,15 +81,12 @@ class Roles:
                               retryable=credentials.retryable if isinstance(credentials, Failure) else True)
             for profile in roles:
                 self.effects.log.warning("%s", about("profile", profile.name, failure.message))
-            return {p.name: failure for p in roles}
+            return failure
         try:
-            client = self.effects.clients.for_session(source, credentials)
+            return self.effects.clients.for_session(source, credentials)
         except StsError as e:
             self.effects.log.warning("%s", about("source", source.name, e.failure.message))
-            return {p.name: e.failure for p in roles}
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(roles)), thread_name_prefix="credd-sts") as pool:
-            futures = {p.name: pool.submit(self._assume, client, p) for p in roles}
-        return {name: future.result() for name, future in futures.items()}
+            return e.failure
 
     def _assume(self, client: sts.StsClient, profile: Profile) -> Credentials | Failure:
         log = self.effects.log
@@ -91,25 +108,20 @@ class Roles:
                                      CHAINED_ROLE_MAX)
 
 
-def chain_levels(roles: Sequence[Profile]) -> list[list[Profile]]:
-    """`roles` in levels: a role comes after the role it is assumed with, when that one is in `roles` too.
+def by_parent(roles: Sequence[Profile]) -> tuple[dict[str | None, list[Profile]], dict[str, list[Profile]]]:
+    """(the roles that can start at once, by the profile they are assumed with: None for the session;
+    the roles assumed with a role of `roles`, by that role's name), each list in the order of `roles`.
 
-    The config refuses cycles, so every role finds its level.
+    A role waits for its parent only when the parent is renewed in this refresh too;
+    the config refuses cycles, so every role is reached from a root.
     """
     names = {p.name for p in roles}
-    depth: dict[str, int] = {}
-    by_name = {p.name: p for p in roles}
-
-    def level_of(profile: Profile) -> int:
-        if profile.name not in depth:
-            parent = profile.source_profile
-            depth[profile.name] = 0 if parent is None or parent not in names else level_of(by_name[parent]) + 1
-        return depth[profile.name]
-
-    levels: list[list[Profile]] = []
+    roots: dict[str | None, list[Profile]] = {}
+    below: dict[str, list[Profile]] = {}
     for profile in roles:
-        level = level_of(profile)
-        while len(levels) <= level:
-            levels.append([])
-        levels[level].append(profile)
-    return levels
+        parent = profile.source_profile
+        if parent is not None and parent in names:
+            below.setdefault(parent, []).append(profile)
+        else:
+            roots.setdefault(parent, []).append(profile)
+    return roots, below
