@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 # 1: the first; 2: credentials replies in their exact form (READY_PREFIX). See docs/versioning.md.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 READY_PREFIX = b'{"ok":true,"credentials":'  # a protocol-2 credentials reply: this, the document, b"}\n"
 CLIENT_TIMEOUT = 45.0  # long enough for an MFA command (a YubiKey touch) and STS; short enough not to hang a script
 MAX_REQUEST = 16 * 1024  # bytes in one request line; anything longer is hostile
