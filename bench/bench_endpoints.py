@@ -115,27 +115,16 @@ def http_sequential(port: int, head: bytes, count: int) -> tuple[float, list[flo
 
 def http_concurrent(port: int, head: bytes, count: int, clients: int) -> tuple[float, list[float]]:
     """(elapsed s, latencies ms) of `count` requests made by `clients` concurrent clients, a connection each."""
-    latencies: list[float] = []
-    left = [count]
 
-    async def client() -> None:
-        while left[0] > 0:
-            left[0] -= 1
-            begun = time.perf_counter()
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(head)
-            reply = await reader.read()
-            writer.close()
-            latencies.append((time.perf_counter() - begun) * 1000)
-            if not reply.startswith(b"HTTP/1.1 200 "):
-                raise SystemExit(f"the server refused: {reply[:100]!r}")
+    async def ask() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head)
+        reply = await reader.read()
+        writer.close()
+        if not reply.startswith(b"HTTP/1.1 200 "):
+            raise SystemExit(f"the server refused: {reply[:100]!r}")
 
-    async def run() -> float:
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        return time.perf_counter() - started
-
-    return asyncio.run(run()), latencies
+    return common.closed_loop(count, clients, ask)
 
 
 def start_baseline(reply_file: Path) -> tuple[subprocess.Popen, int]:

@@ -56,28 +56,17 @@ def sequential(path: str, count: int) -> tuple[float, list[float]]:
 def concurrent(path: str, count: int, clients: int) -> tuple[float, list[float]]:
     """(elapsed s, latencies ms) of `count` requests made by `clients` concurrent clients, a connection each."""
     request = protocol.encode(REQUEST)
-    latencies: list[float] = []
-    left = [count]
 
-    async def client() -> None:
-        while left[0] > 0:
-            left[0] -= 1
-            begun = time.perf_counter()
-            reader, writer = await asyncio.open_unix_connection(path)
-            writer.write(request)
-            writer.write_eof()
-            line = await reader.readline()
-            writer.close()
-            latencies.append((time.perf_counter() - begun) * 1000)
-            if not line.startswith(b'{"ok":true'):
-                raise SystemExit(f"the server refused: {line[:200]!r}")
+    async def ask() -> None:
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(request)
+        writer.write_eof()
+        line = await reader.readline()
+        writer.close()
+        if not line.startswith(b'{"ok":true'):
+            raise SystemExit(f"the server refused: {line[:200]!r}")
 
-    async def run() -> float:
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        return time.perf_counter() - started
-
-    return asyncio.run(run()), latencies
+    return common.closed_loop(count, clients, ask)
 
 
 def start_baseline(mode: str, path: Path, reply_file: Path) -> subprocess.Popen:

@@ -11,6 +11,7 @@ a local STS (moto on loopback).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
@@ -19,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +60,28 @@ def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+def closed_loop(count: int, clients: int, ask: Callable[[], Awaitable[None]]) -> tuple[float, list[float]]:
+    """(elapsed s, latencies ms) of `count` requests made by `clients` concurrent asyncio clients, each sending its
+    next request once its last is answered (a closed loop). `ask` makes one request on a new connection and raises
+    SystemExit when the server refuses it."""
+    latencies: list[float] = []
+    left = [count]
+
+    async def client() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            begun = time.perf_counter()
+            await ask()
+            latencies.append((time.perf_counter() - begun) * 1000)
+
+    async def run() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return time.perf_counter() - started
+
+    return asyncio.run(run()), latencies
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> str:
