@@ -21,6 +21,9 @@ CREDENTIALS = {
 }
 
 
+NEEDS_CODE = {"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"}
+
+
 class Script:
     """The daemon's side: replies chosen by the test, requests recorded."""
 
@@ -51,6 +54,12 @@ def daemon(sock_path):
 
 def hook(home: Home, sock_path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return run_credd(["process", *args], home, extra_env={"CREDD_SOCKET": str(sock_path), **env})
+
+
+def start_hook_as_the_aws_cli_does(terminal, home: Home, sock_path) -> None:
+    """`credd process prod-admin` with stdout a pipe (to out.json) and the terminal only its controlling tty."""
+    terminal.env["CREDD_SOCKET"] = str(sock_path)
+    terminal.start(["sh", "-c", f"{sys.executable} -m credd process prod-admin | cat > {home.root}/out.json"])
 
 
 def test_prints_exactly_the_credential_process_json(home, daemon, sock_path):
@@ -97,7 +106,7 @@ def test_never_half_a_credential(home, daemon, sock_path, credentials):
 
 
 def test_mfa_needed_without_a_terminal_says_what_to_run(home, daemon, sock_path):
-    daemon({"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"})
+    daemon(NEEDS_CODE)
     result = subprocess.run([sys.executable, "-m", "credd", "process", "prod-admin"], capture_output=True, text=True,
                             env=dict(home.env, CREDD_SOCKET=str(sock_path)), start_new_session=True, timeout=30)
     assert result.returncode == 1
@@ -106,7 +115,7 @@ def test_mfa_needed_without_a_terminal_says_what_to_run(home, daemon, sock_path)
 
 
 def test_mfa_prompt_on_the_terminal(home, daemon, sock_path, terminal):
-    script = daemon({"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"},
+    script = daemon(NEEDS_CODE,
                     {"ok": True}, {"ok": True, "credentials": CREDENTIALS})
     terminal.env["CREDD_SOCKET"] = str(sock_path)
     # As the AWS CLI runs it: stdout is a pipe, the terminal is only the controlling tty.
@@ -120,10 +129,9 @@ def test_mfa_prompt_on_the_terminal(home, daemon, sock_path, terminal):
 
 
 def test_mfa_prompt_asks_again_after_a_typo(home, daemon, sock_path, terminal):
-    script = daemon({"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"},
+    script = daemon(NEEDS_CODE,
                     {"ok": True}, {"ok": True, "credentials": CREDENTIALS})
-    terminal.env["CREDD_SOCKET"] = str(sock_path)
-    terminal.start(["sh", "-c", f"{sys.executable} -m credd process prod-admin | cat > {home.root}/out.json"])
+    start_hook_as_the_aws_cli_does(terminal, home, sock_path)
     terminal.wait_for("credd: MFA code for alice (profile prod-admin):")
     terminal.type("12ab")
     terminal.wait_for("credd: that is not an MFA code: expected 6 digits, got 4 characters")
@@ -139,7 +147,7 @@ def test_mfa_prompt_asks_again_after_a_typo(home, daemon, sock_path, terminal):
 
 
 def test_mfa_prompt_gives_up_after_three_typos(home, daemon, sock_path, terminal):
-    script = daemon({"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"})
+    script = daemon(NEEDS_CODE)
     terminal.env["CREDD_SOCKET"] = str(sock_path)
     terminal.start([sys.executable, "-m", "credd", "process", "prod-admin"])
     for asked, typo in enumerate(("1", "12345", "1234567"), start=1):
@@ -160,13 +168,11 @@ def wait_for_prompt(terminal, times: int) -> None:
 USED = {"ok": False, "error": "mfa-code-used", "message": "source alice: that MFA code was already sent to AWS for "
         "arn:aws:iam::111111111111:mfa/alice 12 s ago, and AWS accepts each code only once; wait for your device "
         "to show the next code, then run `credd mfa alice` with it"}
-NEEDS_CODE = {"ok": False, "error": "mfa-required", "source": "alice", "message": "needs a code"}
 
 
 def test_mfa_prompt_asks_for_the_next_code_after_one_aws_took_already(home, daemon, sock_path, terminal):
     script = daemon(NEEDS_CODE, USED, NEEDS_CODE, {"ok": True}, {"ok": True, "credentials": CREDENTIALS})
-    terminal.env["CREDD_SOCKET"] = str(sock_path)
-    terminal.start(["sh", "-c", f"{sys.executable} -m credd process prod-admin | cat > {home.root}/out.json"])
+    start_hook_as_the_aws_cli_does(terminal, home, sock_path)
     terminal.wait_for("credd: MFA code for alice (profile prod-admin):")
     terminal.type("123456")
     terminal.wait_for("credd: that code was already sent to AWS, which takes each code once; type the next one")
@@ -180,8 +186,7 @@ def test_mfa_prompt_asks_for_the_next_code_after_one_aws_took_already(home, daem
 def test_a_used_code_handed_in_by_another_prompt_still_gets_credentials(home, daemon, sock_path, terminal):
     """Two `aws` calls prompted at once and the same code typed in both: the second finds the session made."""
     script = daemon(NEEDS_CODE, USED, {"ok": True, "credentials": CREDENTIALS})
-    terminal.env["CREDD_SOCKET"] = str(sock_path)
-    terminal.start(["sh", "-c", f"{sys.executable} -m credd process prod-admin | cat > {home.root}/out.json"])
+    start_hook_as_the_aws_cli_does(terminal, home, sock_path)
     terminal.wait_for("credd: MFA code for alice (profile prod-admin):")
     terminal.type("123456")
     assert terminal.exit_status() == 0
