@@ -14,6 +14,7 @@ import pytest
 
 from credd.endpoints.imds import MAX_TTL, Sessions
 from credd.errors import ConfigError
+from tests.conftest import require_tool
 from tests.fixtures_daemon import daemon_config
 from tests.test_config import GOOD, parse
 from tests.test_container import check_slow_idle_and_flooding_clients, http
@@ -88,6 +89,31 @@ def test_the_aws_cli_gets_the_assumed_role_and_its_region_from_imds(served, live
     region = subprocess.run([aws, "configure", "list"], capture_output=True, text=True,
                             env=sdk_env(daemon, address), timeout=120)
     assert "us-east-1" in region.stdout and "imds" in region.stdout, region.stdout + region.stderr
+
+
+def in_namespaces(unshare: str, *flags: str) -> list[str]:
+    """`unshare` into new namespaces; as a user other than root, a user namespace maps the caller to root (the
+    kernel still knows the client's sockets as the caller's, so the endpoint lets it in)."""
+    return [unshare, *flags, *([] if os.geteuid() == 0 else ["--map-root-user"])]
+
+
+def test_a_container_on_the_host_network_gets_the_role_and_one_on_its_own_does_not(served, live_sts):
+    """What docs/endpoints.md's Docker recipe relies on, without Docker (no engine runs here): the AWS CLI in its
+    own mount, PID, UTS and IPC namespaces on the host's network (`docker run --network host`), with only the
+    endpoint variable, gets the role; in its own network namespace too (Docker's default bridge), it cannot reach
+    the loopback endpoint at all, which is why the recipe says `--network host`."""
+    unshare = require_tool("unshare")
+    aws = require_aws_v2()
+    daemon, address = served
+    call = [aws, "sts", "get-caller-identity", "--endpoint-url", live_sts.url, "--region", "us-east-1"]
+    container = in_namespaces(unshare, "--mount", "--pid", "--fork", "--uts", "--ipc", "--mount-proc")
+    result = subprocess.run([*container, *call, "--output", "json"], capture_output=True, text=True,
+                            env=sdk_env(daemon, address), timeout=120)
+    assert result.returncode == 0, result.stderr + daemon.log()
+    assert ":assumed-role/Admin/" in json.loads(result.stdout)["Arn"]
+    apart = subprocess.run([*in_namespaces(unshare, "--net"), *call], capture_output=True, text=True,
+                           env=sdk_env(daemon, address), timeout=120)
+    assert apart.returncode != 0 and "Unable to locate credentials" in apart.stderr
 
 
 def test_a_profile_without_fresh_credentials_gets_the_reason_at_once(daemon, live_sts):
