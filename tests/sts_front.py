@@ -2,7 +2,8 @@
 
 It sits before moto's server and forwards what it accepts. On the way it
   - checks `TokenCode` against the device's TOTP seed for the front's clock
-    (only the current window) and refuses a code used before, with the real
+    (the current window, or the one before for a code that arrived just after
+    its window ended) and refuses a code used before, with the real
     AWS error (`AccessDenied`, "MultiFactorAuthentication failed with invalid
     MFA one time pass code. ");
   - gives every session its own `ASIA…` key (moto hands out one fixed example
@@ -242,14 +243,20 @@ class StsFront:
 
     def _accept_code(self, serial: str, code: str) -> bool:
         now = self.now()
-        window = int(now // 30)
         seed = self.seeds.get(serial)
+        if seed is None:
+            return False
+        # The current window, or the one before for a code that was made just before a window ended and arrived
+        # in the next: RFC 6238 (5.2) allows one step back for transmission delay, and AWS takes such a code.
+        # A busy machine's request can take seconds to arrive; refusing it would be stricter than AWS.
+        current = int(now // 30)
         with self._lock:
-            if seed is None or code != pyotp.TOTP(seed).at(window * 30) or (serial, window) in self._used:
-                return False
-            self._used.add((serial, window))
-            self.accepted_codes.append((serial, window, code))
-        return True
+            for window in (current, current - 1):
+                if code == pyotp.TOTP(seed).at(window * 30) and (serial, window) not in self._used:
+                    self._used.add((serial, window))
+                    self.accepted_codes.append((serial, window, code))
+                    return True
+        return False
 
     def _issue_session(self, body: bytes) -> bytes:
         """Give the session moto made its own key, secret and token, and remember when it expires."""

@@ -165,6 +165,21 @@ def test_a_reused_code_is_refused_as_aws_does_and_not_retried(sts_front, sts_cli
     assert sts_front.count("GetSessionToken") == 2
 
 
+def test_a_code_of_the_window_just_ended_is_taken_and_an_older_one_refused(sts_front, sts_clients, clock):
+    """As AWS (and RFC 6238's one step back for delay): a code made just before its window ended still counts."""
+    source = source_of(sts_front)
+    client = sts_clients.for_key(source, KEY)
+
+    def code_of(seconds_ago: int) -> Secret:
+        return Secret(pyotp.TOTP(TEST_TOTP_SEED).at(clock.timestamp() - seconds_ago))
+
+    sts.get_session_token(client, source, code_of(30), clock.now())
+    with pytest.raises(StsError) as caught:
+        sts.get_session_token(client, source, code_of(60), clock.now())
+    assert caught.value.failure.kind is FailureKind.MFA_INVALID
+    assert [window for _, window, _ in sts_front.accepted_codes] == [int(clock.timestamp() // 30) - 1]
+
+
 def test_a_session_cannot_outlive_role_chaining_limit(sts_front, sts_clients, clock):
     role_client, _ = session(sts_front, sts_clients, clock)
     with pytest.raises(StsError) as caught:
