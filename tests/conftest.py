@@ -148,14 +148,18 @@ def _wait_for_secret_service(timeout: float = 10.0) -> None:
         try:
             connection = secretstorage.dbus_init()
             try:
-                if secretstorage.check_service_availability(connection):
+                # Up, and the login keyring it makes from --unlock's password is the default collection, unlocked:
+                # before that, a first write would ask to create a collection, a desktop prompt no test can answer.
+                if (secretstorage.check_service_availability(connection)
+                        and not secretstorage.get_collection_by_alias(connection, "default").is_locked()):
                     return
             finally:
                 connection.close()
-        except secretstorage.exceptions.SecretServiceNotAvailableException:
+        except (secretstorage.exceptions.SecretServiceNotAvailableException,
+                secretstorage.exceptions.ItemNotFoundException):
             pass
         if time.monotonic() > deadline:
-            pytest.fail("gnome-keyring did not come up on the private D-Bus within 10 s")
+            pytest.fail("gnome-keyring and its unlocked login keyring did not come up on the private D-Bus in 10 s")
         time.sleep(0.05)
 
 
