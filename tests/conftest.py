@@ -104,6 +104,24 @@ def plaintext_keyring(home: Home, monkeypatch: pytest.MonkeyPatch) -> Home:
     return home
 
 
+# A session bus that activates no service: the only gnome-keyring on it is the one a fixture starts. A standard
+# session bus starts another on demand (a client asking before ours has taken the name, or ours asking whether
+# another runs), one with no login keyring, whose first write asks for a desktop prompt no test can answer.
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
 @pytest.fixture
 def secret_service(home: Home, monkeypatch: pytest.MonkeyPatch):
     """A real Secret Service: a private D-Bus session bus with gnome-keyring on it.
@@ -113,8 +131,10 @@ def secret_service(home: Home, monkeypatch: pytest.MonkeyPatch):
     """
     dbus = require_tool("dbus-daemon")
     gnome_keyring = require_tool("gnome-keyring-daemon")
-    bus = subprocess.Popen([dbus, "--session", "--nofork", "--print-address=1"],
-                           stdout=subprocess.PIPE, text=True, env=home.env)
+    directory = Path(tempfile.mkdtemp(prefix="credd-b-"))  # sun_path is short; pytest's tmp paths are not
+    (directory / "bus.conf").write_text(BUS_CONFIG.format(socket=directory / "bus"))
+    bus = subprocess.Popen([dbus, f"--config-file={directory / 'bus.conf'}", "--nofork", "--print-address=1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=home.env)
     keyring_daemon = None
     try:
         address = bus.stdout.readline().strip()
@@ -138,6 +158,7 @@ def secret_service(home: Home, monkeypatch: pytest.MonkeyPatch):
                     process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     process.kill()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _wait_for_secret_service(timeout: float = 10.0) -> None:

@@ -25,6 +25,7 @@ import pytest
 
 from tests import fault_tally
 from tests.conftest import (
+    BUS_CONFIG,
     IN_CI,
     TEST_KEY_ID,
     TEST_SECRET_KEY,
@@ -195,19 +196,6 @@ def lift_file_size_limit(pid: int) -> None:
 
 # A keyring that goes away -------------------------------------------------------------
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
 KEYRING_PASSWORD = b"test-login-password"
 
 
