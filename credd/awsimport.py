@@ -3,8 +3,8 @@
 A base profile (no `role_arn`) whose long-term key is in the credentials file
 becomes a source of the same name, and a profile of that name serving its
 session (so `--profile NAME` keeps working once the key has left the file).
-So does a `source_profile` that names a section found only in the credentials
-file (botocore takes that: `[base]` with its key, no `[profile base]`).
+So does a `source_profile`, or a picked name, that names a section found only in
+the credentials file (botocore takes that: `[base]` with its key, no `[profile base]`).
 A role profile becomes a credd profile: `source:` when its `source_profile`
 is a base, `source_profile:` when it is another role (a chain). An
 `mfa_serial` declared on any hop of a chain goes to the chain's source: credd
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from credd import credfile
 from credd.durations import format_duration
@@ -93,15 +94,14 @@ def plan_import(config_text: str, config_path: str, credentials_text: str | None
     sections = profile_sections(config_text, config_path)
     values = {name: _with_includes(name, sections) for name in sections}
     # A source_profile may name a section of the credentials file alone, as botocore allows.
-    named = {str(got["source_profile"]) for got in values.values() if got.get("source_profile")}
+    # So may a picked name: `[base]` with its key is a profile botocore serves, with or without `[profile base]`.
+    named = {str(got["source_profile"]) for got in values.values() if got.get("source_profile")} | set(wanted)
     keys = credfile.long_term_sections(credentials_text or "", [*values, *sorted(named - set(values))],
                                        credentials_path)
-    missing = [name for name in wanted if name not in sections]
+    # A known source is one an earlier import took (its key has left the credentials file): no change, not an error.
+    missing = [name for name in wanted if name not in sections and name not in keys and name not in known_sources]
     if missing:
-        from credd.errors import UsageError
-
-        raise UsageError(f"{config_path} has no profile named {', '.join(map(repr, missing))} "
-                         f"(profiles: {', '.join(sorted(sections)) or 'none'})")
+        _refuse_missing(missing, sections, credentials_text, config_path, credentials_path)
     plan = Plan(lines={name: section.header + 1 for name, section in sections.items()})
     order = list(wanted) or list(sections)
     done: dict[str, str | None] = {}  # profile -> its root source; None: could not be taken
@@ -189,6 +189,19 @@ def plan_import(config_text: str, config_path: str, credentials_text: str | None
         with contextlib.suppress(_Cannot):  # noted in plan.skipped where it happened
             take(name, ())
     return plan
+
+
+def _refuse_missing(missing: Sequence[str], sections: Collection[str], credentials_text: str | None,
+                    config_path: str, credentials_path: str) -> NoReturn:
+    """A picked name in neither file: say so, naming both, and list what could be picked."""
+    from credd.errors import UsageError
+
+    text = credentials_text or ""
+    bases = credfile.long_term_sections(text, credfile.parse(text, credentials_path).sections, credentials_path)
+    names = ", ".join(map(repr, missing))
+    in_file = ", ".join(f"[{name}]" for name in missing)
+    raise UsageError(f"{config_path} has no profile named {names}, and {credentials_path} no section {in_file} with "
+                     f"a long-term key (profiles: {', '.join(sorted({*sections, *bases})) or 'none'})")
 
 
 def _take_base(name: str, got: dict[str, object], keys: dict[str, credfile.LongTermSection],

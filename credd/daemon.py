@@ -46,9 +46,19 @@ def process_json(credentials: Credentials) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Obtained:
+    """When credd got the credentials whose access key id is `key_id` (IMDS's `LastUpdated`)."""
+
+    key_id: str
+    at: datetime
+
+
 @dataclass
 class ProfileStatus:
     last_refresh: datetime | None = None
+    # Replaced whole, never changed in place: an endpoint reads it on its event loop, without a lock.
+    obtained: Obtained | None = None
     last_error: Failure | None = None
     last_error_at: datetime | None = None  # when last_error last happened (a backing-off refresh repeats it)
 
@@ -88,6 +98,10 @@ class Daemon:
             status = self.status_of.setdefault(name, ProfileStatus())
             if outcome.renewed:
                 status.last_refresh, status.last_error, status.last_error_at = now, None, None
+                got = outcome.credentials
+                # A session profile "renewed" with the session already held keeps the time credd got that session.
+                if got is not None and (status.obtained is None or status.obtained.key_id != got.access_key_id):
+                    status.obtained = Obtained(got.access_key_id, now)
             elif outcome.failure is not None and outcome.failure is not status.last_error:
                 status.last_error, status.last_error_at = outcome.failure, now
         self._write_file(result)
@@ -199,6 +213,13 @@ class Daemon:
 
     def region(self, profile: str) -> str | None:
         return self.config.region_of(profile) if profile in self.config.profiles else None
+
+    def last_updated(self, profile: str, access_key_id: str) -> datetime | None:
+        """When credd got `profile`'s credentials of `access_key_id` (from STS, or the keyring's cached session at
+        start-up); None for credentials it does not hold, or holds since a moment and has not noted yet."""
+        status = self.status_of.get(profile)
+        obtained = status.obtained if status is not None else None
+        return obtained.at if obtained is not None and obtained.key_id == access_key_id else None
 
     def _fresh(self, name: str) -> Credentials | None:
         creds = self.engine.credentials(name)

@@ -204,6 +204,38 @@ def test_picked_profiles_bring_the_links_their_chains_need(tmp_path: Path) -> No
     assert list(plan.profiles) == ["base", "admin", "audit"]
 
 
+CREDENTIALS_ONLY = "a source_profile found only in the credentials file, the device on its roles"
+
+
+def test_a_picked_base_found_only_in_the_credentials_file_is_taken(tmp_path: Path) -> None:
+    shape = CORPUS[CREDENTIALS_ONLY]
+    plan = awsimport.plan_import(shape.config, "aws-config", shape.credentials, "credentials", ["base"])
+    assert (plan.sources, plan.profiles) == ({"base": {}}, {"base": {"source": "base"}})
+    assert plan.keys == [awsimport.KeyMove("base", "base")]
+    assert plan.where("base", "aws-config") == "credentials:1"
+    # [other] holds a key no profile of ~/.aws/config names: picked, it is taken the same way.
+    other = awsimport.plan_import(shape.config, "aws-config", shape.credentials, "credentials", ["other"])
+    assert (other.profiles, other.keys) == ({"other": {"source": "other"}}, [awsimport.KeyMove("other", "other")])
+
+
+def test_a_picked_role_on_a_credentials_file_base_brings_its_base(tmp_path: Path) -> None:
+    shape = CORPUS[CREDENTIALS_ONLY]
+    plan = awsimport.plan_import(shape.config, "aws-config", shape.credentials, "credentials", ["prod-deep"])
+    assert list(plan.profiles) == ["base", "prod", "prod-deep"]
+    assert plan.sources == {"base": {"mfa_serial": MFA, "mfa": "prompt"}}
+    assert plan.keys == [awsimport.KeyMove("base", "base")]
+
+
+def test_a_picked_name_in_neither_file_names_both(tmp_path: Path) -> None:
+    from credd.errors import UsageError
+
+    shape = CORPUS[CREDENTIALS_ONLY]
+    with pytest.raises(UsageError) as refused:
+        awsimport.plan_import(shape.config, "aws-config", shape.credentials, "credentials", ["nope", "dev"])
+    assert str(refused.value) == ("aws-config has no profile named 'nope', and credentials no section [nope] with a "
+                                  "long-term key (profiles: base, dev, other, prod, prod-deep)")
+
+
 # The command, run as users run it ------------------------------------------------------------------------------------
 
 
@@ -334,7 +366,38 @@ def test_an_unknown_picked_profile_is_named(plaintext_keyring: Home) -> None:
     aws_files(plaintext_keyring)
     result = run_credd(["config", "import", "--profile", "nope", "--dry-run"], plaintext_keyring)
     assert result.returncode == 2
-    assert "has no profile named 'nope' (profiles: admin, audit, base, deep)" in result.stderr
+    assert result.stderr == (f"credd: error: {plaintext_keyring.root}/.aws/config has no profile named 'nope', and "
+                             f"{plaintext_keyring.credentials} no section [nope] with a long-term key "
+                             "(profiles: admin, audit, base, deep)\n")
+
+
+@pytest.mark.parametrize("picked", [["base"], ["prod-deep"]])
+def test_picking_a_base_found_only_in_the_credentials_file_imports_it_and_undo_gives_back_both_files(
+        picked: list[str], plaintext_keyring: Home) -> None:
+    home = plaintext_keyring
+    before = imported_home(home, CREDENTIALS_ONLY)
+    result = run_credd(["config", "import", *(arg for name in picked for arg in ("--profile", name))], home)
+    assert result.returncode == 0, result.stderr
+    assert "imported access key AKIA…MPLE for source base into the keyring" in result.stdout
+    assert TEST_KEY_ID not in home.credentials.read_text()
+    assert "AKIAHOME000000000000" in home.credentials.read_text()  # [other], not picked, keeps its key
+    keys = run_credd(["keys", "ls"], home)
+    assert "base: AKIA…MPLE" in keys.stdout
+    check = run_credd(["config", "check"], home)
+    counts = "1 source, 1 profile" if picked == ["base"] else "1 source, 3 profiles"
+    assert check.returncode == 0 and check.stdout.endswith(f": ok ({counts})\n"), check.stderr
+    config = parse_config(home.config.read_text(), "c", home.config, home.env, "linux", 1000)
+    assert config.profiles["base"].source == "base" and config.profiles["base"].role_arn is None
+    assert picked[-1] in config.profiles
+
+    again = snapshot(home)
+    rerun = run_credd(["config", "import", *(arg for name in picked for arg in ("--profile", name))], home)
+    assert rerun.returncode == 0 and "nothing changed" in rerun.stdout, rerun.stderr
+    assert snapshot(home) == again
+
+    undone = run_credd(["config", "import", "--undo"], home)
+    assert undone.returncode == 0, undone.stderr
+    assert contents(home) == before
 
 
 def test_imported_chain_is_served_to_the_aws_cli_with_one_session(plaintext_keyring: Home, live_sts,

@@ -60,6 +60,19 @@ def test_concurrent_requests_for_one_profile_share_one_sts_call(make_daemon, sts
     assert sts_front.calls["AssumeRole"] == 2  # the first refresh, then one for all twenty requests
 
 
+def test_the_start_up_refresh_and_the_first_requests_share_one_session(make_daemon, sts_front, clock):
+    """`credd serve` answers requests while its start-up refresh runs: they wait on the source, not call STS."""
+    _, daemon, _, _ = make_daemon(roles=1)
+    sts_front.latency = 0.2  # each STS call stays in flight a while, so the requests come while the first is out
+    with ThreadPoolExecutor(9) as pool:
+        start = pool.submit(daemon.refresh_all)
+        replies = list(pool.map(daemon.credentials, ["role-00", "alice-session"] * 4))
+        start.result()
+    assert all(reply["ok"] for reply in replies)
+    assert sts_front.calls == {"GetSessionToken": 1, "AssumeRole": 1}
+    assert len(sts_front.issued) == 1
+
+
 def test_expired_and_unrefreshable_credentials_leave_the_file(make_daemon, sts_front, clock):
     _, daemon, plans, credentials = make_daemon(roles=1, session_profile=False)
     credentials.parent.mkdir(mode=0o700)

@@ -36,6 +36,9 @@ class _Held:
     def region(self, profile: str) -> str:
         return "us-east-1"
 
+    def last_updated(self, profile: str, access_key_id: str) -> datetime:
+        return NOW - timedelta(minutes=5)
+
 
 def heads(methods: list[bytes], paths: list[bytes], headers: list[list[bytes]]) -> st.SearchStrategy[bytes]:
     """Raw bytes, or a request line and headers put together from likely parts, now and then an unlikely one."""

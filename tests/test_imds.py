@@ -12,8 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from credd.endpoints.imds import MAX_TTL, Sessions
+from credd.endpoints.imds import MAX_TTL, Sessions, answer
 from credd.errors import ConfigError
+from credd.timefmt import utc_text
 from tests.conftest import require_tool
 from tests.fixtures_daemon import daemon_config
 from tests.test_config import GOOD, parse
@@ -135,13 +136,15 @@ def test_a_profile_without_fresh_credentials_gets_the_reason_at_once(daemon, liv
 
 
 def test_the_role_name_the_credentials_and_the_extended_ones(served):
-    _, address = served
+    daemon, address = served
     token = {"X-aws-ec2-metadata-token": session(address)}
     assert request(address, "GET", CREDS, token) == (200, b"prod-admin")
     status, body = request(address, "GET", CREDS + "prod-admin", token)
     document = json.loads(body)
     assert status == 200 and document["Code"] == "Success" and document["Type"] == "AWS-HMAC"
     assert set(document) == {"Code", "LastUpdated", "Type", "AccessKeyId", "SecretAccessKey", "Token", "Expiration"}
+    (row,) = [row for row in daemon.ask({"op": "status"})["profiles"] if row["profile"] == "prod-admin"]
+    assert document["LastUpdated"] == row["last_refresh"]  # when credd got them, as `credd status` says
     status, body = request(address, "GET", "/latest/meta-data/iam/security-credentials-extended/prod-admin", token)
     assert status == 200 and json.loads(body)["AccountId"] == "222222222222"  # the role's account, from its ARN
     assert request(address, "GET", CREDS + "alice-session", token)[0] == 404  # the listener serves one profile
@@ -181,6 +184,34 @@ def test_slow_and_idle_clients_are_cut_off_and_a_flood_is_refused_at_accept(serv
     _, address = served
     check_slow_idle_and_flooding_clients(
         address, lambda: request(address, "GET", CREDS, {"X-aws-ec2-metadata-token": session(address)})[0])
+
+
+def imds_document(daemon, profile: str, now: datetime) -> dict:
+    """What IMDS answers the in-process `daemon` for `profile` at `now`: the endpoint's own `answer`, with a token."""
+    sessions = Sessions()
+    head = (f"GET {CREDS}{profile} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"X-aws-ec2-metadata-token: {sessions.issue(60, now)}\r\n\r\n").encode()
+    response, _ = answer(head, profile, sessions, daemon, now)
+    assert response.status == 200, response.body
+    return json.loads(response.body)
+
+
+def test_last_updated_is_when_credd_got_the_credentials_not_when_it_answers(make_daemon, sts_front, clock):
+    _, daemon, _, _ = make_daemon(roles=1)
+    daemon.refresh_all()
+    got = utc_text(clock.now())
+    clock.advance(10 * 60)
+    role = imds_document(daemon, "role-00", clock.now())
+    assert role["LastUpdated"] == got
+    session = imds_document(daemon, "alice-session", clock.now())
+    assert session["LastUpdated"] == got
+    # A forced refresh assumes the role anew, but serves the session it holds: only the role's time moves.
+    assert daemon.refresh_now([])["ok"]
+    assert imds_document(daemon, "role-00", clock.now())["LastUpdated"] == utc_text(clock.now())
+    assert imds_document(daemon, "alice-session", clock.now()) == session
+    # Credentials it no longer holds (replaced a moment ago): no time of its own to give.
+    assert daemon.last_updated("role-00", role["AccessKeyId"]) is None
+    assert daemon.last_updated("nope", role["AccessKeyId"]) is None
 
 
 def test_session_tokens_expire_and_a_flood_of_them_is_bounded():

@@ -25,6 +25,7 @@ To add an endpoint (say the container credentials endpoint, or IMDSv2):
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 
@@ -49,6 +50,10 @@ class Answers(Protocol):
 
     def region(self, profile: str) -> str | None:
         """`profile`'s region (IMDS's placement answers); None for a profile not in the config. Never blocks."""
+
+    def last_updated(self, profile: str, access_key_id: str) -> datetime | None:
+        """When the daemon got `profile`'s credentials of `access_key_id` (IMDS's `LastUpdated`); None when it does
+        not know (it holds other ones, or got these a moment ago). Never blocks."""
 
     def handle(self, request: dict) -> dict:
         """Any request, answered; may block (STS, the keyring, an MFA window)."""

@@ -132,7 +132,11 @@ def _credentials(profile: str, answers: Answers, now: datetime, *, extended: boo
                                     "LastUpdated": utc_text(now)}),
                 f"profile {profile} has no fresh credentials")
     creds = reply["credentials"]
-    body = {"Code": "Success", "LastUpdated": utc_text(now), "Type": "AWS-HMAC", "AccessKeyId": creds["AccessKeyId"],
+    # When credd got them, as EC2 says when it rotated the role's. Unknown only in the moment between the engine
+    # taking new credentials and the daemon noting when: then they were got just now.
+    updated = answers.last_updated(profile, creds["AccessKeyId"]) or now
+    body = {"Code": "Success", "LastUpdated": utc_text(updated), "Type": "AWS-HMAC",
+            "AccessKeyId": creds["AccessKeyId"],
             "SecretAccessKey": creds["SecretAccessKey"], "Token": creds["SessionToken"],
             "Expiration": creds["Expiration"]}
     account = answers.account_id(profile) if extended else None
