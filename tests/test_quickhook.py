@@ -395,11 +395,16 @@ def environments(draw, roots: dict[str, str]) -> tuple[dict[str, str], str | Non
     config_file = st.one_of(dirs.map(lambda d: d + "/credd/config.yaml"), odd)
     variables = {"HOME": directory, "XDG_CONFIG_HOME": directory, "XDG_RUNTIME_DIR": directory,
                  "CREDD_CONFIG": config_file, "CREDD_SOCKET": st.one_of(st.just("/tmp/s.sock"), odd)}
-    env = {name: draw(value) for name, value in variables.items() if draw(st.booleans())}
-    return env, draw(st.one_of(st.none(), config_file))
+    # The variables that decide alone (and a --config) are set in a quarter of the draws: the rest look further.
+    rarely = {"CREDD_SOCKET", "CREDD_CONFIG"}
+    env = {}
+    for name, value in variables.items():
+        if draw(st.integers(0, 3)) == 0 if name in rarely else draw(st.booleans()):
+            env[name] = draw(value)
+    return env, draw(config_file) if draw(st.integers(0, 3)) == 0 else None
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(data=st.data(), platform=st.sampled_from(["linux", "linux", "darwin", "freebsd14"]),
        uid=st.integers(0, 2 ** 31))
 def test_the_fast_path_finds_the_socket_where_paths_does_or_hands_over(data, platform, uid, config_roots):
@@ -424,3 +429,6 @@ def test_the_usual_environments_take_the_fast_path(config_roots):
     assert quickhook.socket_path({**usual, "CREDD_SOCKET": "$HOME/s"}, None, "linux", 1000) is None
     assert quickhook.socket_path({**usual, "CREDD_SOCKET": "s.sock"}, None, "linux", 1000) is None
     assert quickhook.socket_path(usual, None, "darwin", 501) is None
+    # a relative $XDG_CONFIG_HOME is ignored (XDG), so the config read is the one under $HOME
+    assert quickhook.socket_path({**usual, "HOME": named, "XDG_CONFIG_HOME": "rel"}, None, "linux", 1000) is None
+    assert quickhook.socket_path({**usual, "XDG_CONFIG_HOME": f"{named}/"}, None, "linux", 1000) is None
