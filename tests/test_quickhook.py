@@ -174,9 +174,12 @@ def installed(tmp_path_factory) -> Path:
     return venv / "bin"
 
 
-def script(bin_dir: Path, home: Home, sock_path: Path, *args: str,
-           flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    env = dict(home.env, CREDD_SOCKET=str(sock_path))
+def script(bin_dir: Path, home: Home, sock_path: Path | None, *args: str, flags: tuple[str, ...] = (),
+           **variables: str) -> subprocess.CompletedProcess[str]:
+    """The installed script run in `home` with `$CREDD_SOCKET` at `sock_path` (None: unset) and more `variables`."""
+    env = dict(home.env, **variables)
+    if sock_path is not None:
+        env["CREDD_SOCKET"] = str(sock_path)
     return subprocess.run([str(bin_dir / "python"), *flags, str(bin_dir / "credd"), *args], capture_output=True,
                           text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
 
@@ -324,11 +327,8 @@ def test_the_common_setup_is_served_without_os(installed, home, tmp_path):
     server = RawServer(runtime / "credd" / "credd.sock")
     server.reply = protocol.encode({"ok": True, "credentials": DOCUMENT})
     try:
-        env = {name: value for name, value in home.env.items() if name != "CREDD_SOCKET"}
-        env["XDG_RUNTIME_DIR"] = str(runtime)
-        result = subprocess.run([str(installed / "python"), "-I", "-S", "-X", "importtime", str(installed / "credd"),
-                                 "process", "p"], capture_output=True, text=True, env=env, timeout=60,
-                                stdin=subprocess.DEVNULL)
+        result = script(installed, home, None, "process", "p", flags=("-I", "-S", "-X", "importtime"),
+                        XDG_RUNTIME_DIR=str(runtime))
     finally:
         server.close()
         shutil.rmtree(runtime, ignore_errors=True)
@@ -345,10 +345,7 @@ def test_a_config_with_a_socket_line_is_served_by_way_of_paths(installed, home):
     server = RawServer(runtime / "elsewhere.sock")
     server.reply = protocol.encode({"ok": True, "credentials": DOCUMENT})
     try:
-        env = {name: value for name, value in home.env.items() if name != "CREDD_SOCKET"}
-        result = subprocess.run([str(installed / "python"), "-I", "-S", "-X", "importtime", str(installed / "credd"),
-                                 "process", "p"], capture_output=True, text=True, env=env, timeout=60,
-                                stdin=subprocess.DEVNULL)
+        result = script(installed, home, None, "process", "p", flags=("-I", "-S", "-X", "importtime"))
     finally:
         server.close()
         shutil.rmtree(runtime, ignore_errors=True)
