@@ -255,9 +255,10 @@ def instructions(argv: list[str], env: dict[str, str]) -> int:
     return int(result.stderr.split("Collected : ")[1].split()[0])
 
 
-# The line credd init writes (`-I -S`) at most `python -c pass`; the plain script (a line written by hand, or
-# before) within issue 17's stretch goal. Before os._exit they counted 1.14x and 1.19x.
-@pytest.mark.parametrize("flags,limit", [((), 1.05), (("-I", "-S"), 1.0)], ids=["plain", "isolated-no-site"])
+# The line credd init writes (`-I -S`) at most 0.8x `python -c pass`; the plain script (a line written by hand, or
+# before) within issue 17's stretch goal. Counted here: 0.75x and 0.94x; with `os` on the fast path the first was
+# 0.92x, and before os._exit they counted 1.14x and 1.19x. Instruction counts do not change with the machine's load.
+@pytest.mark.parametrize("flags,limit", [((), 1.05), (("-I", "-S"), 0.8)], ids=["plain", "isolated-no-site"])
 def test_the_hook_executes_no_more_instructions_than_python_c_pass(daemon, installed, flags, limit):
     """Issue 17's floor, counted rather than timed: the fast path's imports and its exchange with the daemon
     cost less than the interpreter's teardown, which it skips (os._exit once the document is written)."""
