@@ -78,7 +78,14 @@ def main(argv: list[str] | None = None, *, exit_when_served: bool = False) -> in
 
 
 def environment(names: "tuple[str, ...]") -> dict[str, str]:
-    """These variables of the process's environment, decoded as `os.environ` decodes them (`os.fsdecode`)."""
+    """These variables of the process's environment, decoded as `os.environ` decodes them (`os.fsdecode`).
+
+    `posix.environ` is the environment the process started with; once `os` is loaded (by `site`, or by a caller
+    of `main`), `os.environ` is read instead, since only it holds the changes made since.
+    """
+    os = sys.modules.get("os")
+    if os is not None:
+        return {name: os.environ[name] for name in names if name in os.environ}
     encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
     found = {}
     for name in names:

@@ -430,3 +430,13 @@ def test_the_usual_environments_take_the_fast_path(config_roots):
     # a relative $XDG_CONFIG_HOME is ignored (XDG), so the config read is the one under $HOME
     assert quickhook.socket_path({**usual, "HOME": named, "XDG_CONFIG_HOME": "rel"}, None, "linux", 1000) is None
     assert quickhook.socket_path({**usual, "XDG_CONFIG_HOME": f"{named}/"}, None, "linux", 1000) is None
+
+
+def test_the_environment_is_read_as_os_environ_reads_it(monkeypatch):
+    import posix
+
+    monkeypatch.setenv("CREDD_SOCKET", "/changed/since/the/start.sock")  # os.environ changes; posix.environ does not
+    monkeypatch.setitem(posix.environ, b"HOME", "/h\udcff".encode("utf-8", "surrogateescape"))
+    assert quickhook.environment(("CREDD_SOCKET",)) == {"CREDD_SOCKET": "/changed/since/the/start.sock"}
+    monkeypatch.delitem(sys.modules, "os")  # as under `python -S`, where nothing has imported os
+    assert quickhook.environment(("HOME", "UNSET_HERE")) == {"HOME": "/h\udcff"}
