@@ -12,7 +12,8 @@ Three installs, each against its own interpreter's `python -c pass`:
          bench/hook_prototype.py, a client without json and re run by path);
   pipx: the wheel `python -m build` makes, installed with `pipx install` (pipx's
          home under bench/.peers/), its interpreter being the system Python's.
-In each, `credd process P` as the plain script runs it, and the
+In each, `credd process P` as the plain script runs it from a user's environment
+(no $CREDD_SOCKET: the config is read and the socket found in $XDG_RUNTIME_DIR), and the
 credential_process line exactly as `credd init` writes it from that install
 (`service.hook_command`: `VENV/bin/python -I -S VENV/bin/credd` for a venv or
 pipx install of the package, the plain script for an editable one).
@@ -189,7 +190,11 @@ def main() -> None:
         print("(no pipx on PATH: the pipx install is left out; Debian: apt-get install pipx)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="credd-bench-") as temp, local_sts() as endpoint:
         env = demo_env(Path(temp))
-        with running_daemon(env, endpoint, {PROFILE: "arn:aws:iam::210987654321:role/Admin"}, write=False):
+        # The hook as a user's shell runs it: no $CREDD_SOCKET, so it reads the config (no `socket:` line) and
+        # finds the socket in $XDG_RUNTIME_DIR; the daemon is told the same path.
+        env.update(XDG_RUNTIME_DIR=f"{temp}/run", CREDD_SOCKET=f"{temp}/run/credd/credd.sock")
+        daemon_env, env = env, {name: value for name, value in env.items() if name != "CREDD_SOCKET"}
+        with running_daemon(daemon_env, endpoint, {PROFILE: "arn:aws:iam::210987654321:role/Admin"}, write=False):
             commands = {f"{venv}\0{name}": argv for n, (venv, bin_dir) in enumerate(venvs.items())
                         for name, argv in commands_of(bin_dir, prototype=n > 0).items()}
             load_before = os.getloadavg()

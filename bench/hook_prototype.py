@@ -2,7 +2,7 @@
 
     python bench/hook_prototype.py PROFILE
 
-Connects to $CREDD_SOCKET, sends the credentials request, and copies the
+Connects to $CREDD_SOCKET (else $XDG_RUNTIME_DIR/credd/credd.sock), sends the credentials request, and copies the
 daemon's reply to stdout, importing only `_socket`, `os` and `sys` (already
 loaded at start-up). It does what the real hook does on the wire and in
 system calls, minus the imports that cost the most: `json` (which imports
@@ -24,7 +24,7 @@ def main() -> int:
         return 1
     client = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     client.settimeout(45)
-    client.connect(os.environ["CREDD_SOCKET"])
+    client.connect(os.environ.get("CREDD_SOCKET") or os.environ["XDG_RUNTIME_DIR"] + "/credd/credd.sock")
     client.sendall(b'{"op":"credentials","profile":"' + profile.encode() + b'"}\n')
     client.shutdown(_socket.SHUT_WR)
     data = b""

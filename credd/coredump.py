@@ -19,7 +19,6 @@ Two measures, of different cost:
 (`restore_user_limit`); the dumpable flag needs nothing: execve resets it.
 """
 
-import os
 import sys
 
 PR_SET_DUMPABLE = 4
@@ -50,6 +49,7 @@ def undumpable() -> str | None:
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
+    import os  # here, not at the top: the hook's fast path imports this module without os
 
     try:
         failed = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0

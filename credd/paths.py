@@ -2,7 +2,7 @@
 
 Pure functions of an environment mapping, a platform name and a uid, so tests
 can ask "where would this go on macOS?" on Linux. Strings and `os.path` only,
-no pathlib or re at import: `credd process` uses this on every AWS CLI call.
+no pathlib or re at import: `credd process` comes here when its fast path hands over.
 """
 
 import os.path
@@ -101,6 +101,10 @@ def socket_file(env: "Mapping[str, str]", config: str | None, platform: str, uid
     YAML reads otherwise (`socket_misread`), so the daemon binds where this
     looks. Raises ValueError, with the path in its message, for one that names
     an unset variable or is relative (the daemon refuses those too).
+
+    The hook's fast path answers the common cases without `os`
+    (`quickhook.socket_path`) and hands the rest here: a change here is a change
+    there (tests/test_quickhook.py checks on generated environments that they agree).
     """
     value = env.get("CREDD_SOCKET") or None
     if value is None:

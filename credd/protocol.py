@@ -21,7 +21,7 @@ still the same JSON, so clients of protocol 1 read it as before.
 # The C module, not `socket`: socket.py pulls in enum and selectors, a few milliseconds
 # of start-up on every AWS CLI call for classes the client never uses.
 import _socket
-import os
+import posix  # not os: the hook's fast path runs under `python -S`, where os is not loaded (quickhook says why)
 import sys
 import time
 
@@ -161,9 +161,9 @@ def _exchange(path: str, payload: bytes, deadline: float) -> bytes:
             raise DaemonUnreachable(str(e)) from None
         # Before a word is sent (an MFA code, say): a socket in a shared place (/tmp) may be someone else's.
         owner = peer_uid(client)
-        if owner is not None and owner != os.getuid():
+        if owner is not None and owner != posix.getuid():
             raise ProtocolError(f"the process listening at {path} runs as uid {owner}, not as you (uid "
-                                f"{os.getuid()}): it is not your credd; nothing was sent. Remove that socket, or "
+                                f"{posix.getuid()}): it is not your credd; nothing was sent. Remove that socket, or "
                                 "set `socket:` (or $CREDD_SOCKET) to a path in a directory only you can write")
         data = bytearray()
         try:
