@@ -221,6 +221,10 @@ class Daemon:
         obtained = status.obtained if status is not None else None
         return obtained.at if obtained is not None and obtained.key_id == access_key_id else None
 
+    def not_fresh(self, profile: str) -> str:
+        return (f"credd holds no fresh credentials for profile {profile} right now; run `{self._command('status')}` "
+                "to see why (it renews them on its own schedule)")
+
     def _fresh(self, name: str) -> Credentials | None:
         creds = self.engine.credentials(name)
         refresh_before = self.config.refresh_margin

@@ -186,6 +186,13 @@ HINT_CONFIG = "/home/you/my config.yaml"  # the daemon runs as `credd --config '
 WITH_CONFIG = "credd --config '/home/you/my config.yaml'"
 
 
+def test_the_endpoints_say_why_not_fresh_with_the_daemons_config(make_daemon):
+    """The container endpoint's and IMDS's 503 name the status command the user runs, --config and all."""
+    _, daemon, _, _ = make_daemon(roles=1, hint_config=HINT_CONFIG)
+    assert daemon.not_fresh("role-00") == (f"credd holds no fresh credentials for profile role-00 right now; run "
+                                           f"`{WITH_CONFIG} status` to see why (it renews them on its own schedule)")
+
+
 def test_the_fix_for_a_shadowed_section_names_keys_import_with_the_daemons_config(make_daemon, clock):
     from tests.conftest import TEST_KEY_ID
 

@@ -30,6 +30,9 @@ class _Held:
         return {"ok": True, "credentials": {"AccessKeyId": KEY, "SecretAccessKey": SECRET, "SessionToken": "t",
                                             "Expiration": "2030-01-01T00:00:00Z"}}
 
+    def not_fresh(self, profile: str) -> str:
+        return f"no fresh credentials for profile {profile}"
+
     def account_id(self, profile: str) -> str:
         return "222222222222"
 

@@ -55,6 +55,10 @@ class Answers(Protocol):
         """When the daemon got `profile`'s credentials of `access_key_id` (IMDS's `LastUpdated`); None when it does
         not know (it holds other ones, or got these a moment ago). Never blocks."""
 
+    def not_fresh(self, profile: str) -> str:
+        """What an endpoint says of `profile` when `quick_reply` has no fresh credentials for it: the command that
+        tells why, with the daemon's own `--config`. Never blocks."""
+
     def handle(self, request: dict) -> dict:
         """Any request, answered; may block (STS, the keyring, an MFA window)."""
 

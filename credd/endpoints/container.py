@@ -179,8 +179,7 @@ def answer(head: bytes, tokens: Tokens, answers: Answers, now: datetime) -> tupl
         return refusal(403, "forbidden"), f"token {token.id}: refused, it does not grant the profile asked for"
     reply = answers.quick_reply({"op": "credentials", "profile": profile})
     if reply is None or not reply.get("ok"):
-        return (refusal(503, f"credd holds no fresh credentials for profile {profile} right now; run "
-                             "`credd status` to see why (it renews them on its own schedule)"),
+        return (refusal(503, answers.not_fresh(profile)),
                 f"token {token.id}: profile {profile} has no fresh credentials")
     creds = reply["credentials"]
     body = {"AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],

@@ -126,9 +126,7 @@ def _put(request: Request, sessions: Sessions, now: datetime) -> tuple[Response,
 def _credentials(profile: str, answers: Answers, now: datetime, *, extended: bool) -> tuple[Response, str]:
     reply = answers.quick_reply({"op": "credentials", "profile": profile})
     if reply is None or not reply.get("ok"):
-        message = (f"credd holds no fresh credentials for profile {profile} right now; run `credd status` to see "
-                   "why (it renews them on its own schedule)")
-        return (json_response(503, {"Code": "CredentialsUnavailable", "Message": message,
+        return (json_response(503, {"Code": "CredentialsUnavailable", "Message": answers.not_fresh(profile),
                                     "LastUpdated": utc_text(now)}),
                 f"profile {profile} has no fresh credentials")
     creds = reply["credentials"]
